@@ -1,0 +1,1 @@
+"""HTTP surface (ASGI): FHIR/MHD under /fhir, OAuth token endpoint under /oauth."""

@@ -1,0 +1,59 @@
+"""ASGI application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from cryptography import x509
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from dmp.api import fhir_routes
+from dmp.api.auth import token_endpoint
+from dmp.api.http import error_response
+from dmp.api.state import AppState
+from dmp.auth.pki import CA_CERT_FILE
+from dmp.auth.tokens import TokenSigner
+from dmp.errors import DmpError
+from dmp.services.context import Runtime
+
+log = logging.getLogger("dmp.api")
+
+
+async def _dmp_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DmpError)
+    return error_response(exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Never log bodies or identifiers: only the route and the exception type.
+    log.exception("internal error on %s %s (%s)", request.method, request.url.path, type(exc).__name__)
+    return error_response(DmpError("INTERNAL_ERROR"))
+
+
+def load_ca_certificate(pki_dir: Path) -> x509.Certificate:
+    path = pki_dir / CA_CERT_FILE
+    if not path.exists():
+        raise SystemExit(
+            f"Aucune autorité de certification dans {pki_dir} : lancez d'abord « dmp pki init »."
+        )
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def create_app(runtime: Runtime, *, signer: TokenSigner | None = None,
+               ca_cert: x509.Certificate | None = None) -> Starlette:
+    settings = runtime.settings
+    signer = signer or TokenSigner.generate_file(settings.keys_dir / "token-signing.pem")
+    ca_cert = ca_cert or load_ca_certificate(settings.pki_dir)
+    app = Starlette(
+        routes=[
+            Route("/oauth/token", token_endpoint, methods=["POST"]),
+            Mount("/fhir", routes=fhir_routes.routes),
+        ],
+        exception_handlers={DmpError: _dmp_error, Exception: _unexpected},
+    )
+    app.state.dmp = AppState(runtime=runtime, signer=signer, ca_cert=ca_cert)
+    return app

@@ -1,0 +1,103 @@
+"""Bearer-token authentication of /fhir calls and the SMART Backend Services token endpoint."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import parse_qs
+
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dmp.api.http import media_type
+from dmp.api.state import AppState
+from dmp.auth.assertion import verify_client_assertion
+from dmp.auth.tokens import actor_from_assertion
+from dmp.domain.actor import Actor
+from dmp.errors import DmpError
+from dmp.store.schema import revoked_certificate, used_assertion
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def authenticate(request: Request, state: AppState) -> Actor:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise DmpError("AUTH_REQUIRED", "en-tête Authorization: Bearer <jeton> absent")
+    return state.signer.verify(token.strip(), now=state.runtime.now())
+
+
+def _is_revoked(conn: Connection, serial: int) -> bool:
+    return conn.execute(
+        select(revoked_certificate.c.serial).where(revoked_certificate.c.serial == str(serial))
+    ).first() is not None
+
+
+def _remember_jti(conn: Connection, jti: str, exp: datetime, now: datetime) -> bool:
+    conn.execute(delete(used_assertion).where(used_assertion.c.expires_at < now))
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(used_assertion).values(jti=jti, expires_at=exp))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _oauth_error(err: DmpError, error: str = "invalid_client") -> Response:
+    status = 400 if error in ("invalid_request", "unsupported_grant_type") else 401
+    return JSONResponse(
+        {"error": error, "error_description": err.message, "dmp_error_code": err.code},
+        status_code=status, headers={"Cache-Control": "no-store"},
+    )
+
+
+async def token_endpoint(request: Request) -> Response:
+    state: AppState = request.app.state.dmp
+    if media_type(request) != "application/x-www-form-urlencoded":
+        return _oauth_error(DmpError("UNSUPPORTED_GRANT", "formulaire application/x-www-form-urlencoded attendu"),
+                            "invalid_request")
+    body = await request.body()
+    if len(body) > 64 * 1024:
+        return _oauth_error(DmpError("UNSUPPORTED_GRANT", "requête trop volumineuse"), "invalid_request")
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    form = {k: v[0] for k, v in fields.items() if len(v) == 1}
+    if form.get("grant_type") != "client_credentials":
+        return _oauth_error(DmpError("UNSUPPORTED_GRANT", "grant_type=client_credentials attendu"),
+                            "unsupported_grant_type")
+    if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+        return _oauth_error(DmpError("UNSUPPORTED_GRANT", f"client_assertion_type={CLIENT_ASSERTION_TYPE} attendu"),
+                            "invalid_request")
+    assertion = form.get("client_assertion")
+    if not isinstance(assertion, str) or not assertion:
+        return _oauth_error(DmpError("UNSUPPORTED_GRANT", "client_assertion absente"), "invalid_request")
+    client = request.client.host if request.client else "?"
+    if not state.login_limiter.allow(client):
+        return JSONResponse({"error": "slow_down", "error_description": DmpError(
+            "RATE_LIMITED", str(state.login_limiter.window)).message, "dmp_error_code": "RATE_LIMITED"},
+            status_code=429, headers={"Retry-After": str(state.login_limiter.window)})
+
+    def issue() -> tuple[str, int, str]:
+        rt = state.runtime
+        now = rt.now()
+        with rt.engine.begin() as conn:
+            verified = verify_client_assertion(
+                assertion, ca_cert=state.ca_cert, audience=rt.settings.token_audience, now=now,
+                is_revoked=lambda serial: _is_revoked(conn, serial),
+                remember_jti=lambda jti, exp: _remember_jti(conn, jti, exp, now),
+            )
+        actor = actor_from_assertion(verified)
+        token, expires_in = state.signer.issue(actor, now=now, issuer=rt.settings.base_url)
+        return token, expires_in, " ".join(sorted(actor.scopes)) or "system/*.*"
+
+    try:
+        token, expires_in, scope = await run_in_threadpool(issue)
+    except DmpError as err:
+        state.login_limiter.failure(client)
+        return _oauth_error(err)
+    return JSONResponse(
+        {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": scope},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )

@@ -1,0 +1,240 @@
+"""The /fhir routes: thin adapters from HTTP to the use cases."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dmp.api.auth import authenticate
+from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_json
+from dmp.api.state import AppState
+from dmp.domain.actor import Actor
+from dmp.errors import DmpError
+from dmp.fhir import FHIR_JSON
+from dmp.fhir.bundle import parse_provide_bundle
+from dmp.fhir.capability import capability_statement
+from dmp.fhir.common import dumps, instant
+from dmp.fhir.patient import find_ins, parse_creation, patient_resource
+from dmp.fhir.validate import validate
+from dmp.services import access, documents, publish, records, search
+from dmp.services.subjects import parse_uuid
+
+T = TypeVar("T")
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.dmp
+    return state
+
+
+def _id(raw: str) -> UUID:
+    value = parse_uuid(raw)
+    if value is None:
+        raise DmpError("NOT_FOUND")
+    return value
+
+
+def _integrity(exc: IntegrityError) -> DmpError:
+    text = str(exc.orig).lower()
+    if "document_uid" in text or "unique_id" in text:
+        return DmpError("DUPLICATE_UNIQUE_ID", "publié en parallèle par une autre transaction")
+    if "ins_index" in text:
+        return DmpError("RECORD_EXISTS", "créé en parallèle par une autre transaction")
+    return DmpError("TRANSACTION_FAILED")
+
+
+async def _in_transaction(state: AppState, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one database transaction, off the event loop."""
+
+    def run() -> T:
+        try:
+            with state.runtime.engine.begin() as conn:
+                return work(conn)
+        except IntegrityError as exc:
+            raise _integrity(exc) from exc
+
+    return await run_in_threadpool(run)
+
+
+def _params(request: Request) -> list[tuple[str, str]]:
+    return list(request.query_params.multi_items())
+
+
+async def metadata(request: Request) -> Response:
+    state = _state(request)
+    rt = state.runtime
+    return FhirResponse(capability_statement(rt.fhir_base, rt.settings.token_audience, state.started))
+
+
+async def transaction(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    bundle = await read_json(request, rt.settings.max_request_bytes)
+    req = parse_provide_bundle(bundle, max_document_bytes=rt.settings.max_document_bytes)
+    fail_after = state.fail_after  # test hook, None in production
+    result = await _in_transaction(
+        state, lambda conn: publish.publish(conn, rt, actor, req, rt.now(), fail_after))
+    return FhirResponse(result.response, 200)
+
+
+async def search_document_references(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    params = _params(request)
+    page = await _in_transaction(state, lambda c: search.search_documents(c, rt, actor, params))
+    return FhirResponse(search.searchset(page, rt.fhir_base, "DocumentReference", params))
+
+
+async def read_document_reference(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    doc_id = _id(request.path_params["id"])
+    body = await _in_transaction(state, lambda c: documents.read_document(c, actor, doc_id))
+    return FhirResponse(body)
+
+
+async def patch_document_reference(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    ops = await read_json(request, 1024 * 1024, PATCH_TYPES)
+    raw_id = request.path_params.get("id")
+    ident = request.query_params.get("identifier")
+
+    def work(conn: Connection) -> bytes:
+        if raw_id is not None:
+            doc_id = _id(raw_id)
+        elif ident:
+            doc_id = documents.find_by_identifier(conn, actor, ident)
+        else:
+            raise DmpError("INVALID_SEARCH", "PATCH conditionnel : paramètre identifier attendu")
+        return documents.patch(conn, actor, doc_id, ops, rt.now())
+
+    return FhirResponse(await _in_transaction(state, work))
+
+
+async def search_lists(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    params = _params(request)
+    page = await _in_transaction(state, lambda c: search.search_lists(c, rt, actor, params))
+    return FhirResponse(search.searchset(page, rt.fhir_base, "List", params))
+
+
+async def read_list(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    list_id = _id(request.path_params["id"])
+    return FhirResponse(await _in_transaction(state, lambda c: documents.read_list(c, actor, list_id)))
+
+
+async def read_binary(request: Request) -> Response:
+    """ITI-68: raw bytes in their own type, or a FHIR Binary when asked for FHIR JSON."""
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    doc_id = _id(request.path_params["id"])
+    content = await _in_transaction(state, lambda c: documents.retrieve(c, rt, actor, doc_id))
+    accept = request.headers.get("accept", "")
+    if FHIR_JSON in accept or "application/json" in accept.split(",")[0]:
+        return FhirResponse({"resourceType": "Binary", "id": str(doc_id), "contentType": content.mime_type,
+                             "data": base64.b64encode(content.data).decode()})
+    # The exact type the producer declared (Starlette would append a charset to text/*).
+    return Response(content.data, headers={
+        "Content-Type": content.mime_type, "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff", "Content-Disposition": "attachment"})
+
+
+async def search_patients(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    params = _params(request)
+    access.require_professional(actor)
+    unknown = [k for k, _ in params if k not in ("identifier", "_format")]
+    if unknown:
+        raise DmpError("INVALID_SEARCH", f"paramètre « {unknown[0]} » non pris en charge pour Patient")
+    idents = [v for k, v in params if k == "identifier"]
+    if len(idents) != 1:
+        raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> attendu une fois")
+    system, _, value = idents[0].partition("|")
+    ins = find_ins([{"system": system, "value": value}], allow_test=rt.settings.test_instance)
+    if ins is None:
+        raise DmpError("INS_SYSTEM_NOT_ALLOWED", system or "absent")
+    row = await _in_transaction(state, lambda c: records.find_by_ins(c, ins))
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": 1 if row else 0,
+                              "link": [{"relation": "self", "url": str(request.url)}]}
+    if row is not None:
+        bundle["entry"] = [{"fullUrl": f"{rt.fhir_base}/Patient/{row.id}",
+                            "resource": patient_resource(row), "search": {"mode": "match"}}]
+    return FhirResponse(bundle)
+
+
+async def read_patient(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    access.require_professional(actor)
+    pid = _id(request.path_params["id"])
+    row = await _in_transaction(state, lambda c: records.get(c, pid))
+    if row is None:
+        raise DmpError("NOT_FOUND")
+    return FhirResponse(patient_resource(row))
+
+
+async def create_patient(request: Request) -> Response:
+    """TD1: a professional opens the record, attesting the patient's consent."""
+    state = _state(request)
+    actor: Actor = authenticate(request, state)
+    access.require_professional(actor)
+    rt = state.runtime
+    body = await read_json(request, 256 * 1024, JSON_TYPES)
+    if not isinstance(body, dict):
+        raise DmpError("INVALID_RESOURCE", "une ressource Patient est attendue")
+    validate(body, "Patient")
+    req = parse_creation(body, allow_test=rt.settings.test_instance)
+
+    def work(conn: Connection) -> Any:
+        now = rt.now()
+        pid = records.create(conn, rt, actor, req, now)
+        return records.get(conn, pid)
+
+    row = await _in_transaction(state, work)
+    return FhirResponse(patient_resource(row), 201, headers={
+        "Location": f"{rt.fhir_base}/Patient/{row.id}/_history/{row.version}",
+        "ETag": f'W/"{row.version}"', "Last-Modified": instant(row.updated_at)})
+
+
+async def unknown_resource(request: Request) -> Response:
+    raise DmpError("UNKNOWN_RESOURCE_TYPE", request.path_params.get("rtype", "?"))
+
+
+routes = [
+    Route("/metadata", metadata, methods=["GET"]),
+    Route("/", transaction, methods=["POST"]),
+    Route("/DocumentReference", search_document_references, methods=["GET"]),
+    Route("/DocumentReference", patch_document_reference, methods=["PATCH"]),
+    Route("/DocumentReference/{id}", read_document_reference, methods=["GET"]),
+    Route("/DocumentReference/{id}", patch_document_reference, methods=["PATCH"]),
+    Route("/List", search_lists, methods=["GET"]),
+    Route("/List/{id}", read_list, methods=["GET"]),
+    Route("/Binary/{id}", read_binary, methods=["GET"]),
+    Route("/Patient", search_patients, methods=["GET"]),
+    Route("/Patient", create_patient, methods=["POST"]),
+    Route("/Patient/{id}", read_patient, methods=["GET"]),
+    Route("/{rtype}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    Route("/{rtype}/{id}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+]
+
+__all__ = ["routes", "dumps"]

@@ -1,0 +1,1 @@
+"""Authentication: test PKI (IGC Santé stand-in), client assertions, access tokens."""

@@ -1,0 +1,85 @@
+"""The CapabilityStatement: what this server really does, and nothing more."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from dmp import __version__
+from dmp.fhir import CANONICAL, FHIR_VERSION
+from dmp.fhir.common import Json, instant
+
+DOCUMENT_SEARCH = [
+    ("patient", "reference"), ("patient.identifier", "token"), ("status", "token"),
+    ("category", "token"), ("type", "token"), ("format", "token"), ("setting", "token"),
+    ("facility", "token"), ("event", "token"), ("security-label", "token"),
+    ("author.identifier", "token"), ("date", "date"), ("creation", "date"), ("period", "date"),
+    ("identifier", "token"), ("_id", "token"), ("isArchived", "token"), ("relatesto", "reference"),
+]
+LIST_SEARCH = [
+    ("patient", "reference"), ("patient.identifier", "token"), ("code", "token"),
+    ("status", "token"), ("date", "date"), ("identifier", "token"), ("sourceId", "token"),
+    ("designationType", "token"),
+]
+
+
+def _params(items: list[tuple[str, str]]) -> list[Json]:
+    return [{"name": n, "type": t} for n, t in items]
+
+
+def capability_statement(base_url: str, token_url: str, started: datetime) -> Json:
+    return {
+        "resourceType": "CapabilityStatement",
+        "url": f"{CANONICAL}/CapabilityStatement/dmp-server",
+        "name": "DMPServer",
+        "title": "Dossier Médical Partagé — serveur de partage de documents",
+        "status": "active",
+        "date": instant(started),
+        "kind": "instance",
+        "instantiates": [
+            "https://profiles.ihe.net/ITI/MHD/CapabilityStatement/IHE.MHD.DocumentRecipient",
+            "https://profiles.ihe.net/ITI/MHD/CapabilityStatement/IHE.MHD.DocumentResponder",
+        ],
+        "software": {"name": "dmp", "version": __version__},
+        "implementation": {"description": "DMP de référence (open source)", "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [{"url": "token", "valueUri": token_url}],
+                }],
+                "service": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "code": "SMART-on-FHIR"}]}],
+                "description": "SMART Backend Services : client_credentials avec assertion "
+                               "private_key_jwt signée par la carte (certificat dans x5c).",
+            },
+            "resource": [
+                {
+                    "type": "DocumentReference",
+                    "supportedProfile": [
+                        "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference"],
+                    "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
+                    "conditionalUpdate": False,
+                    "searchParam": _params(DOCUMENT_SEARCH),
+                },
+                {
+                    "type": "List",
+                    "supportedProfile": [
+                        "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-submissionset-comprehensive"],
+                    "interaction": [{"code": "read"}, {"code": "search-type"}],
+                    "searchParam": _params(LIST_SEARCH),
+                },
+                {"type": "Binary", "interaction": [{"code": "read"}]},
+                {
+                    "type": "Patient",
+                    "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                    "searchParam": _params([("identifier", "token")]),
+                },
+            ],
+            "interaction": [{"code": "transaction"}],
+        }],
+    }

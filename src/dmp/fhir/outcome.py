@@ -1,0 +1,24 @@
+"""OperationOutcome rendering of DmpError."""
+
+from __future__ import annotations
+
+from dmp.errors import DmpError
+from dmp.fhir import CANONICAL
+from dmp.fhir.common import Json
+
+ERROR_CODE_SYSTEM = f"{CANONICAL}/CodeSystem/dmp-error"
+
+
+def operation_outcome(err: DmpError) -> Json:
+    issue: Json = {
+        "severity": "error" if err.status < 500 else "fatal",
+        "code": err.kind.issue_type,
+        "details": {
+            "coding": [{"system": ERROR_CODE_SYSTEM, "code": err.code}],
+            "text": err.message,
+        },
+        "diagnostics": err.message,
+    }
+    if err.expression:
+        issue["expression"] = [err.expression]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

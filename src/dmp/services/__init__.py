@@ -1,0 +1,1 @@
+"""Use cases. Each takes the caller's connection: the caller owns the transaction."""

@@ -1,0 +1,145 @@
+"""Reading documents (ITI-68, reads by id) and the PDSm metadata updates (Flux 03)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, select, update
+
+from dmp.domain.actor import Actor
+from dmp.domain.document import Availability
+from dmp.errors import DmpError
+from dmp.fhir import jsonpatch
+from dmp.fhir.common import Json, dumps, instant, loads
+from dmp.fhir.documentreference import IS_ARCHIVED_URL, parse_security_labels, security_labels
+from dmp.services import access, records
+from dmp.services.context import Runtime
+from dmp.services.publish import record_dek
+from dmp.store import crypto
+from dmp.store.blobs import BlobNotFound
+from dmp.store.schema import document, submission_set
+
+# PDSm st_maj: only these may change; anything else is 405.
+PATCHABLE = ("status", "securityLabel", "extension", "meta")
+
+
+@dataclass
+class Content:
+    data: bytes
+    mime_type: str
+    patient_id: UUID
+    document_id: UUID
+
+
+def _visible_row(conn: Connection, actor: Actor, doc_id: UUID, cols: list[Any]) -> Any:
+    row = conn.execute(
+        select(*cols, document.c.patient_id).where(
+            and_(document.c.id == doc_id, access.visible_documents(actor)))
+    ).first()
+    if row is None:
+        raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
+    rec = records.get(conn, row.patient_id)
+    records.require_open(rec)
+    return row
+
+
+def read_document(conn: Connection, actor: Actor, doc_id: UUID) -> bytes:
+    return bytes(_visible_row(conn, actor, doc_id, [document.c.resource_json]).resource_json)
+
+
+def read_list(conn: Connection, actor: Actor, list_id: UUID) -> bytes:
+    access.require_professional(actor)
+    row = conn.execute(
+        select(submission_set.c.resource_json, submission_set.c.patient_id)
+        .where(submission_set.c.id == list_id)
+    ).first()
+    if row is None:
+        raise DmpError("NOT_FOUND")
+    records.require_open(records.get(conn, row.patient_id))
+    return bytes(row.resource_json)
+
+
+def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Content:
+    """ITI-68: the exact bytes, decrypted and checked against the stored SHA-256."""
+    row = _visible_row(conn, actor, doc_id, [document.c.blob_key, document.c.sha256_hex,
+                                             document.c.mime_type, document.c.id])
+    dek = record_dek(conn, rt, row.patient_id)
+    try:
+        data = crypto.open_sealed(dek, row.patient_id, row.sha256_hex, rt.blobs.get(row.blob_key))
+    except (BlobNotFound, ValueError, Exception) as exc:
+        raise DmpError("INTEGRITY_ERROR") from exc
+    if hashlib.sha256(data).hexdigest() != row.sha256_hex:
+        raise DmpError("INTEGRITY_ERROR")
+    return Content(data, row.mime_type, row.patient_id, row.id)
+
+
+def find_by_identifier(conn: Connection, actor: Actor, raw: str) -> UUID:
+    """Conditional update target: ``identifier=system|value`` (uniqueId or urn:uuid)."""
+    value = raw.partition("|")[2] if "|" in raw else raw
+    cond = document.c.unique_id == value
+    if value.startswith("urn:uuid:"):
+        try:
+            cond = document.c.id == UUID(value[9:])
+        except ValueError as exc:
+            raise DmpError("INVALID_SEARCH", f"identifier={raw}") from exc
+    rows = list(conn.execute(select(document.c.id).where(cond, access.visible_documents(actor)).limit(2)))
+    if not rows:
+        raise DmpError("NOT_FOUND")
+    if len(rows) > 1:
+        raise DmpError("INVALID_SEARCH", "plusieurs documents correspondent à cet identifiant")
+    return rows[0].id  # type: ignore[no-any-return]
+
+
+def patch(conn: Connection, actor: Actor, doc_id: UUID, ops: Any, now: datetime) -> bytes:
+    """Apply a JSON Patch limited to status, securityLabel and isArchived."""
+    row = _visible_row(conn, actor, doc_id, [document])
+    current: Json = loads(row.resource_json)
+    patched = jsonpatch.apply(current, ops)
+    for key in set(current) | set(patched):
+        if key not in PATCHABLE and current.get(key) != patched.get(key):
+            raise DmpError("METHOD_NOT_ALLOWED", f"seuls status, securityLabel et isArchived sont modifiables ({key})")
+    other_ext = [e for e in patched.get("extension") or [] if e.get("url") != IS_ARCHIVED_URL]
+    if other_ext != [e for e in current.get("extension") or [] if e.get("url") != IS_ARCHIVED_URL]:
+        raise DmpError("METHOD_NOT_ALLOWED", "seule l'extension isArchived est modifiable")
+    archived = any(e.get("url") == IS_ARCHIVED_URL and e.get("valueBoolean") is True
+                   for e in patched.get("extension") or [])
+    status = patched.get("status")
+    avail = Availability(row.availability)
+    if status == "entered-in-error":
+        # TD3.3c: only the author removes ("dépublie") a document.
+        if actor.id not in (row.author_id, row.published_by):
+            raise DmpError("FORBIDDEN", "seul l'auteur du document peut le supprimer")
+        avail = Availability.DELETED
+    elif status == "current":
+        if avail is Availability.DEPRECATED:
+            raise DmpError("INVALID_PATCH", "une version remplacée ne peut redevenir courante")
+        avail = Availability.ARCHIVED if archived else Availability.APPROVED
+    else:
+        raise DmpError("INVALID_PATCH", f"status « {status} » non modifiable ainsi")
+    level, flags = parse_security_labels(patched.get("securityLabel"))
+    version = row.version_id + 1
+    resource = current
+    resource["status"] = avail.fhir_status
+    resource["securityLabel"] = security_labels(level.value, int(flags))
+    ext = [e for e in current.get("extension") or [] if e.get("url") != IS_ARCHIVED_URL]
+    if avail is Availability.ARCHIVED:
+        ext.append({"url": IS_ARCHIVED_URL, "valueBoolean": True})
+    if ext:
+        resource["extension"] = ext
+    else:
+        resource.pop("extension", None)
+    resource["meta"]["versionId"] = str(version)
+    resource["meta"]["lastUpdated"] = instant(now)
+    body = dumps(resource)
+    done = conn.execute(update(document).where(
+        document.c.patient_id == row.patient_id, document.c.id == doc_id,
+        document.c.version_id == row.version_id,
+    ).values(availability=avail.value, confidentiality=level.value, flags=int(flags),
+             version_id=version, last_updated=now, resource_json=body))
+    if done.rowcount != 1:
+        raise DmpError("INVALID_PATCH", "le document a été modifié entre-temps ; recommencez")
+    return body

@@ -1,0 +1,138 @@
+"""Record lifecycle: creation with the consent attestation, closure, reactivation (LC-01…LC-12)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from dmp.domain.actor import Actor
+from dmp.domain.identity import check_ins_against_traits, traits_conflict
+from dmp.domain.ins import Ins
+from dmp.errors import DmpError
+from dmp.fhir.patient import CreationRequest
+from dmp.services.context import Runtime
+from dmp.store.schema import ins_index, patient, record_event, record_key
+
+OPEN, CLOSED = "open", "closed"
+
+
+def find_by_ins(conn: Connection, ins: Ins) -> Any | None:
+    pid = conn.execute(
+        select(ins_index.c.patient_id).where(
+            ins_index.c.ins_oid == ins.oid, ins_index.c.ins_value == ins.value
+        )
+    ).scalar()
+    return get(conn, pid) if pid is not None else None
+
+
+def get(conn: Connection, patient_id: UUID, *, for_update: bool = False) -> Any | None:
+    q = select(patient).where(patient.c.id == patient_id)
+    if for_update and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return conn.execute(q).first()
+
+
+def require_open(row: Any) -> None:
+    if row.record_status != OPEN:
+        raise DmpError("RECORD_CLOSED", f"fermé le {row.closed_at:%d/%m/%Y}.")
+
+
+def _same_traits_other_ins(conn: Connection, req: CreationRequest) -> Any | None:
+    t = req.traits
+    return conn.execute(
+        select(patient.c.id, patient.c.birth_family_name, patient.c.birth_given_names,
+               patient.c.sex, patient.c.birth_date, patient.c.birth_place_insee).where(
+            and_(
+                patient.c.birth_date == t.birth_date,
+                patient.c.birth_place_insee == t.birth_place_insee,
+                patient.c.sex == t.sex.value,
+                func.upper(patient.c.birth_family_name) == t.birth_family_name.upper(),
+                func.upper(patient.c.birth_given_names) == " ".join(t.birth_given_names).upper(),
+            )
+        )
+    ).first()
+
+
+def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, now: datetime) -> UUID:
+    """Open a record; refuse a second record for an INS and contradictory identities."""
+    existing = find_by_ins(conn, req.ins)
+    if existing is not None:
+        conflicts = traits_conflict(_traits_of(existing), req.traits)
+        suffix = f" ; de plus les traits diffèrent : {', '.join(conflicts)}" if conflicts else ""
+        raise DmpError("RECORD_EXISTS", f"Patient/{existing.id}{suffix}")
+    check_ins_against_traits(req.ins, req.traits)
+    twin = _same_traits_other_ins(conn, req)
+    if twin is not None:
+        raise DmpError(
+            "IDENTITY_MISMATCH",
+            f"une identité aux mêmes traits stricts existe déjà sous un autre INS (Patient/{twin.id})",
+        )
+    pid = uuid.uuid4()
+    t = req.traits
+    conn.execute(insert(patient).values(
+        id=pid, ins_oid=req.ins.oid, ins_value=req.ins.value,
+        birth_family_name=t.birth_family_name, birth_given_names=" ".join(t.birth_given_names),
+        usual_family_name=req.usual_family_name, usual_given_name=req.usual_given_name,
+        sex=t.sex.value, birth_date=t.birth_date, birth_place_insee=t.birth_place_insee,
+        identity_status=req.identity_status.value, record_status=OPEN,
+        created_at=now, updated_at=now, version=1,
+    ))
+    # The unique key of ins_index is what makes two concurrent creations for one INS fail.
+    conn.execute(insert(ins_index).values(ins_oid=req.ins.oid, ins_value=req.ins.value, patient_id=pid))
+    _, wrapped = rt.keyring.new_record_key()
+    conn.execute(insert(record_key).values(patient_id=pid, wrapped_key=wrapped, kek_id=rt.keyring.kek_id))
+    _event(conn, pid, now, "created", actor, req.consent_channel,
+           f"consentement recueilli le {req.consent_at.isoformat()} et attesté par {actor.name}")
+    return pid
+
+
+def close(conn: Connection, actor: Actor, patient_id: UUID, reason: str | None, now: datetime) -> None:
+    row = get(conn, patient_id, for_update=True)
+    if row is None:
+        raise DmpError("RECORD_NOT_FOUND")
+    require_open(row)
+    conn.execute(update(patient).where(patient.c.id == patient_id).values(
+        record_status=CLOSED, closed_at=now, closure_reason=reason, updated_at=now,
+        version=patient.c.version + 1))
+    _event(conn, patient_id, now, "closed", actor, None, reason)
+
+
+def reactivate(conn: Connection, actor: Actor, patient_id: UUID, now: datetime) -> None:
+    row = get(conn, patient_id, for_update=True)
+    if row is None:
+        raise DmpError("RECORD_NOT_FOUND")
+    if row.record_status != CLOSED:
+        raise DmpError("RECORD_NOT_CLOSED")
+    conn.execute(update(patient).where(patient.c.id == patient_id).values(
+        record_status=OPEN, closed_at=None, closure_reason=None, updated_at=now,
+        version=patient.c.version + 1))
+    _event(conn, patient_id, now, "reactivated", actor, None, None)
+
+
+def history(conn: Connection, patient_id: UUID) -> list[Any]:
+    return list(conn.execute(
+        select(record_event).where(record_event.c.patient_id == patient_id).order_by(record_event.c.at)
+    ))
+
+
+def _event(conn: Connection, pid: UUID, now: datetime, kind: str, actor: Actor,
+           channel: str | None, detail: str | None) -> None:
+    conn.execute(insert(record_event).values(
+        patient_id=pid, id=uuid.uuid4(), at=now, kind=kind, actor_id=actor.id,
+        actor_name=actor.name, channel=channel, detail=detail))
+
+
+def _traits_of(row: Any) -> Any:
+    from dmp.domain.identity import Sex, StrictTraits
+
+    return StrictTraits(
+        birth_family_name=row.birth_family_name,
+        birth_given_names=tuple(row.birth_given_names.split()),
+        sex=Sex(row.sex),
+        birth_date=row.birth_date,
+        birth_place_insee=row.birth_place_insee,
+    )

@@ -1,0 +1,299 @@
+"""ITI-67 (DocumentReference) and ITI-66 (List) searches, compiled to SQL.
+
+Parameters follow PDSm: a search names its patient (``patient`` or
+``patient.identifier``). Unknown parameters are refused rather than ignored, so a
+client never takes a partial filter for a complete one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from sqlalchemy import Connection, ColumnElement, and_, exists, false, func, not_, or_, select
+
+from dmp.domain.actor import Actor
+from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFlag
+from dmp.errors import DmpError
+from dmp.fhir.common import parse_datetime_range
+from dmp.fhir.patient import find_ins
+from dmp.services import access, records
+from dmp.services.context import Runtime
+from dmp.services.subjects import parse_uuid
+from dmp.store.schema import document, document_event, submission_set
+
+Params = Sequence[tuple[str, str]]
+PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
+CONTROL = {"_count", "_offset", "_sort", "_format", "_total"}
+
+
+@dataclass
+class Page:
+    patient_id: UUID | None
+    rows: list[Any]
+    total: int | None
+    next_offset: int | None
+    offset: int
+    count: int
+
+
+def _values(raw: str) -> list[str]:
+    return [v for v in raw.split(",") if v != ""]
+
+
+def _token(raw: str) -> tuple[str | None, str]:
+    if "|" in raw:
+        system, _, code = raw.partition("|")
+        return system or None, code
+    return None, raw
+
+
+def _date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
+    prefix = raw[:2] if raw[:2] in PREFIXES else "eq"
+    value = raw[2:] if raw[:2] in PREFIXES else raw
+    lo, hi = parse_datetime_range(value, name)
+    cond = {
+        "eq": and_(col >= lo, col < hi),
+        "ne": or_(col < lo, col >= hi),
+        "lt": col < lo,
+        "eb": col < lo,
+        "le": col < hi,
+        "gt": col >= hi,
+        "sa": col >= hi,
+        "ge": col >= lo,
+    }[prefix]
+    return cond
+
+
+def _int(raw: str, name: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise DmpError("INVALID_SEARCH", f"{name}={raw} n'est pas un entier") from exc
+    if not lo <= value <= hi:
+        raise DmpError("INVALID_SEARCH", f"{name} doit être compris entre {lo} et {hi}")
+    return value
+
+
+def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> UUID | None:
+    """The record a search names (None when it names an unknown patient)."""
+    named = [(k, v) for k, v in params if k in ("patient", "patient.identifier", "subject")]
+    if len(named) != 1:
+        raise DmpError("INVALID_SEARCH", "indiquez le patient par « patient » ou « patient.identifier » (une fois)")
+    key, value = named[0]
+    if key == "patient.identifier":
+        system, code = _token(value)
+        ins = find_ins([{"system": system, "value": code}], allow_test=rt.settings.test_instance)
+        if ins is None:
+            raise DmpError("INS_SYSTEM_NOT_ALLOWED", str(system))
+        row = records.find_by_ins(conn, ins)
+    else:
+        pid = parse_uuid(value.removeprefix("Patient/"))
+        row = records.get(conn, pid) if pid else None
+    if row is None:
+        return None
+    records.require_open(row)
+    return row.id  # type: ignore[no-any-return]
+
+
+def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
+    count, offset = rt.settings.page_size_default, 0
+    for k, v in params:
+        if k == "_count":
+            count = _int(v, "_count", 0, rt.settings.page_size_max)
+        elif k == "_offset":
+            offset = _int(v, "_offset", 0, 10_000_000)
+    return count, offset
+
+
+def document_conditions(params: Params) -> list[ColumnElement[bool]]:
+    d = document.c
+    conds: list[ColumnElement[bool]] = []
+    for key, raw in params:
+        if key in CONTROL or key in ("patient", "patient.identifier", "subject"):
+            continue
+        values = _values(raw)
+        if not values:
+            raise DmpError("INVALID_SEARCH", f"{key} sans valeur")
+        if key == "status":
+            avail: list[str] = []
+            for v in values:
+                if v not in FHIR_STATUS_TO_AVAILABILITY:
+                    raise DmpError("INVALID_SEARCH", f"status={v} (current, superseded ou entered-in-error)")
+                avail += [a.value for a in FHIR_STATUS_TO_AVAILABILITY[v]]
+            conds.append(d.availability.in_(avail))
+        elif key in ("category", "class"):
+            conds.append(d.class_code.in_([_token(v)[1] for v in values]))
+        elif key == "type":
+            conds.append(d.type_code.in_([_token(v)[1] for v in values]))
+        elif key == "format":
+            conds.append(d.format_code.in_([_token(v)[1] for v in values]))
+        elif key == "setting":
+            conds.append(d.practice_code.in_([_token(v)[1] for v in values]))
+        elif key == "facility":
+            conds.append(d.facility_code.in_([_token(v)[1] for v in values]))
+        elif key == "security-label":
+            ors: list[ColumnElement[bool]] = []
+            for v in values:
+                code = _token(v)[1]
+                if code in ("N", "R", "V"):
+                    ors.append(d.confidentiality == code)
+                elif code in DmpFlag.__members__ and code != "NONE":
+                    ors.append(d.flags.op("&")(int(DmpFlag[code])) != 0)
+                else:
+                    raise DmpError("INVALID_SEARCH", f"security-label={code} inconnu")
+            conds.append(or_(*ors))
+        elif key == "event":
+            codes = [_token(v)[1] for v in values]
+            conds.append(exists().where(
+                document_event.c.patient_id == d.patient_id,
+                document_event.c.document_id == d.id,
+                document_event.c.code.in_(codes),
+            ))
+        elif key in ("author.identifier", "author"):
+            conds.append(d.author_id.in_([_token(v)[1].removeprefix("Practitioner/") for v in values]))
+        elif key in ("date", "creation"):
+            conds.append(and_(*(_date_condition(d.creation_time, v, key) for v in values)))
+        elif key == "period":
+            for v in values:
+                prefix = v[:2] if v[:2] in PREFIXES else "eq"
+                if prefix in ("ge", "gt", "sa"):
+                    conds.append(or_(
+                        _date_condition(d.period_end, v, key),
+                        and_(d.period_end.is_(None), _date_condition(d.period_start, v, key)),
+                    ))
+                else:
+                    conds.append(_date_condition(d.period_start, v, key))
+        elif key == "identifier":
+            ors = []
+            for v in values:
+                code = _token(v)[1]
+                uid = parse_uuid(code.removeprefix("urn:uuid:"))
+                ors.append(d.unique_id == code)
+                if uid is not None:
+                    ors.append(d.id == uid)
+            conds.append(or_(*ors))
+        elif key == "_id":
+            ids = [u for v in values if (u := parse_uuid(v)) is not None]
+            conds.append(d.id.in_(ids) if ids else false())
+        elif key == "isArchived":
+            if values not in (["true"], ["false"]):
+                raise DmpError("INVALID_SEARCH", "isArchived vaut true ou false")
+            arch = d.availability == Availability.ARCHIVED.value
+            conds.append(arch if values == ["true"] else not_(arch))
+        elif key == "relatesto":
+            ids = [u for v in values if (u := parse_uuid(v.removeprefix("DocumentReference/")))]
+            conds.append(d.replaces_id.in_(ids) if ids else false())
+        else:
+            raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge")
+    return conds
+
+
+_SORTS = {
+    "date": document.c.creation_time,
+    "creation": document.c.creation_time,
+    "period": document.c.period_start,
+    "_lastUpdated": document.c.last_updated,
+}
+
+
+def _order(params: Params) -> list[Any]:
+    raw = next((v for k, v in params if k == "_sort"), "-date")
+    order: list[Any] = []
+    for part in _values(raw):
+        desc = part.startswith("-")
+        col = _SORTS.get(part.lstrip("-"))
+        if col is None:
+            raise DmpError("INVALID_SEARCH", f"_sort={part} (date, period, _lastUpdated)")
+        order.append(col.desc() if desc else col.asc())
+    order.append(document.c.id)
+    return order
+
+
+def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
+    visible = access.visible_documents(actor)
+    count, offset = _paging(params, rt)
+    conds = document_conditions(params)  # validate every parameter before any lookup
+    pid = resolve_patient(conn, rt, params)
+    if pid is None:
+        return Page(None, [], 0, None, offset, count)
+    where = and_(document.c.patient_id == pid, visible, *conds)
+    rows = list(conn.execute(
+        select(document.c.id, document.c.resource_json).where(where)
+        .order_by(*_order(params)).limit(count + 1).offset(offset)
+    ))
+    total = None
+    if any(k == "_total" and v == "accurate" for k, v in params):
+        total = conn.execute(select(func.count()).select_from(document).where(where)).scalar_one()
+    more = len(rows) > count
+    return Page(pid, rows[:count], total, offset + count if more else None, offset, count)
+
+
+def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
+    access.require_professional(actor)
+    count, offset = _paging(params, rt)
+    s = submission_set.c
+    conds: list[ColumnElement[bool]] = []
+    for key, raw in params:
+        if key in CONTROL or key in ("patient", "patient.identifier", "subject"):
+            continue
+        values = _values(raw)
+        if key == "code":
+            if all(_token(v)[1] != "submissionset" for v in values):
+                conds.append(false())  # only submission sets are kept (no folders)
+        elif key == "status":
+            if "current" not in values:
+                conds.append(false())
+        elif key == "date":
+            conds.append(and_(*(_date_condition(s.submission_time, v, key) for v in values)))
+        elif key == "identifier":
+            conds.append(or_(*(s.unique_id == _token(v)[1] for v in values),
+                             *(s.id == u for v in values
+                               if (u := parse_uuid(_token(v)[1].removeprefix("urn:uuid:"))))))
+        elif key in ("sourceId", "source-id"):
+            conds.append(s.source_id.in_([_token(v)[1] for v in values]))
+        elif key == "designationType":
+            conds.append(s.content_type_code.in_([_token(v)[1] for v in values]))
+        else:
+            raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge")
+    pid = resolve_patient(conn, rt, params)
+    if pid is None:
+        return Page(None, [], 0, None, offset, count)
+    rows = list(conn.execute(
+        select(s.id, s.resource_json).where(s.patient_id == pid, *conds)
+        .order_by(s.submission_time.desc(), s.id).limit(count + 1).offset(offset)
+    ))
+    more = len(rows) > count
+    return Page(pid, rows[:count], None, offset + count if more else None, offset, count)
+
+
+def searchset(page: Page, base: str, resource_type: str, params: Params) -> bytes:
+    """Render a searchset Bundle by splicing the stored JSON (no re-serialisation)."""
+    kept = [(k, v) for k, v in params if k not in ("_offset",)]
+    self_link = f"{base}/{resource_type}?{urlencode(kept + [('_offset', str(page.offset))])}"
+    links = [b'{"relation":"self","url":' + _q(self_link) + b"}"]
+    if page.next_offset is not None:
+        nxt = f"{base}/{resource_type}?{urlencode(kept + [('_offset', str(page.next_offset))])}"
+        links.append(b'{"relation":"next","url":' + _q(nxt) + b"}")
+    entries = [
+        b'{"fullUrl":' + _q(f"{base}/{resource_type}/{r.id}") + b',"resource":' + bytes(r.resource_json)
+        + b',"search":{"mode":"match"}}'
+        for r in page.rows
+    ]
+    out = b'{"resourceType":"Bundle","type":"searchset",'
+    if page.total is not None:
+        out += b'"total":' + str(page.total).encode() + b","
+    out += b'"link":[' + b",".join(links) + b"]"
+    if entries:  # FHIR JSON forbids empty arrays
+        out += b',"entry":[' + b",".join(entries) + b"]"
+    return out + b"}"
+
+
+def _q(s: str) -> bytes:
+    import orjson
+
+    return orjson.dumps(s)
+

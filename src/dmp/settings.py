@@ -1,0 +1,87 @@
+"""Instance settings, read once from the environment (``DMP_*``).
+
+The embedded default keeps everything under ``./var/``: SQLite database, encrypted
+document store, PKI and keys. ``DMP_DATABASE_URL=postgresql+psycopg://…`` selects
+PostgreSQL. Secrets (the master key) come from the environment or a key file that
+is created with mode 0600 on first use and never committed (``var/`` is ignored).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path = field(default_factory=lambda: Path("var"))
+    database_url: str = ""
+    base_url: str = "http://127.0.0.1:8080"
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    # Test INS OIDs (…4.10 / …4.11) are only accepted on a test instance.
+    test_instance: bool = False
+    master_key_b64: str | None = None
+    page_size_default: int = 20
+    page_size_max: int = 500
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'dmp.sqlite3').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.var_dir / "blobs"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.var_dir / "pki"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.var_dir / "keys"
+
+    @property
+    def max_request_bytes(self) -> int:
+        # base64 inflates by 4/3; leave room for the metadata around the document
+        return self.max_document_bytes * 4 // 3 + 1024 * 1024
+
+    @property
+    def token_audience(self) -> str:
+        return self.base_url.rstrip("/") + "/oauth/token"
+
+    def master_key(self) -> bytes:
+        """The key-encryption key; from DMP_MASTER_KEY or var/keys/master.key."""
+        if self.master_key_b64:
+            key = base64.b64decode(self.master_key_b64)
+        else:
+            path = self.keys_dir / "master.key"
+            if not path.exists():
+                _write_secret(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+            key = base64.b64decode(path.read_bytes().strip())
+        if len(key) != 32:
+            raise ValueError("DMP_MASTER_KEY doit contenir 32 octets encodés en base64")
+        return key
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        return cls(
+            var_dir=Path(e.get("DMP_VAR_DIR", "var")),
+            database_url=e.get("DMP_DATABASE_URL", ""),
+            base_url=e.get("DMP_BASE_URL", "http://127.0.0.1:8080"),
+            max_document_bytes=int(e.get("DMP_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)),
+            test_instance=e.get("DMP_TEST_INSTANCE", "").lower() in {"1", "true", "yes"},
+            master_key_b64=e.get("DMP_MASTER_KEY") or None,
+        )
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

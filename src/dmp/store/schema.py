@@ -1,0 +1,192 @@
+"""The database schema (SQLAlchemy Core), identical on SQLite and PostgreSQL.
+
+Everything keyed by patient carries ``patient_id`` (an internal UUID, never the INS)
+in its primary key, so that the tables can be distributed on it later (Citus);
+global look-ups (INS → patient, document uniqueId → document) go through small
+index tables. See docs/adr/0002-storage.md.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    Uuid,
+)
+
+from dmp.store.types import UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+patient = Table(
+    "patient",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("ins_oid", String(64), nullable=False),
+    Column("ins_value", String(15), nullable=False),
+    Column("birth_family_name", Text, nullable=False),
+    Column("birth_given_names", Text, nullable=False),  # space-separated, first = premier prénom
+    Column("usual_family_name", Text),
+    Column("usual_given_name", Text),
+    Column("sex", String(8), nullable=False),
+    Column("birth_date", Date, nullable=False),
+    Column("birth_place_insee", String(5), nullable=False),
+    Column("identity_status", String(5), nullable=False),
+    Column("record_status", String(8), nullable=False),  # open | closed
+    Column("closed_at", UtcDateTime),
+    Column("closure_reason", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# INS -> patient: the only place where the national identifier is a key.
+ins_index = Table(
+    "ins_index",
+    metadata,
+    Column("ins_oid", String(64), nullable=False),
+    Column("ins_value", String(15), nullable=False),
+    Column("patient_id", Uuid, nullable=False),
+    PrimaryKeyConstraint("ins_oid", "ins_value"),
+)
+
+# Lifecycle history of a record: creation (with the consent attestation), closure,
+# reactivation. Append-only.
+record_event = Table(
+    "record_event",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(16), nullable=False),  # created | closed | reactivated
+    Column("actor_id", String(64), nullable=False),
+    Column("actor_name", Text, nullable=False),
+    Column("channel", String(32)),
+    Column("detail", Text),
+    PrimaryKeyConstraint("patient_id", "id"),
+    ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+)
+
+# One data key per record, wrapped by the instance master key (envelope encryption).
+record_key = Table(
+    "record_key",
+    metadata,
+    Column("patient_id", Uuid, primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("kek_id", String(32), nullable=False),
+    ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+)
+
+document = Table(
+    "document",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("unique_id", Text, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("availability", String(12), nullable=False),  # approved|deprecated|archived|deleted
+    Column("class_code", String(64), nullable=False),
+    Column("type_system", Text, nullable=False),
+    Column("type_code", String(64), nullable=False),
+    Column("format_code", Text, nullable=False),
+    Column("facility_code", String(64), nullable=False),
+    Column("practice_code", String(64), nullable=False),
+    Column("confidentiality", String(1), nullable=False),  # N | R | V
+    Column("flags", Integer, nullable=False),  # bit set of the J58 DMP flags
+    Column("author_id", String(64)),  # IDNPS, patient INS, or device id
+    Column("author_name", Text),
+    Column("author_role", String(64)),
+    Column("author_specialty", String(64)),
+    Column("author_org_id", String(64)),
+    Column("creation_time", UtcDateTime, nullable=False),
+    Column("period_start", UtcDateTime, nullable=False),
+    Column("period_end", UtcDateTime),
+    Column("submission_time", UtcDateTime, nullable=False),
+    Column("submission_set_id", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("mime_type", String(128), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha1_b64", String(28), nullable=False),
+    Column("sha256_hex", String(64), nullable=False),
+    Column("blob_key", String(160), nullable=False),
+    Column("replaces_id", Uuid),
+    Column("replaced_by_id", Uuid),
+    Column("published_by", String(64), nullable=False),
+    Column("last_updated", UtcDateTime, nullable=False),
+    Column("resource_json", LargeBinary, nullable=False),  # the DocumentReference as served
+    PrimaryKeyConstraint("patient_id", "id"),
+    ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+    Index("ix_document_patient_date", "patient_id", "availability", "creation_time"),
+    Index("ix_document_id", "id"),
+)
+
+# document uniqueId -> document: global uniqueness of XDS uniqueIds.
+document_uid = Table(
+    "document_uid",
+    metadata,
+    Column("unique_id", Text, primary_key=True),
+    Column("patient_id", Uuid, nullable=False),
+    Column("document_id", Uuid, nullable=False),
+)
+
+document_event = Table(
+    "document_event",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("document_id", Uuid, nullable=False),
+    Column("system", Text, nullable=False),
+    Column("code", String(64), nullable=False),
+    PrimaryKeyConstraint("patient_id", "document_id", "system", "code"),
+    ForeignKeyConstraint(["patient_id", "document_id"], ["document.patient_id", "document.id"]),
+)
+
+submission_set = Table(
+    "submission_set",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("unique_id", Text, nullable=False),
+    Column("source_id", Text, nullable=False),
+    Column("submission_time", UtcDateTime, nullable=False),
+    Column("author_id", String(64)),
+    Column("content_type_code", String(64)),
+    Column("title", Text),
+    Column("archived", Boolean, nullable=False),
+    Column("resource_json", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("patient_id", "id"),
+    ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+    Index("ix_submission_set_patient_time", "patient_id", "submission_time"),
+)
+
+revoked_certificate = Table(
+    "revoked_certificate",
+    metadata,
+    Column("serial", String(64), primary_key=True),
+    Column("revoked_at", UtcDateTime, nullable=False),
+    Column("reason", Text),
+)
+
+# Client-assertion jti already used (replay protection), purged once expired.
+used_assertion = Table(
+    "used_assertion",
+    metadata,
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
