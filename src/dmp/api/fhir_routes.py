@@ -80,7 +80,8 @@ async def transaction(request: Request) -> Response:
     actor = authenticate(request, state)
     rt = state.runtime
     bundle = await read_json(request, rt.settings.max_request_bytes)
-    req = parse_provide_bundle(bundle, max_document_bytes=rt.settings.max_document_bytes)
+    req = parse_provide_bundle(bundle, max_document_bytes=rt.settings.max_document_bytes,
+                               allow_test=rt.settings.test_instance)
     fail_after = state.fail_after  # test hook, None in production
     result = await _in_transaction(
         state, lambda conn: publish.publish(conn, rt, actor, req, rt.now(), fail_after))

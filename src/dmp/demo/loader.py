@@ -36,13 +36,13 @@ class DemoProfessional:
 
 
 PROFESSIONALS = [
-    DemoProfessional("dr-muller", "10001234567", "10", "SM26", "Charles MULLER", "Cabinet médical du Parc"),
-    DemoProfessional("dr-david", "10002345678", "10", "SM27", "Charles DAVID", "CH de Reims"),
-    DemoProfessional("pharm-didot", "10003456789", "21", None, "Pierre DIDOT", "Pharmacie de la Gare"),
-    DemoProfessional("inf-leroy", "10004567890", "60", None, "Anne LEROY", "Cabinet infirmier"),
-    DemoProfessional("sf-martin", "10005678901", "50", None, "Julie MARTIN", "Maternité de Reims"),
-    DemoProfessional("kine-bernard", "10006789012", "70", None, "Paul BERNARD", "Cabinet de kinésithérapie"),
-    DemoProfessional("dent-petit", "10007890123", "40", None, "Luc PETIT", "Cabinet dentaire"),
+    DemoProfessional("dr-muller", "10001234565", "10", "SM26", "Charles MULLER", "Cabinet médical du Parc"),
+    DemoProfessional("dr-david", "10002345675", "10", "SM27", "Charles DAVID", "CH de Reims"),
+    DemoProfessional("pharm-didot", "10003456786", "21", None, "Pierre DIDOT", "Pharmacie de la Gare"),
+    DemoProfessional("inf-leroy", "10004567896", "60", None, "Anne LEROY", "Cabinet infirmier"),
+    DemoProfessional("sf-martin", "10005678908", "50", None, "Julie MARTIN", "Maternité de Reims"),
+    DemoProfessional("kine-bernard", "10006789019", "70", None, "Paul BERNARD", "Cabinet de kinésithérapie"),
+    DemoProfessional("dent-petit", "10007890121", "40", None, "Luc PETIT", "Cabinet dentaire"),
 ]
 
 FAMILY = ["MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "DURAND", "DUBOIS",

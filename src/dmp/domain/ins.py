@@ -89,7 +89,7 @@ class Ins:
 
     @property
     def birth_month_known(self) -> bool:
-        """False for a pseudo-month (20-42, 50-99): the month of birth is unknown."""
+        """False for a pseudo-month (above 12): the month of birth is unknown."""
         return 1 <= int(self.birth_month) <= 12
 
     @property
@@ -243,12 +243,11 @@ def parse_ins(system: str, value: str, *, allow_test: bool) -> Ins:
         problems.append(
             f"premier chiffre (sexe) « {sex} » invalide pour un NIR (1, 2, 3 ou 4 attendu{hint})"
         )
-    month = int(matricule[3:5])
-    if not (1 <= month <= 12 or 20 <= month <= 42 or month >= 50):
-        problems.append(
-            f"mois de naissance « {matricule[3:5]} » invalide (01 à 12, ou pseudo-mois "
-            "20 à 42 ou 50 à 99 si le mois est inconnu)"
-        )
+    # Months 01-12 are real; larger values are pseudo-months used when the month of
+    # birth is unknown. Their exact ranges are not published, so only 00 is refused:
+    # the check key is what catches typing errors.
+    if matricule[3:5] == "00":
+        problems.append("mois de naissance « 00 » invalide (01 à 12, ou pseudo-mois si inconnu)")
     expected = compute_key(matricule[:13])
     received = matricule[13:]
     if expected != received:

@@ -61,7 +61,21 @@ def _decode(data: Any, element: str, max_bytes: int) -> bytes:
     return raw
 
 
-def parse_provide_bundle(bundle: Any, *, max_document_bytes: int) -> ProvideRequest:
+def check_subject_ins(subject: Any, *, allow_test: bool) -> None:
+    """Refuse an invalid INS in a conditional patient reference before anything else."""
+    from urllib.parse import unquote
+
+    from dmp.fhir.patient import find_ins
+
+    ref = subject.get("reference") if isinstance(subject, dict) else None
+    if isinstance(ref, str) and ref.startswith("Patient?identifier="):
+        system, _, value = unquote(ref.split("=", 1)[1]).partition("|")
+        find_ins([{"system": system, "value": value}], allow_test=allow_test)
+    elif isinstance(subject, dict) and isinstance(subject.get("identifier"), dict):
+        find_ins([subject["identifier"]], allow_test=allow_test)
+
+
+def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bool = False) -> ProvideRequest:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise DmpError("INVALID_RESOURCE", "un Bundle de type transaction est attendu")
     if bundle.get("type") != "transaction":
@@ -112,6 +126,9 @@ def parse_provide_bundle(bundle: Any, *, max_document_bytes: int) -> ProvideRequ
     subject = sub.get("subject")
     if not isinstance(subject, dict):
         raise DmpError("MISSING_ELEMENT", "List.subject (patient)")
+    check_subject_ins(subject, allow_test=allow_test)
+    for _, _, dr in references:
+        check_subject_ins(dr.get("subject"), allow_test=allow_test)
     req = ProvideRequest(sub, sub_index, subject, binary_indexes=binary_indexes,
                          entry_count=len(entries))
     used: set[int] = set()

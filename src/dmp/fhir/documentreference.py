@@ -57,7 +57,7 @@ def coded(concept: Any, vs_id: str, element: str, *, required: bool = True) -> t
     first = cs[0]
     raise DmpError(
         "UNKNOWN_CODE",
-        f"{element} {first.get('code')} ({first.get('system')}) absent du jeu de valeurs {vs.title}",
+        f"{element} {first.get('code')} ({first.get('system')}) absent du jeu de valeurs {vs.name}",
         expression=element,
     )
 
@@ -78,7 +78,7 @@ def parse_security_labels(labels: Any) -> tuple[Confidentiality, DmpFlag]:
             if not (isinstance(system, str) and isinstance(code, str) and vs.contains(system, code)):
                 raise DmpError(
                     "UNKNOWN_CODE",
-                    f"securityLabel {code} ({system}) absent du jeu de valeurs {vs.title}",
+                    f"securityLabel {code} ({system}) absent du jeu de valeurs {vs.name}",
                     expression="securityLabel",
                 )
             if code in ("N", "R", "V"):

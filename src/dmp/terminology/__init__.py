@@ -52,16 +52,14 @@ class CodeSystem:
 
 
 @cache
-def _systems() -> tuple[dict[str, CodeSystem], dict[str, CodeSystem]]:
-    """(by OID, by any accepted spelling) for every known code system."""
-    by_oid: dict[str, CodeSystem] = {}
+def _systems() -> dict[str, CodeSystem]:
+    """Every known code system, under each accepted spelling (url, OID, urn:oid:, alias)."""
     by_key: dict[str, CodeSystem] = {}
     for row in _load_json("systems.json"):
         cs = CodeSystem(row["name"], row["url"], row["oid"], tuple(row.get("aliases", ())))
-        by_oid[cs.oid] = cs
         for key in (cs.url, cs.oid, f"urn:oid:{cs.oid}", *cs.aliases):
             by_key[key] = cs
-    return by_oid, by_key
+    return by_key
 
 
 def _load_json(name: str) -> Any:
@@ -71,7 +69,7 @@ def _load_json(name: str) -> Any:
 
 def code_system(system: str) -> CodeSystem | None:
     """The code system a url / ``urn:oid:`` / OID / alias designates, if known."""
-    return _systems()[1].get(system.strip())
+    return _systems().get(system.strip())
 
 
 def system_oid(system: str) -> str:

@@ -1,0 +1,1 @@
+"""Developer tools (test and benchmark support). The service never imports them."""

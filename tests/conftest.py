@@ -1,0 +1,240 @@
+"""Shared fixtures: the suite runs on SQLite and on PostgreSQL (real servers, no mocks)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from starlette.testclient import TestClient
+
+from dmp.api.app import create_app
+from dmp.auth.pki import init_ca, issue_card, load_ca
+from dmp.auth.tokens import TokenSigner
+from dmp.demo.client import token_form
+from dmp.domain.identity import Sex
+from dmp.domain.ins import SYSTEM_NIR, compute_key
+from dmp.services.context import Runtime
+from dmp.settings import Settings
+from dmp.store.blobs import FileBlobStore
+from dmp.store.crypto import KeyRing
+from dmp.store.db import make_engine, upgrade
+from dmp.store.schema import metadata
+
+BASE = "http://testserver"
+_pg_url: str | None = None
+
+
+def _postgres_url() -> str:
+    global _pg_url
+    if _pg_url is None:
+        from dmp.devtools.pgcluster import fresh_database, postgres_url
+
+        try:
+            server = postgres_url()
+        except Exception as exc:  # no server and no binaries
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"PostgreSQL indisponible en CI : {exc}")
+            pytest.skip(f"PostgreSQL indisponible : {exc}")
+        _pg_url = fresh_database(server, f"dmp_test_{os.getpid()}")
+    return _pg_url
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'dmp.sqlite3'}"
+    else:
+        url = _postgres_url()
+    eng = make_engine(url, pool_size=5)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def truncate(engine: Engine) -> None:
+    names = [t.name for t in reversed(metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(names) + " CASCADE"))
+        else:
+            for n in names:
+                conn.execute(text(f"DELETE FROM {n}"))
+
+
+@dataclass(frozen=True)
+class Card:
+    slug: str
+    dir: Path
+    idnps: str
+    name: str
+
+
+CARDS = {
+    "doctor": ("10001234565", "10", "SM26", "Charles MULLER"),
+    "doctor2": ("10002345675", "10", "SM27", "Charles DAVID"),
+    "pharmacist": ("10003456786", "21", None, "Pierre DIDOT"),
+    "nurse": ("10004567896", "60", None, "Anne LEROY"),
+    "revoked": ("10009999995", "10", "SM26", "Rémi VOQUÉ"),
+}
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("pki")
+    init_ca(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def cards(pki_dir: Path) -> dict[str, Card]:
+    out = {}
+    for slug, (rpps, prof, spec, name) in CARDS.items():
+        target = pki_dir.parent / f"card-{slug}"
+        issue_card(pki_dir, rpps=rpps, profession=prof, specialty=spec, name=name,
+                   structure_id="1750803447", structure_name="Structure de test", out=target)
+        out[slug] = Card(slug, target, "8" + rpps, name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> TokenSigner:
+    return TokenSigner.generate_file(tmp_path_factory.mktemp("keys") / "token.pem")
+
+
+class Api:
+    """A test client speaking as professionals, with their tokens cached."""
+
+    def __init__(self, client: TestClient, cards: dict[str, Card], runtime: Runtime, app: Any) -> None:
+        self.client = client
+        self.cards = cards
+        self.runtime = runtime
+        self.app = app
+        self._tokens: dict[str, str] = {}
+
+    def token(self, who: str = "doctor", **kw: str | None) -> str:
+        if who not in self._tokens or kw:
+            resp = self.client.post("/oauth/token", data=token_form(self.cards[who].dir, f"{BASE}/oauth/token", **kw))
+            assert resp.status_code == 200, resp.text
+            if kw:
+                return str(resp.json()["access_token"])
+            self._tokens[who] = resp.json()["access_token"]
+        return self._tokens[who]
+
+    def headers(self, who: str = "doctor", **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(who)}", "Accept": "application/fhir+json", **extra}
+
+    def get(self, path: str, who: str = "doctor", **kw: Any) -> Any:
+        return self.client.get(f"/fhir/{path}", headers=self.headers(who), **kw)
+
+    def post(self, path: str, body: Any, who: str = "doctor", content_type: str = "application/fhir+json") -> Any:
+        import json
+
+        return self.client.post(f"/fhir/{path}", content=json.dumps(body),
+                                headers=self.headers(who, **{"Content-Type": content_type}))
+
+    def patch(self, path: str, ops: Any, who: str = "doctor") -> Any:
+        import json
+
+        return self.client.patch(f"/fhir/{path}", content=json.dumps(ops),
+                                 headers=self.headers(who, **{"Content-Type": "application/json-patch+json"}))
+
+
+@pytest.fixture()
+def runtime(engine: Engine, tmp_path: Path) -> Runtime:
+    truncate(engine)
+    settings = Settings(var_dir=tmp_path, base_url=BASE, database_url=str(engine.url))
+    return Runtime(settings=settings, engine=engine, keyring=KeyRing(b"k" * 32),
+                   blobs=FileBlobStore(tmp_path / "blobs", fsync=False))
+
+
+@pytest.fixture()
+def api(runtime: Runtime, cards: dict[str, Card], pki_dir: Path, signer: TokenSigner) -> Iterator[Api]:
+    app = create_app(runtime, signer=signer, ca_cert=load_ca(pki_dir).certificate)
+    with TestClient(app, base_url=BASE) as client:
+        yield Api(client, cards, runtime, app)
+
+
+# ---- identities -------------------------------------------------------------------------
+
+_orders = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Identity:
+    nir: str
+    family: str
+    given: str
+    sex: Sex
+    birth_date: date
+    birth_place: str
+
+    @property
+    def system(self) -> str:
+        return SYSTEM_NIR
+
+    @property
+    def ref(self) -> str:
+        return f"Patient?identifier={SYSTEM_NIR}|{self.nir}"
+
+
+def new_identity(family: str = "DUPONT", given: str = "Marie", sex: Sex = Sex.FEMALE,
+                 birth_date: date = date(1980, 5, 17), birth_place: str = "75056") -> Identity:
+    order = next(_orders) % 1000
+    first13 = f"{1 if sex is Sex.MALE else 2}{birth_date:%y}{birth_date:%m}{birth_place}{order:03d}"
+    return Identity(first13 + compute_key(first13), family, f"{given}{order}" if given else given, sex,
+                    birth_date, birth_place)
+
+
+def patient_resource(ident: Identity, *, consent: bool = True, channel: str | None = None) -> dict[str, Any]:
+    from dmp.fhir.patient import (
+        BIRTH_PLACE_URL,
+        CONSENT_CHANNEL_URL,
+        CREATION_CONSENT_URL,
+        INSEE_CODE_URL,
+    )
+
+    p: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": SYSTEM_NIR, "value": ident.nir}],
+        "name": [{"use": "official", "family": ident.family, "given": [ident.given]}],
+        "gender": ident.sex.value,
+        "birthDate": ident.birth_date.isoformat(),
+        "extension": [{"url": BIRTH_PLACE_URL, "valueAddress": {"extension": [
+            {"url": INSEE_CODE_URL, "valueCoding": {"code": ident.birth_place}}]}}],
+    }
+    if consent:
+        c: dict[str, Any] = {
+            "resourceType": "Consent", "id": "creation", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "dateTime": "2026-11-23T09:30:00+01:00",
+            "policyRule": {"coding": [{"system": "https://dmp.example.org/fhir/CodeSystem/dmp-consent-policy",
+                                       "code": "creation-dmp"}]},
+        }
+        if channel:
+            c["extension"] = [{"url": CONSENT_CHANNEL_URL, "valueCode": channel}]
+        p["contained"] = [c]
+        p["extension"].append({"url": CREATION_CONSENT_URL, "valueReference": {"reference": "#creation"}})
+    return p
+
+
+@pytest.fixture()
+def patient(api: Api) -> Identity:
+    """A patient whose record has been opened by the doctor."""
+    ident = new_identity()
+    resp = api.post("Patient", patient_resource(ident))
+    assert resp.status_code == 201, resp.text
+    return ident
+
+
+def unique_oid() -> str:
+    return f"1.2.250.1.999.{uuid.uuid4().int % 10**12}"
