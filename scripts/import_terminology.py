@@ -53,53 +53,61 @@ class CodeSystem:
 # the NOS CodeSystem definitions (ansforge/IG-terminologie-de-sante, ``^identifier.value``).
 CODE_SYSTEMS: tuple[CodeSystem, ...] = (
     CodeSystem("LOINC", "http://loinc.org", "2.16.840.1.113883.6.1"),
-    CodeSystem("TRE_A00-ProducteurDocNonPS", _nos("TRE_A00-ProducteurDocNonPS"),
-               "1.2.250.1.213.1.1.4.6"),
+    CodeSystem("TRE_A00-ProducteurDocNonPS", _nos("TRE_A00-ProducteurDocNonPS"), "1.2.250.1.213.1.1.4.6"),
     CodeSystem("TRE_A01-CadreExercice", _nos("TRE_A01-CadreExercice"), "1.2.250.1.213.1.1.4.9"),
-    CodeSystem("TRE_A02-ProfessionSavFaire-CISIS", _nos("TRE_A02-ProfessionSavFaire-CISIS"),
-               "1.2.250.1.213.1.1.4.5"),
+    CodeSystem(
+        "TRE_A02-ProfessionSavFaire-CISIS", _nos("TRE_A02-ProfessionSavFaire-CISIS"), "1.2.250.1.213.1.1.4.5"
+    ),
     CodeSystem("TRE_A03-ClasseDocument", _nos("TRE_A03-ClasseDocument"), "1.2.250.1.213.1.1.4.1"),
-    CodeSystem("TRE_A05-TypeDocComplementaire", _nos("TRE_A05-TypeDocComplementaire"),
-               "1.2.250.1.213.1.1.4.12"),
-    CodeSystem("TRE_A06-FormatCodeComplementaire", _nos("TRE_A06-FormatCodeComplementaire"),
-               "1.2.250.1.213.1.1.4.2.282"),
-    CodeSystem("TRE_A07-StatutVisibiliteDocument", _nos("TRE_A07-StatutVisibiliteDocument"),
-               "1.2.250.1.213.1.1.4.13"),
-    CodeSystem("TRE_A08-HL7Confidentiality", _nos("TRE_A08-HL7Confidentiality"),
-               "2.16.840.1.113883.5.25",
-               ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality",)),
-    CodeSystem("TRE_A09-DICOMuidRegistry", _nos("TRE_A09-DICOMuidRegistry"),
-               "1.2.840.10008.2.6.1"),
+    CodeSystem(
+        "TRE_A05-TypeDocComplementaire", _nos("TRE_A05-TypeDocComplementaire"), "1.2.250.1.213.1.1.4.12"
+    ),
+    CodeSystem(
+        "TRE_A06-FormatCodeComplementaire",
+        _nos("TRE_A06-FormatCodeComplementaire"),
+        "1.2.250.1.213.1.1.4.2.282",
+    ),
+    CodeSystem(
+        "TRE_A07-StatutVisibiliteDocument", _nos("TRE_A07-StatutVisibiliteDocument"), "1.2.250.1.213.1.1.4.13"
+    ),
+    CodeSystem(
+        "TRE_A08-HL7Confidentiality",
+        _nos("TRE_A08-HL7Confidentiality"),
+        "2.16.840.1.113883.5.25",
+        ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality",),
+    ),
+    CodeSystem("TRE_A09-DICOMuidRegistry", _nos("TRE_A09-DICOMuidRegistry"), "1.2.840.10008.2.6.1"),
     CodeSystem("TRE_A10-NomenclatureURN", _nos("TRE_A10-NomenclatureURN"), "URN"),
-    CodeSystem("TRE_A11-IheFormatCode", _nos("TRE_A11-IheFormatCode"),
-               "1.3.6.1.4.1.19376.1.2.3"),
+    CodeSystem("TRE_A11-IheFormatCode", _nos("TRE_A11-IheFormatCode"), "1.3.6.1.4.1.19376.1.2.3"),
     CodeSystem("TRE_A12-NomenclatureASTM", _nos("TRE_A12-NomenclatureASTM"), "ASTM"),
     CodeSystem("TRE_G15-ProfessionSante", _nos("TRE_G15-ProfessionSante"), "1.2.250.1.71.1.2.7"),
-    CodeSystem("TRE_G16-ProfessionFormation", _nos("TRE_G16-ProfessionFormation"),
-               "1.2.250.1.71.1.2.8"),
-    CodeSystem("TRE_R01-EnsembleSavoirFaire-CISIS", _nos("TRE_R01-EnsembleSavoirFaire-CISIS"),
-               "1.2.250.1.71.4.2.5"),
+    CodeSystem("TRE_G16-ProfessionFormation", _nos("TRE_G16-ProfessionFormation"), "1.2.250.1.71.1.2.8"),
+    CodeSystem(
+        "TRE_R01-EnsembleSavoirFaire-CISIS", _nos("TRE_R01-EnsembleSavoirFaire-CISIS"), "1.2.250.1.71.4.2.5"
+    ),
     CodeSystem("TRE_R02-SecteurActivite", _nos("TRE_R02-SecteurActivite"), "1.2.250.1.71.4.2.4"),
-    CodeSystem("TRE_R85-RolePriseCharge", _nos("TRE_R85-RolePriseCharge"),
-               "1.2.250.1.213.1.6.1.107"),
-    CodeSystem("TRE_R94-ProfessionSocial", _nos("TRE_R94-ProfessionSocial"),
-               "1.2.250.1.213.1.6.1.4"),
+    CodeSystem("TRE_R85-RolePriseCharge", _nos("TRE_R85-RolePriseCharge"), "1.2.250.1.213.1.6.1.107"),
+    CodeSystem("TRE_R94-ProfessionSocial", _nos("TRE_R94-ProfessionSocial"), "1.2.250.1.213.1.6.1.4"),
     CodeSystem("TRE_R95-UsagerTitre", _nos("TRE_R95-UsagerTitre"), "1.2.250.1.213.1.6.1.109"),
     CodeSystem("TRE_R209-TypeActivite", _nos("TRE_R209-TypeActivite"), "1.2.250.1.213.2.2"),
     CodeSystem("TRE_R248-ModeAcces", _nos("TRE_R248-ModeAcces"), "1.2.250.1.213.1.1.4.248"),
-    CodeSystem("TRE_R258-RelationPriseCharge", _nos("TRE_R258-RelationPriseCharge"),
-               "1.2.250.1.213.1.1.4.2.280"),
-    CodeSystem("TRE_R259-HL7ParticipationFunction", _nos("TRE_R259-HL7ParticipationFunction"),
-               "2.16.840.1.113883.5.88",
-               ("http://terminology.hl7.org/CodeSystem/v3-ParticipationFunction",)),
-    CodeSystem("TRE_R269-AvailabilityStatusProvenanceOasis",
-               _nos("TRE_R269-AvailabilityStatusProvenanceOasis"), "1.2.250.1.213.1.1.4.341"),
-    CodeSystem("TRE_R270-AvailabilityStatus", _nos("TRE_R270-AvailabilityStatus"),
-               "1.2.250.1.213.1.1.4.342"),
-    CodeSystem("TRE_R276-FormeActivite", _nos("TRE_R276-FormeActivite"),
-               "1.2.250.1.213.1.6.1.128"),
-    CodeSystem("TRE_R291-AutreProfession", _nos("TRE_R291-AutreProfession"),
-               "1.2.250.1.213.1.6.1.140"),
+    CodeSystem(
+        "TRE_R258-RelationPriseCharge", _nos("TRE_R258-RelationPriseCharge"), "1.2.250.1.213.1.1.4.2.280"
+    ),
+    CodeSystem(
+        "TRE_R259-HL7ParticipationFunction",
+        _nos("TRE_R259-HL7ParticipationFunction"),
+        "2.16.840.1.113883.5.88",
+        ("http://terminology.hl7.org/CodeSystem/v3-ParticipationFunction",),
+    ),
+    CodeSystem(
+        "TRE_R269-AvailabilityStatusProvenanceOasis",
+        _nos("TRE_R269-AvailabilityStatusProvenanceOasis"),
+        "1.2.250.1.213.1.1.4.341",
+    ),
+    CodeSystem("TRE_R270-AvailabilityStatus", _nos("TRE_R270-AvailabilityStatus"), "1.2.250.1.213.1.1.4.342"),
+    CodeSystem("TRE_R276-FormeActivite", _nos("TRE_R276-FormeActivite"), "1.2.250.1.213.1.6.1.128"),
+    CodeSystem("TRE_R291-AutreProfession", _nos("TRE_R291-AutreProfession"), "1.2.250.1.213.1.6.1.140"),
 )
 BY_URL = {cs.url: cs for cs in CODE_SYSTEMS}
 BY_OID = {cs.oid: cs for cs in CODE_SYSTEMS}
@@ -115,24 +123,39 @@ class Source:
 
 SOURCES: tuple[Source, ...] = (
     Source("J57", "valuesets/ValueSet-JDV-J57-ClassCode-DMP.json"),
-    Source("J66", "valuesets/ValueSet-JDV-J66-TypeCode-DMP.json",
-           note="Version 2024-09-27, the latest DMP list found; "
-                "J07 (CI-SIS, 2026) has newer codes."),
-    Source("J07", "valuesets/ValueSet-JDV-J07-XdsTypeCode-CISIS.json",
-           note="CI-SIS list, for information: DMP documents are checked against J66."),
+    Source(
+        "J66",
+        "valuesets/ValueSet-JDV-J66-TypeCode-DMP.json",
+        note="Version 2024-09-27, the latest DMP list found; J07 (CI-SIS, 2026) has newer codes.",
+    ),
+    Source(
+        "J07",
+        "valuesets/ValueSet-JDV-J07-XdsTypeCode-CISIS.json",
+        note="CI-SIS list, for information: DMP documents are checked against J66.",
+    ),
     Source("J60", "valuesets/ValueSet-JDV-J60-FormatCode-DMP.json"),
     Source("J61", "valuesets/ValueSet-JDV-J61-HealthcareFacilityTypeCode-DMP.json"),
-    Source("J04", "valuesets/ValueSet-JDV-J04-XdsPracticeSettingCode-CISIS.json",
-           note="Stands in for JDV_J62-PracticeSettingCode-DMP, whose content is not published "
-                "in the sources available (assumed to be a subset of J04)."),
+    Source(
+        "J04",
+        "valuesets/ValueSet-JDV-J04-XdsPracticeSettingCode-CISIS.json",
+        note="Stands in for JDV_J62-PracticeSettingCode-DMP, whose content is not published "
+        "in the sources available (assumed to be a subset of J04).",
+    ),
     Source("J58", "valuesets/ValueSet-JDV-J58-ConfidentialityCode-DMP.json"),
     Source("J59", "valuesets/ValueSet-JDV-J59-ContentTypeCode-DMP.json"),
     Source("J52", "valuesets/ValueSet-JDV-J52-AvailabilityStatus-CISIS.json"),
-    Source("J38", "valuesets/ValueSet-JDV-J38-ModeAcces-CISIS.json",
-           note="The published value set OID (1.2.250.1.213.1.1.4.336) is known to be wrong "
-                "(NOS issue #903); kept as published."),
-    Source("J65", "valuesets/ValueSet-JDV-J65-SubjectRole-DMP.PARTIAL.json", partial=True,
-           note="PARTIAL extract: the TRE_R01 savoir-faire include was truncated to 3 codes."),
+    Source(
+        "J38",
+        "valuesets/ValueSet-JDV-J38-ModeAcces-CISIS.json",
+        note="The published value set OID (1.2.250.1.213.1.1.4.336) is known to be wrong "
+        "(NOS issue #903); kept as published.",
+    ),
+    Source(
+        "J65",
+        "valuesets/ValueSet-JDV-J65-SubjectRole-DMP.PARTIAL.json",
+        partial=True,
+        note="PARTIAL extract: the TRE_R01 savoir-faire include was truncated to 3 codes.",
+    ),
     Source("J47", "valuesets/svs-TestContenuCDA-3-0/JDV_J47_FunctionCode_CISIS.xml"),
     Source("J01", "valuesets/svs-TestContenuCDA-3-0/JDV_J01_XdsAuthorSpecialty_CISIS.xml"),
 )
@@ -245,8 +268,13 @@ def _dump(doc: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("source", nargs="?", type=Path, default=DEFAULT_SOURCE,
-                        help="shared/terminology directory (default: %(default)s)")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_SOURCE,
+        help="shared/terminology directory (default: %(default)s)",
+    )
     parser.add_argument("--target", type=Path, default=TARGET)
     args = parser.parse_args(argv)
     try:

@@ -14,8 +14,13 @@ from dmp.errors import DmpError
 
 NS = {"cda": "urn:hl7-org:v3"}
 _PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-    huge_tree=False, remove_comments=True, remove_pis=True,
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
 )
 _OID_SYSTEMS = {"2.16.840.1.113883.6.1": "http://loinc.org"}
 
@@ -68,7 +73,10 @@ def parse_header(data: bytes) -> CdaHeader:
         raise DmpError("MISSING_ELEMENT", "ClinicalDocument/id")
     unique_id = f"{root_id}^{ext}" if ext else root_id
     code_system = attr("cda:code", "codeSystem") or ""
-    given = [g.text or "" for g in root.findall("cda:author/cda:assignedAuthor/cda:assignedPerson/cda:name/cda:given", NS)]
+    given = [
+        g.text or ""
+        for g in root.findall("cda:author/cda:assignedAuthor/cda:assignedPerson/cda:name/cda:given", NS)
+    ]
     family = text("cda:author/cda:assignedAuthor/cda:assignedPerson/cda:name/cda:family")
     name = " ".join([*given, family or ""]).strip() or None
     return CdaHeader(
@@ -84,8 +92,11 @@ def parse_header(data: bytes) -> CdaHeader:
         author_name=name,
         author_specialty=attr("cda:author/cda:assignedAuthor/cda:code", "code"),
         facility_code=attr(
-            "cda:componentOf/cda:encompassingEncounter/cda:location/cda:healthCareFacility/cda:code", "code"),
+            "cda:componentOf/cda:encompassingEncounter/cda:location/cda:healthCareFacility/cda:code", "code"
+        ),
         practice_code=attr(
             "cda:documentationOf/cda:serviceEvent/cda:performer/cda:assignedEntity/"
-            "cda:representedOrganization/cda:standardIndustryClassCode", "code"),
+            "cda:representedOrganization/cda:standardIndustryClassCode",
+            "code",
+        ),
     )

@@ -42,8 +42,16 @@ def serve(host: str, port: int, workers: int) -> None:
     upgrade(runtime.engine)
     runtime.engine.dispose()
     click.echo(f"DMP à l'écoute sur http://{host}:{port}/fhir (base : {settings.db_url.split('@')[-1]})")
-    uvicorn.run("dmp.bootstrap:asgi_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, server_header=False)
+    uvicorn.run(
+        "dmp.bootstrap:asgi_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
 
 
 @main.group(help="Base de données.")
@@ -87,13 +95,28 @@ def pki_init() -> None:
 @click.option("--structure-id", default=None)
 @click.option("--structure-name", default=None)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-def pki_issue_card(rpps: str, profession: str, specialty: str | None, name: str,
-                   structure_id: str | None, structure_name: str | None, out: Path) -> None:
+def pki_issue_card(
+    rpps: str,
+    profession: str,
+    specialty: str | None,
+    name: str,
+    structure_id: str | None,
+    structure_name: str | None,
+    out: Path,
+) -> None:
     from dmp.auth.pki import PkiError, issue_card
 
     try:
-        files = issue_card(_settings().pki_dir, rpps=rpps, profession=profession, specialty=specialty,
-                           name=name, structure_id=structure_id, structure_name=structure_name, out=out)
+        files = issue_card(
+            _settings().pki_dir,
+            rpps=rpps,
+            profession=profession,
+            specialty=specialty,
+            name=name,
+            structure_id=structure_id,
+            structure_name=structure_name,
+            out=out,
+        )
     except PkiError as exc:
         _fail(str(exc))
     click.echo(f"Carte émise (numéro de série {files.serial:X}) : {files.certificate}, {files.key}")
@@ -121,11 +144,16 @@ def pki_revoke(serial_or_cert: str, reason: str | None) -> None:
     engine = make_engine(_settings().db_url)
     upgrade(engine)
     with engine.begin() as conn:
-        if conn.execute(select(revoked_certificate).where(revoked_certificate.c.serial == str(serial))).first():
+        if conn.execute(
+            select(revoked_certificate).where(revoked_certificate.c.serial == str(serial))
+        ).first():
             click.echo("Certificat déjà révoqué.")
             return
-        conn.execute(insert(revoked_certificate).values(serial=str(serial), revoked_at=datetime.now(UTC),
-                                                        reason=reason))
+        conn.execute(
+            insert(revoked_certificate).values(
+                serial=str(serial), revoked_at=datetime.now(UTC), reason=reason
+            )
+        )
     click.echo(f"Certificat {serial:X} révoqué.")
 
 
@@ -148,12 +176,26 @@ def _desk_actor(agent: str) -> object:
 @click.option("--sex", type=click.Choice(["male", "female", "unknown"]), required=True)
 @click.option("--birth-date", required=True, help="AAAA-MM-JJ")
 @click.option("--birth-place", required=True, help="Code INSEE du lieu de naissance.")
-@click.option("--channel", default="insurance-desk", show_default=True,
-              type=click.Choice(["insurance-desk", "pharmacy", "professional-portal", "patient-online",
-                                 "professional-software"]))
+@click.option(
+    "--channel",
+    default="insurance-desk",
+    show_default=True,
+    type=click.Choice(
+        ["insurance-desk", "pharmacy", "professional-portal", "patient-online", "professional-software"]
+    ),
+)
 @click.option("--agent", required=True, help="Nom de l'agent qui atteste le consentement.")
-def record_create(ins_value: str, ins_system: str, family: str, given: str, sex: str, birth_date: str,
-                  birth_place: str, channel: str, agent: str) -> None:
+def record_create(
+    ins_value: str,
+    ins_system: str,
+    family: str,
+    given: str,
+    sex: str,
+    birth_date: str,
+    birth_place: str,
+    channel: str,
+    agent: str,
+) -> None:
     from dmp.bootstrap import build_runtime
     from dmp.domain.identity import IdentityStatus, Sex, StrictTraits
     from dmp.domain.ins import parse_ins
@@ -169,11 +211,19 @@ def record_create(ins_value: str, ins_system: str, family: str, given: str, sex:
     try:
         req = CreationRequest(
             ins=parse_ins(ins_system, ins_value, allow_test=settings.test_instance),
-            traits=StrictTraits(birth_family_name=family, birth_given_names=tuple(given.split()),
-                                sex=Sex(sex), birth_date=date.fromisoformat(birth_date),
-                                birth_place_insee=birth_place.upper()),
-            identity_status=IdentityStatus.QUAL, usual_family_name=None, usual_given_name=None,
-            consent_at=now, consent_channel=channel)
+            traits=StrictTraits(
+                birth_family_name=family,
+                birth_given_names=tuple(given.split()),
+                sex=Sex(sex),
+                birth_date=date.fromisoformat(birth_date),
+                birth_place_insee=birth_place.upper(),
+            ),
+            identity_status=IdentityStatus.QUAL,
+            usual_family_name=None,
+            usual_given_name=None,
+            consent_at=now,
+            consent_channel=channel,
+        )
         with rt.engine.begin() as conn:
             pid = records.create(conn, rt, _desk_actor(agent), req, now)  # type: ignore[arg-type]
     except (DmpError, ValueError) as exc:

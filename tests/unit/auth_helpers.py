@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dmp.auth.pki import CardFiles, init_ca, issue_card, load_ca
 
 AUDIENCE = "https://dmp.example.test/oauth/token"
-RPPS = "10003456789"
+RPPS = "10003456786"
 IDNPS = "8" + RPPS
 NOW = datetime.now(UTC).replace(microsecond=0)
 

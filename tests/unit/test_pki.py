@@ -83,7 +83,7 @@ def test_issue_card_files_and_profile(tmp_path: Path) -> None:
     card.verify_directly_issued_by(ca.certificate)
     subject = {a.oid: a.value for a in card.subject}
     assert subject[NameOID.COMMON_NAME] == "Dr Marie Curie"
-    assert subject[NameOID.SERIAL_NUMBER] == "810003456789"
+    assert subject[NameOID.SERIAL_NUMBER] == "810003456786"
     assert subject[NameOID.TITLE] == "10"
     assert subject[NameOID.ORGANIZATIONAL_UNIT_NAME] == "SM26"
     assert subject[NameOID.ORGANIZATION_NAME] == "Cabinet Curie"
@@ -106,8 +106,8 @@ def test_card_identity(tmp_path: Path) -> None:
     cert = x509.load_pem_x509_certificate(files.certificate.read_bytes())
     identity = card_identity(cert)
     assert identity == CardIdentity(
-        idnps="810003456789",
-        rpps="10003456789",
+        idnps="810003456786",
+        rpps="10003456786",
         name="Dr Marie Curie",
         profession="10",
         specialty="SM26",
@@ -124,7 +124,7 @@ def test_card_without_optional_attributes(tmp_path: Path) -> None:
     init_ca(tmp_path / "ca")
     files = issue_card(
         tmp_path / "ca",
-        rpps="10000000001",
+        rpps="10000000009",
         profession="60",
         specialty=None,
         name="Jeanne Infirmière",
@@ -133,7 +133,7 @@ def test_card_without_optional_attributes(tmp_path: Path) -> None:
         out=tmp_path / "card",
     )
     identity = card_identity(x509.load_pem_x509_certificate(files.certificate.read_bytes()))
-    assert identity.idnps == "810000000001"
+    assert identity.idnps == "810000000009"
     assert identity.profession == "60"
     assert identity.specialty is None
     assert identity.structure_id is None and identity.structure_name is None
@@ -169,7 +169,7 @@ def test_issue_card_refuses_too_long_name(tmp_path: Path) -> None:
     with pytest.raises(PkiError, match="64 caractères au plus"):
         issue_card(
             tmp_path / "ca",
-            rpps="10003456789",
+            rpps="10003456786",
             profession="10",
             specialty=None,
             name="N" * 65,

@@ -43,8 +43,9 @@ def load_ca_certificate(pki_dir: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def create_app(runtime: Runtime, *, signer: TokenSigner | None = None,
-               ca_cert: x509.Certificate | None = None) -> Starlette:
+def create_app(
+    runtime: Runtime, *, signer: TokenSigner | None = None, ca_cert: x509.Certificate | None = None
+) -> Starlette:
     settings = runtime.settings
     signer = signer or TokenSigner.generate_file(settings.keys_dir / "token-signing.pem")
     ca_cert = ca_cert or load_ca_certificate(settings.pki_dir)

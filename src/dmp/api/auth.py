@@ -31,9 +31,12 @@ def authenticate(request: Request, state: AppState) -> Actor:
 
 
 def _is_revoked(conn: Connection, serial: int) -> bool:
-    return conn.execute(
-        select(revoked_certificate.c.serial).where(revoked_certificate.c.serial == str(serial))
-    ).first() is not None
+    return (
+        conn.execute(
+            select(revoked_certificate.c.serial).where(revoked_certificate.c.serial == str(serial))
+        ).first()
+        is not None
+    )
 
 
 def _remember_jti(conn: Connection, jti: str, exp: datetime, now: datetime) -> bool:
@@ -50,41 +53,56 @@ def _oauth_error(err: DmpError, error: str = "invalid_client") -> Response:
     status = 400 if error in ("invalid_request", "unsupported_grant_type") else 401
     return JSONResponse(
         {"error": error, "error_description": err.message, "dmp_error_code": err.code},
-        status_code=status, headers={"Cache-Control": "no-store"},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
     )
 
 
 async def token_endpoint(request: Request) -> Response:
     state: AppState = request.app.state.dmp
     if media_type(request) != "application/x-www-form-urlencoded":
-        return _oauth_error(DmpError("UNSUPPORTED_GRANT", "formulaire application/x-www-form-urlencoded attendu"),
-                            "invalid_request")
+        return _oauth_error(
+            DmpError("UNSUPPORTED_GRANT", "formulaire application/x-www-form-urlencoded attendu"),
+            "invalid_request",
+        )
     body = await request.body()
     if len(body) > 64 * 1024:
         return _oauth_error(DmpError("UNSUPPORTED_GRANT", "requête trop volumineuse"), "invalid_request")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     form = {k: v[0] for k, v in fields.items() if len(v) == 1}
     if form.get("grant_type") != "client_credentials":
-        return _oauth_error(DmpError("UNSUPPORTED_GRANT", "grant_type=client_credentials attendu"),
-                            "unsupported_grant_type")
+        return _oauth_error(
+            DmpError("UNSUPPORTED_GRANT", "grant_type=client_credentials attendu"), "unsupported_grant_type"
+        )
     if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
-        return _oauth_error(DmpError("UNSUPPORTED_GRANT", f"client_assertion_type={CLIENT_ASSERTION_TYPE} attendu"),
-                            "invalid_request")
+        return _oauth_error(
+            DmpError("UNSUPPORTED_GRANT", f"client_assertion_type={CLIENT_ASSERTION_TYPE} attendu"),
+            "invalid_request",
+        )
     assertion = form.get("client_assertion")
     if not isinstance(assertion, str) or not assertion:
         return _oauth_error(DmpError("UNSUPPORTED_GRANT", "client_assertion absente"), "invalid_request")
     client = request.client.host if request.client else "?"
     if not state.login_limiter.allow(client):
-        return JSONResponse({"error": "slow_down", "error_description": DmpError(
-            "RATE_LIMITED", str(state.login_limiter.window)).message, "dmp_error_code": "RATE_LIMITED"},
-            status_code=429, headers={"Retry-After": str(state.login_limiter.window)})
+        return JSONResponse(
+            {
+                "error": "slow_down",
+                "error_description": DmpError("RATE_LIMITED", str(state.login_limiter.window)).message,
+                "dmp_error_code": "RATE_LIMITED",
+            },
+            status_code=429,
+            headers={"Retry-After": str(state.login_limiter.window)},
+        )
 
     def issue() -> tuple[str, int, str]:
         rt = state.runtime
         now = rt.now()
         with rt.engine.begin() as conn:
             verified = verify_client_assertion(
-                assertion, ca_cert=state.ca_cert, audience=rt.settings.token_audience, now=now,
+                assertion,
+                ca_cert=state.ca_cert,
+                audience=rt.settings.token_audience,
+                now=now,
                 is_revoked=lambda serial: _is_revoked(conn, serial),
                 remember_jti=lambda jti, exp: _remember_jti(conn, jti, exp, now),
             )

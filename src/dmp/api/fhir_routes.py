@@ -80,11 +80,13 @@ async def transaction(request: Request) -> Response:
     actor = authenticate(request, state)
     rt = state.runtime
     bundle = await read_json(request, rt.settings.max_request_bytes)
-    req = parse_provide_bundle(bundle, max_document_bytes=rt.settings.max_document_bytes,
-                               allow_test=rt.settings.test_instance)
+    req = parse_provide_bundle(
+        bundle, max_document_bytes=rt.settings.max_document_bytes, allow_test=rt.settings.test_instance
+    )
     fail_after = state.fail_after  # test hook, None in production
     result = await _in_transaction(
-        state, lambda conn: publish.publish(conn, rt, actor, req, rt.now(), fail_after))
+        state, lambda conn: publish.publish(conn, rt, actor, req, rt.now(), fail_after)
+    )
     return FhirResponse(result.response, 200)
 
 
@@ -150,12 +152,24 @@ async def read_binary(request: Request) -> Response:
     content = await _in_transaction(state, lambda c: documents.retrieve(c, rt, actor, doc_id))
     accept = request.headers.get("accept", "")
     if FHIR_JSON in accept or "application/json" in accept.split(",")[0]:
-        return FhirResponse({"resourceType": "Binary", "id": str(doc_id), "contentType": content.mime_type,
-                             "data": base64.b64encode(content.data).decode()})
+        return FhirResponse(
+            {
+                "resourceType": "Binary",
+                "id": str(doc_id),
+                "contentType": content.mime_type,
+                "data": base64.b64encode(content.data).decode(),
+            }
+        )
     # The exact type the producer declared (Starlette would append a charset to text/*).
-    return Response(content.data, headers={
-        "Content-Type": content.mime_type, "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff", "Content-Disposition": "attachment"})
+    return Response(
+        content.data,
+        headers={
+            "Content-Type": content.mime_type,
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": "attachment",
+        },
+    )
 
 
 async def search_patients(request: Request) -> Response:
@@ -175,11 +189,20 @@ async def search_patients(request: Request) -> Response:
     if ins is None:
         raise DmpError("INS_SYSTEM_NOT_ALLOWED", system or "absent")
     row = await _in_transaction(state, lambda c: records.find_by_ins(c, ins))
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": 1 if row else 0,
-                              "link": [{"relation": "self", "url": str(request.url)}]}
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 1 if row else 0,
+        "link": [{"relation": "self", "url": str(request.url)}],
+    }
     if row is not None:
-        bundle["entry"] = [{"fullUrl": f"{rt.fhir_base}/Patient/{row.id}",
-                            "resource": patient_resource(row), "search": {"mode": "match"}}]
+        bundle["entry"] = [
+            {
+                "fullUrl": f"{rt.fhir_base}/Patient/{row.id}",
+                "resource": patient_resource(row),
+                "search": {"mode": "match"},
+            }
+        ]
     return FhirResponse(bundle)
 
 
@@ -212,9 +235,15 @@ async def create_patient(request: Request) -> Response:
         return records.get(conn, pid)
 
     row = await _in_transaction(state, work)
-    return FhirResponse(patient_resource(row), 201, headers={
-        "Location": f"{rt.fhir_base}/Patient/{row.id}/_history/{row.version}",
-        "ETag": f'W/"{row.version}"', "Last-Modified": instant(row.updated_at)})
+    return FhirResponse(
+        patient_resource(row),
+        201,
+        headers={
+            "Location": f"{rt.fhir_base}/Patient/{row.id}/_history/{row.version}",
+            "ETag": f'W/"{row.version}"',
+            "Last-Modified": instant(row.updated_at),
+        },
+    )
 
 
 async def unknown_resource(request: Request) -> Response:

@@ -39,7 +39,9 @@ async def read_body(request: Request, limit: int, accepted: set[str]) -> bytes:
     """The request body, refusing a wrong content type or an oversize body early."""
     mt = media_type(request)
     if mt not in accepted:
-        raise DmpError("UNSUPPORTED_MEDIA_TYPE", mt or "absent")
+        raise DmpError(
+            "UNSUPPORTED_MEDIA_TYPE", f"{mt or 'absent'} (attendu : {' ou '.join(sorted(accepted))})"
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise DmpError("REQUEST_TOO_LARGE", f"{limit // (1024 * 1024)} Mo")

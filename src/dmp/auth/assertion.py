@@ -151,8 +151,7 @@ def _check_chain(certs: list[x509.Certificate], ca_cert: x509.Certificate) -> x5
     leaf, extras = certs[0], certs[1:]
     if leaf == ca_cert:
         raise _cert_invalid(
-            "le premier certificat de x5c est celui de l'autorité de certification, "
-            "pas celui d'une carte"
+            "le premier certificat de x5c est celui de l'autorité de certification, pas celui d'une carte"
         )
     for position, extra in enumerate(extras, start=2):
         if extra != ca_cert:
@@ -170,8 +169,7 @@ def _check_chain(certs: list[x509.Certificate], ca_cert: x509.Certificate) -> x5
         ) from None
     except InvalidSignature:
         raise _cert_invalid(
-            "signature du certificat invalide : il n'a pas été émis par l'autorité de "
-            "certification du DMP"
+            "signature du certificat invalide : il n'a pas été émis par l'autorité de certification du DMP"
         ) from None
     except TypeError:
         raise _cert_invalid("algorithme de signature du certificat non pris en charge") from None
@@ -199,15 +197,11 @@ def _check_usage(leaf: x509.Certificate) -> None:
     try:
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
-        raise _cert_invalid(
-            "usage étendu clientAuth absent (extension extendedKeyUsage manquante)"
-        ) from None
+        raise _cert_invalid("usage étendu clientAuth absent (extension extendedKeyUsage manquante)") from None
     except ValueError:
         raise _cert_invalid("extensions du certificat illisibles") from None
     if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-        raise _cert_invalid(
-            "usage étendu clientAuth absent : certificat non destiné à l'authentification"
-        )
+        raise _cert_invalid("usage étendu clientAuth absent : certificat non destiné à l'authentification")
     try:
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
@@ -221,17 +215,13 @@ def _check_key_matches_algorithm(
 ) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
     key = leaf.public_key()
     if alg == "ES256":
-        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
-            key.curve, ec.SECP256R1
-        ):
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
             raise _invalid("l'algorithme ES256 exige une clé EC P-256 dans le certificat")
     else:
         if not isinstance(key, rsa.RSAPublicKey):
             raise _invalid(f"l'algorithme {alg} exige une clé RSA dans le certificat")
         if key.key_size < MIN_RSA_KEY_SIZE:
-            raise _cert_invalid(
-                f"clé RSA trop courte ({key.key_size} bits, {MIN_RSA_KEY_SIZE} au moins)"
-            )
+            raise _cert_invalid(f"clé RSA trop courte ({key.key_size} bits, {MIN_RSA_KEY_SIZE} au moins)")
     return key
 
 
@@ -264,9 +254,7 @@ def _optional_string(claims: dict[str, Any], name: str, max_length: int) -> str 
     return value or None
 
 
-def _check_times(
-    claims: dict[str, Any], now: datetime, max_lifetime: timedelta
-) -> datetime:
+def _check_times(claims: dict[str, Any], now: datetime, max_lifetime: timedelta) -> datetime:
     exp = _numeric_date(claims, "exp", required=True)
     assert exp is not None
     iat = _numeric_date(claims, "iat", required=False)
@@ -304,8 +292,7 @@ def _check_subject(claims: dict[str, Any], identity: CardIdentity) -> None:
         raise _invalid(f"iss ({iss}) et sub ({sub}) doivent être égaux (identifiant du client)")
     if sub != identity.idnps:
         raise _invalid(
-            f"l'identifiant du client ({sub}) ne correspond pas à l'IDNPS du certificat "
-            f"({identity.idnps})"
+            f"l'identifiant du client ({sub}) ne correspond pas à l'IDNPS du certificat ({identity.idnps})"
         )
 
 

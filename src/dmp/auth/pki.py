@@ -93,6 +93,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dmp.domain.professional import is_valid_rpps
 from dmp.errors import DmpError
 
 __all__ = [
@@ -210,9 +211,7 @@ def _check_attribute(label: str, value: str) -> str:
     if not value:
         raise PkiError(f"{label} : valeur vide.")
     if len(value) > _MAX_ATTRIBUTE_LENGTH:
-        raise PkiError(
-            f"{label} : {_MAX_ATTRIBUTE_LENGTH} caractères au plus ({len(value)} reçus)."
-        )
+        raise PkiError(f"{label} : {_MAX_ATTRIBUTE_LENGTH} caractères au plus ({len(value)} reçus).")
     return value
 
 
@@ -336,15 +335,13 @@ def issue_card(
     tests build not-yet-valid or expired cards; the validity never extends past
     the CA's.
     """
-    if not _RPPS_RE.fullmatch(rpps):
-        raise PkiError(f"Numéro RPPS invalide : {rpps!r} (11 chiffres attendus).")
+    if not _RPPS_RE.fullmatch(rpps) or not is_valid_rpps(rpps):
+        raise PkiError(f"Numéro RPPS invalide : {rpps!r} (11 chiffres dont une clé de Luhn attendus).")
     name = _check_attribute("Nom du professionnel", name)
     profession = _check_attribute("Code profession", profession)
     specialty = _check_attribute("Savoir-faire", specialty) if specialty is not None else None
     structure_id = (
-        _check_attribute("Identifiant de structure", structure_id)
-        if structure_id is not None
-        else None
+        _check_attribute("Identifiant de structure", structure_id) if structure_id is not None else None
     )
     structure_name = (
         _check_attribute("Nom de structure", structure_name) if structure_name is not None else None
@@ -413,9 +410,7 @@ def issue_card(
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
 

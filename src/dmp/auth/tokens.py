@@ -80,9 +80,7 @@ class TokenSigner:
         }
         canonical = json.dumps(self._jwk, separators=(",", ":"), sort_keys=True)
         self.kid = (
-            urlsafe_b64encode(hashlib.sha256(canonical.encode("ascii")).digest())
-            .rstrip(b"=")
-            .decode("ascii")
+            urlsafe_b64encode(hashlib.sha256(canonical.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
         )
         self._cache_size = max(0, cache_size)
         self._cache: OrderedDict[str, _CacheEntry] = OrderedDict()
@@ -218,8 +216,10 @@ class TokenSigner:
         if header.get("alg") != ALGORITHM:
             raise DmpError("TOKEN_INVALID", "algorithme de signature inattendu")
         if header.get("kid") != self.kid:
-            raise DmpError("TOKEN_INVALID", "clé de signature inconnue (jeton émis par un autre "
-                           "serveur ou avant un changement de clé)")
+            raise DmpError(
+                "TOKEN_INVALID",
+                "clé de signature inconnue (jeton émis par un autre serveur ou avant un changement de clé)",
+            )
         try:
             decoded = jwt.PyJWS().decode_complete(token, self._public_key, algorithms=[ALGORITHM])
         except jwt.InvalidSignatureError:
@@ -289,4 +289,3 @@ def actor_from_assertion(v: VerifiedAssertion, *, scopes: Iterable[str] = ()) ->
         software=v.software,
         scopes=frozenset(scopes),
     )
-

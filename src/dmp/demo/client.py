@@ -24,16 +24,27 @@ from dmp.auth.pki import card_identity
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-def client_assertion(card_dir: Path, audience: str, *, purpose: str = "TREAT",
-                     justification: str | None = None, now: datetime | None = None) -> str:
+def client_assertion(
+    card_dir: Path,
+    audience: str,
+    *,
+    purpose: str = "TREAT",
+    justification: str | None = None,
+    now: datetime | None = None,
+) -> str:
     cert = x509.load_pem_x509_certificate((card_dir / "card.crt").read_bytes())
     key = serialization.load_pem_private_key((card_dir / "card.key").read_bytes(), password=None)
     ident = card_identity(cert)
     now = now or datetime.now(UTC)
     claims: dict[str, object] = {
-        "iss": ident.idnps, "sub": ident.idnps, "aud": audience, "jti": str(uuid.uuid4()),
-        "iat": int(now.timestamp()), "exp": int((now + timedelta(minutes=4)).timestamp()),
-        "purpose_of_use": purpose, "software": "dmp-client 0.1",
+        "iss": ident.idnps,
+        "sub": ident.idnps,
+        "aud": audience,
+        "jti": str(uuid.uuid4()),
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=4)).timestamp()),
+        "purpose_of_use": purpose,
+        "software": "dmp-client 0.1",
     }
     if justification:
         claims["justification"] = justification
@@ -50,13 +61,19 @@ def token_form(card_dir: Path, audience: str, **kw: str | None) -> dict[str, str
     }
 
 
-def request_token(base_url: str, card_dir: Path, *, purpose: str = "TREAT",
-                  justification: str | None = None) -> str:
+def request_token(
+    base_url: str, card_dir: Path, *, purpose: str = "TREAT", justification: str | None = None
+) -> str:
     audience = f"{base_url}/oauth/token"
-    data = urllib.parse.urlencode(token_form(card_dir, audience, purpose=purpose,
-                                             justification=justification)).encode()
-    req = urllib.request.Request(audience, data=data, method="POST",  # noqa: S310 (our own URL)
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    data = urllib.parse.urlencode(
+        token_form(card_dir, audience, purpose=purpose, justification=justification)
+    ).encode()
+    req = urllib.request.Request(  # noqa: S310 (our own http(s) URL)
+        audience,
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             return str(json.loads(resp.read())["access_token"])

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
 
-
 import click
 from tqdm import tqdm
 
@@ -45,8 +44,24 @@ PROFESSIONALS = [
     DemoProfessional("dent-petit", "10007890121", "40", None, "Luc PETIT", "Cabinet dentaire"),
 ]
 
-FAMILY = ["MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "DURAND", "DUBOIS",
-          "MOREAU", "LAURENT", "SIMON", "MICHEL", "LEFEBVRE", "LEROY", "ROUX", "DAVID"]
+FAMILY = [
+    "MARTIN",
+    "BERNARD",
+    "THOMAS",
+    "PETIT",
+    "ROBERT",
+    "RICHARD",
+    "DURAND",
+    "DUBOIS",
+    "MOREAU",
+    "LAURENT",
+    "SIMON",
+    "MICHEL",
+    "LEFEBVRE",
+    "LEROY",
+    "ROUX",
+    "DAVID",
+]
 GIVEN_F = ["Marie", "Camille", "Léa", "Chloé", "Inès", "Jeanne", "Louise", "Manon"]
 GIVEN_M = ["Jean", "Louis", "Gabriel", "Hugo", "Arthur", "Jules", "Paul", "Noël"]
 PLACES = ["75056", "69123", "13055", "51454", "33063", "2A004", "59350", "67482"]
@@ -59,14 +74,28 @@ def demo_nir(sex: Sex, born: date, place: str, order: int) -> str:
 
 def demo_patients(n: int) -> list[StrictTraits]:
     rng = random.Random(42)  # the same demo set on every machine
-    out = [StrictTraits(birth_family_name="PAT-TROIS", birth_given_names=("Dominique",),
-                        sex=Sex.FEMALE, birth_date=date(1979, 3, 28), birth_place_insee="51215")]
+    out = [
+        StrictTraits(
+            birth_family_name="PAT-TROIS",
+            birth_given_names=("Dominique",),
+            sex=Sex.FEMALE,
+            birth_date=date(1979, 3, 28),
+            birth_place_insee="51215",
+        )
+    ]
     while len(out) < n:
         sex = rng.choice([Sex.FEMALE, Sex.MALE])
         given = rng.choice(GIVEN_F if sex is Sex.FEMALE else GIVEN_M)
         born = date(rng.randint(1935, 2020), rng.randint(1, 12), rng.randint(1, 28))
-        out.append(StrictTraits(birth_family_name=rng.choice(FAMILY), birth_given_names=(given,),
-                                sex=sex, birth_date=born, birth_place_insee=rng.choice(PLACES)))
+        out.append(
+            StrictTraits(
+                birth_family_name=rng.choice(FAMILY),
+                birth_given_names=(given,),
+                sex=sex,
+                birth_date=born,
+                birth_place_insee=rng.choice(PLACES),
+            )
+        )
     return out
 
 
@@ -79,47 +108,74 @@ def load_demo(settings: Settings, *, patients: int = 12) -> None:
     for p in tqdm(PROFESSIONALS, desc="Cartes CPS", unit="carte"):
         out = cards_dir / p.slug
         if not (out / "card.crt").exists():
-            issue_card(settings.pki_dir, rpps=p.rpps, profession=p.profession, specialty=p.specialty,
-                       name=p.name, structure_id=None, structure_name=p.structure, out=out)
+            issue_card(
+                settings.pki_dir,
+                rpps=p.rpps,
+                profession=p.profession,
+                specialty=p.specialty,
+                name=p.name,
+                structure_id=None,
+                structure_name=p.structure,
+                out=out,
+            )
     doctor = PROFESSIONALS[0]
-    actor = Actor(kind=ActorKind.PROFESSIONAL, id="8" + doctor.rpps, name=doctor.name,
-                  profession=doctor.profession, specialty=doctor.specialty)
-    examples = [resources.files("dmp.demo").joinpath("data", name).read_bytes()
-                for name in sorted(n.name for n in resources.files("dmp.demo").joinpath("data").iterdir()
-                                   if n.name.endswith(".xml"))]
+    actor = Actor(
+        kind=ActorKind.PROFESSIONAL,
+        id="8" + doctor.rpps,
+        name=doctor.name,
+        profession=doctor.profession,
+        specialty=doctor.specialty,
+    )
+    examples = [
+        resources.files("dmp.demo").joinpath("data", name).read_bytes()
+        for name in sorted(
+            n.name for n in resources.files("dmp.demo").joinpath("data").iterdir() if n.name.endswith(".xml")
+        )
+    ]
     created = published = 0
     now = datetime.now(UTC)
     first_ins = ""
     for i, traits in enumerate(tqdm(demo_patients(patients), desc="Patients et documents", unit="patient")):
-        nir = "279035121518989" if i == 0 else demo_nir(traits.sex, traits.birth_date,
-                                                        traits.birth_place_insee, 100 + i)
+        nir = (
+            "279035121518989"
+            if i == 0
+            else demo_nir(traits.sex, traits.birth_date, traits.birth_place_insee, 100 + i)
+        )
         first_ins = first_ins or nir
         ins = parse_ins(SYSTEM_NIR, nir, allow_test=False)
         with rt.engine.begin() as conn:
             if records.find_by_ins(conn, ins) is not None:
                 continue
-            req = CreationRequest(ins=ins, traits=traits, identity_status=IdentityStatus.QUAL,
-                                  usual_family_name=None, usual_given_name=None, consent_at=now,
-                                  consent_channel="professional-software")
+            req = CreationRequest(
+                ins=ins,
+                traits=traits,
+                identity_status=IdentityStatus.QUAL,
+                usual_family_name=None,
+                usual_given_name=None,
+                consent_at=now,
+                consent_channel="professional-software",
+            )
             records.create(conn, rt, actor, req, now)
             created += 1
         for j, content in enumerate(examples):
             header = parse_header(content)
-            bundle = bundle_from_cda(content, header, ins_system=SYSTEM_NIR, ins_value=nir,
-                                     unique_id=f"{header.unique_id}.{i}.{j}")
+            bundle = bundle_from_cda(
+                content, header, ins_system=SYSTEM_NIR, ins_value=nir, unique_id=f"{header.unique_id}.{i}.{j}"
+            )
             req_b = parse_provide_bundle(bundle, max_document_bytes=settings.max_document_bytes)
             with rt.engine.begin() as conn:
                 publish.publish(conn, rt, actor, req_b, datetime.now(UTC))
             published += 1
     base = settings.base_url.rstrip("/")
-    click.echo(f"\n{created} dossiers créés, {published} documents publiés, "
-               f"{len(PROFESSIONALS)} cartes CPS dans {cards_dir}.")
+    click.echo(
+        f"\n{created} dossiers créés, {published} documents publiés, "
+        f"{len(PROFESSIONALS)} cartes CPS dans {cards_dir}."
+    )
     click.echo(f"""
 Pour essayer l'API (dans un autre terminal, après « dmp serve ») :
   TOKEN=$(dmp client-token --card {cards_dir / doctor.slug})
   curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Patient?identifier={SYSTEM_NIR}|{first_ins}"
-  curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/DocumentReference?patient.identifier={SYSTEM_NIR}|{first_ins}&status=current"
+  curl -H "Authorization: Bearer $TOKEN" \\
+    "{base}/fhir/DocumentReference?patient.identifier={SYSTEM_NIR}|{first_ins}&status=current"
   curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Binary/<id du document>"
-Cartes de démonstration : {', '.join(p.slug for p in PROFESSIONALS)}.""")
-
-
+Cartes de démonstration : {", ".join(p.slug for p in PROFESSIONALS)}.""")

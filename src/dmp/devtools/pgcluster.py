@@ -48,27 +48,63 @@ def _free_port() -> int:
 def start_throwaway() -> str:
     bindir = _bindir()
     if bindir is None:
-        raise RuntimeError("PostgreSQL introuvable : ni serveur sur 127.0.0.1:5432, ni binaires initdb/pg_ctl")
+        raise RuntimeError(
+            "PostgreSQL introuvable : ni serveur sur 127.0.0.1:5432, ni binaires initdb/pg_ctl"
+        )
     root = Path(tempfile.mkdtemp(prefix="dmp-pg-"))
     prefix: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
         shutil.chown(root, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
     data, port = root / "data", _free_port()
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--no-instructions"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        ],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l",
-                    str(root / "log"), "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-w",
+            "-l",
+            str(root / "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
     def stop() -> None:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
     atexit.register(stop)
-    subprocess.run([*prefix, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                    "test"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "test"],
+        check=True,
+        capture_output=True,
+    )
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
 
 

@@ -199,8 +199,7 @@ def traits_conflict(a: StrictTraits, b: StrictTraits) -> list[str]:
     found: list[str] = []
     if a.normalized_family_name != b.normalized_family_name:
         found.append(
-            f"nom de naissance : « {a.normalized_family_name} » connu, "
-            f"« {b.normalized_family_name} » reçu"
+            f"nom de naissance : « {a.normalized_family_name} » connu, « {b.normalized_family_name} » reçu"
         )
     if a.normalized_first_given_name != b.normalized_first_given_name:
         found.append(
@@ -216,12 +215,10 @@ def traits_conflict(a: StrictTraits, b: StrictTraits) -> list[str]:
         found.append(f"sexe : {a.sex.label} connu, {b.sex.label} reçu")
     if a.birth_date != b.birth_date:
         found.append(
-            f"date de naissance : {a.birth_date.isoformat()} connue, "
-            f"{b.birth_date.isoformat()} reçue"
+            f"date de naissance : {a.birth_date.isoformat()} connue, {b.birth_date.isoformat()} reçue"
         )
     if a.birth_place_insee != b.birth_place_insee:
         found.append(
-            f"lieu de naissance (code INSEE) : {a.birth_place_insee} connu, "
-            f"{b.birth_place_insee} reçu"
+            f"lieu de naissance (code INSEE) : {a.birth_place_insee} connu, {b.birth_place_insee} reçu"
         )
     return found

@@ -165,8 +165,7 @@ def _parse_system(system: str, *, allow_test: bool) -> str:
             return oid
         raise DmpError(
             "INS_SYSTEM_NOT_ALLOWED",
-            f"{raw} ({TYPE_CODES[oid]}) désigne un patient fictif de test, "
-            "refusé sur cette instance",
+            f"{raw} ({TYPE_CODES[oid]}) désigne un patient fictif de test, refusé sur cette instance",
         )
     if oid == OID_INS_C:
         raise DmpError(
@@ -199,12 +198,9 @@ def _check_shape(value: str) -> None:
     if len(value) != 15:
         raise DmpError(
             "INVALID_INS",
-            f"le matricule doit compter 15 caractères (13 + clé de 2 chiffres), "
-            f"{len(value)} reçus",
+            f"le matricule doit compter 15 caractères (13 + clé de 2 chiffres), {len(value)} reçus",
         )
-    misplaced = [
-        i for i, ch in enumerate(value) if ch in "AB" and not (i == 6 and value[5] == "2")
-    ]
+    misplaced = [i for i, ch in enumerate(value) if ch in "AB" and not (i == 6 and value[5] == "2")]
     if misplaced:
         positions = ", ".join(str(i + 1) for i in misplaced)
         raise DmpError(
@@ -231,18 +227,11 @@ def parse_ins(system: str, value: str, *, allow_test: bool) -> Ins:
     if oid == OID_NIA:
         if sex not in NIA_SEX_DIGITS:
             problems.append(
-                f"premier chiffre (sexe) « {sex} » invalide pour un NIA "
-                "(1, 2, 3, 4, 7 ou 8 attendu)"
+                f"premier chiffre (sexe) « {sex} » invalide pour un NIA (1, 2, 3, 4, 7 ou 8 attendu)"
             )
     elif sex not in NIR_SEX_DIGITS:
-        hint = (
-            f", un numéro commençant par {sex} est un NIA (système {SYSTEM_NIA})"
-            if sex in "78"
-            else ""
-        )
-        problems.append(
-            f"premier chiffre (sexe) « {sex} » invalide pour un NIR (1, 2, 3 ou 4 attendu{hint})"
-        )
+        hint = f", un numéro commençant par {sex} est un NIA (système {SYSTEM_NIA})" if sex in "78" else ""
+        problems.append(f"premier chiffre (sexe) « {sex} » invalide pour un NIR (1, 2, 3 ou 4 attendu{hint})")
     # Months 01-12 are real; larger values are pseudo-months used when the month of
     # birth is unknown. Their exact ranges are not published, so only 00 is refused:
     # the check key is what catches typing errors.

@@ -89,9 +89,7 @@ def validate_rpps(rpps: str) -> str:
     if not (value.isascii() and value.isdigit()):
         raise DmpError("INVALID_VALUE", f"numéro RPPS « {rpps} » : chiffres uniquement")
     if len(value) != 11:
-        raise DmpError(
-            "INVALID_VALUE", f"numéro RPPS « {rpps} » : 11 chiffres attendus, {len(value)} reçus"
-        )
+        raise DmpError("INVALID_VALUE", f"numéro RPPS « {rpps} » : 11 chiffres attendus, {len(value)} reçus")
     if not luhn.is_valid(value):
         expected = luhn.calc_check_digit(value[:10])
         raise DmpError(
@@ -112,8 +110,7 @@ def rpps_from_idnps(idnps: str) -> str:
     if len(value) != 12 or not value.startswith(IDNPS_PREFIX_RPPS):
         raise DmpError(
             "INVALID_VALUE",
-            f"identifiant national de professionnel « {idnps} » : 8 suivi des 11 chiffres "
-            "du RPPS attendu",
+            f"identifiant national de professionnel « {idnps} » : 8 suivi des 11 chiffres du RPPS attendu",
         )
     return validate_rpps(value[1:])
 

@@ -129,8 +129,7 @@ def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bo
     check_subject_ins(subject, allow_test=allow_test)
     for _, _, dr in references:
         check_subject_ins(dr.get("subject"), allow_test=allow_test)
-    req = ProvideRequest(sub, sub_index, subject, binary_indexes=binary_indexes,
-                         entry_count=len(entries))
+    req = ProvideRequest(sub, sub_index, subject, binary_indexes=binary_indexes, entry_count=len(entries))
     used: set[int] = set()
     for i, full_url, dr in references:
         entry, attachment = parse_entry(dr)
@@ -145,12 +144,15 @@ def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bo
         elif attachment.get("data") is not None:
             content = _decode(attachment.get("data"), "attachment.data", max_document_bytes)
         else:
-            raise DmpError("MISSING_ELEMENT", f"contenu du document {entry.unique_id} (Binary ou attachment.data)")
+            raise DmpError(
+                "MISSING_ELEMENT", f"contenu du document {entry.unique_id} (Binary ou attachment.data)"
+            )
         check_size_and_hash(attachment, content)
         entry.size = len(content)
         entry.sha1_b64 = base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()
-        req.documents.append(SubmittedDocument(i, full_url, dr, entry, content,
-                                               hashlib.sha256(content).hexdigest(), bi))
+        req.documents.append(
+            SubmittedDocument(i, full_url, dr, entry, content, hashlib.sha256(content).hexdigest(), bi)
+        )
     unused = set(binary_indexes) - used
     if unused:
         raise DmpError("INVALID_RESOURCE", f"Binary sans fiche qui le référence (entrée {min(unused)})")

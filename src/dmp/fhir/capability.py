@@ -9,15 +9,33 @@ from dmp.fhir import CANONICAL, FHIR_VERSION
 from dmp.fhir.common import Json, instant
 
 DOCUMENT_SEARCH = [
-    ("patient", "reference"), ("patient.identifier", "token"), ("status", "token"),
-    ("category", "token"), ("type", "token"), ("format", "token"), ("setting", "token"),
-    ("facility", "token"), ("event", "token"), ("security-label", "token"),
-    ("author.identifier", "token"), ("date", "date"), ("creation", "date"), ("period", "date"),
-    ("identifier", "token"), ("_id", "token"), ("isArchived", "token"), ("relatesto", "reference"),
+    ("patient", "reference"),
+    ("patient.identifier", "token"),
+    ("status", "token"),
+    ("category", "token"),
+    ("type", "token"),
+    ("format", "token"),
+    ("setting", "token"),
+    ("facility", "token"),
+    ("event", "token"),
+    ("security-label", "token"),
+    ("author.identifier", "token"),
+    ("date", "date"),
+    ("creation", "date"),
+    ("period", "date"),
+    ("identifier", "token"),
+    ("_id", "token"),
+    ("isArchived", "token"),
+    ("relatesto", "reference"),
 ]
 LIST_SEARCH = [
-    ("patient", "reference"), ("patient.identifier", "token"), ("code", "token"),
-    ("status", "token"), ("date", "date"), ("identifier", "token"), ("sourceId", "token"),
+    ("patient", "reference"),
+    ("patient.identifier", "token"),
+    ("code", "token"),
+    ("status", "token"),
+    ("date", "date"),
+    ("identifier", "token"),
+    ("sourceId", "token"),
     ("designationType", "token"),
 ]
 
@@ -44,42 +62,55 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
         "fhirVersion": FHIR_VERSION,
         "format": ["application/fhir+json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [{
-            "mode": "server",
-            "security": {
-                "extension": [{
-                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [{"url": "token", "valueUri": token_url}],
-                }],
-                "service": [{"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                    "code": "SMART-on-FHIR"}]}],
-                "description": "SMART Backend Services : client_credentials avec assertion "
-                               "private_key_jwt signée par la carte (certificat dans x5c).",
-            },
-            "resource": [
-                {
-                    "type": "DocumentReference",
-                    "supportedProfile": [
-                        "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference"],
-                    "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
-                    "conditionalUpdate": False,
-                    "searchParam": _params(DOCUMENT_SEARCH),
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "extension": [
+                        {
+                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "extension": [{"url": "token", "valueUri": token_url}],
+                        }
+                    ],
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "description": "SMART Backend Services : client_credentials avec assertion "
+                    "private_key_jwt signée par la carte (certificat dans x5c).",
                 },
-                {
-                    "type": "List",
-                    "supportedProfile": [
-                        "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-submissionset-comprehensive"],
-                    "interaction": [{"code": "read"}, {"code": "search-type"}],
-                    "searchParam": _params(LIST_SEARCH),
-                },
-                {"type": "Binary", "interaction": [{"code": "read"}]},
-                {
-                    "type": "Patient",
-                    "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
-                    "searchParam": _params([("identifier", "token")]),
-                },
-            ],
-            "interaction": [{"code": "transaction"}],
-        }],
+                "resource": [
+                    {
+                        "type": "DocumentReference",
+                        "supportedProfile": [
+                            "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference"
+                        ],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
+                        "conditionalUpdate": False,
+                        "searchParam": _params(DOCUMENT_SEARCH),
+                    },
+                    {
+                        "type": "List",
+                        "supportedProfile": [
+                            "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-submissionset-comprehensive"
+                        ],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": _params(LIST_SEARCH),
+                    },
+                    {"type": "Binary", "interaction": [{"code": "read"}]},
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                        "searchParam": _params([("identifier", "token")]),
+                    },
+                ],
+                "interaction": [{"code": "transaction"}],
+            }
+        ],
     }

@@ -47,9 +47,7 @@ def parse_datetime_range(value: Any, element: str) -> tuple[datetime, datetime]:
         raise DmpError("INVALID_VALUE", f"{element} doit être une date FHIR", expression=element)
     m = _DATETIME.fullmatch(value)
     if not m:
-        raise DmpError(
-            "INVALID_VALUE", f"{element} : date « {value} » mal formée", expression=element
-        )
+        raise DmpError("INVALID_VALUE", f"{element} : date « {value} » mal formée", expression=element)
     try:
         y = int(m["y"])
         if m["H"] is not None:

@@ -32,8 +32,12 @@ from dmp.terminology import valueset
 OID_IDNPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 OID_IDNST_SYSTEM = "urn:oid:1.2.250.1.71.4.2.2"
 INS_SYSTEMS = tuple(f"urn:oid:1.2.250.1.213.1.4.{n}" for n in (8, 9, 10, 11))
-CONFIDENTIALITY_SYSTEM = "https://mos.esante.gouv.fr/NOS/TRE_A08-HL7Confidentiality/FHIR/TRE-A08-HL7Confidentiality"
-FLAG_SYSTEM = "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument"
+CONFIDENTIALITY_SYSTEM = (
+    "https://mos.esante.gouv.fr/NOS/TRE_A08-HL7Confidentiality/FHIR/TRE-A08-HL7Confidentiality"
+)
+FLAG_SYSTEM = (
+    "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument"
+)
 IS_ARCHIVED_URL = "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-ext-is-archived"
 FLAG_DISPLAY = {
     "MASQUE_PS": "Masqué aux professionnels de santé",
@@ -88,7 +92,8 @@ def parse_security_labels(labels: Any) -> tuple[Confidentiality, DmpFlag]:
                 flags |= DmpFlag[code]
     if levels_seen > 1:
         raise DmpError(
-            "INVALID_VALUE", "un seul niveau de confidentialité N, R ou V est permis",
+            "INVALID_VALUE",
+            "un seul niveau de confidentialité N, R ou V est permis",
             expression="securityLabel",
         )
     return level, flags
@@ -112,8 +117,11 @@ def parse_author(dr: Json) -> Author:
         ident = ref.get("identifier") if isinstance(ref, dict) else None
         value = ident.get("value") if isinstance(ident, dict) else None
         display = ref.get("display") if isinstance(ref, dict) else None
-        return Author(AuthorKind.PROFESSIONAL, value if isinstance(value, str) else None,
-                      display if isinstance(display, str) else None)
+        return Author(
+            AuthorKind.PROFESSIONAL,
+            value if isinstance(value, str) else None,
+            display if isinstance(display, str) else None,
+        )
     rtype = res.get("resourceType")
     if rtype == "PractitionerRole":
         practitioner = contained_by_ref(dr, res.get("practitioner"))
@@ -139,7 +147,9 @@ def parse_author(dr: Json) -> Author:
         return Author(AuthorKind.DEVICE, ident[0].get("value"), None)
     if rtype == "Organization":
         return Author(AuthorKind.ORGANIZATION, identifier_value(res, OID_IDNST_SYSTEM), res.get("name"))
-    raise DmpError("INVALID_VALUE", f"type d'auteur non accepté : {rtype}", expression="DocumentReference.author")
+    raise DmpError(
+        "INVALID_VALUE", f"type d'auteur non accepté : {rtype}", expression="DocumentReference.author"
+    )
 
 
 def parse_entry(dr: Json) -> tuple[DocumentEntry, Json]:
@@ -151,27 +161,43 @@ def parse_entry(dr: Json) -> tuple[DocumentEntry, Json]:
     if len(unique_id) > 256:
         raise DmpError("INVALID_VALUE", "masterIdentifier trop long (256 caractères au plus)")
     categories = require(dr, "category", "DocumentReference.category")
-    _, class_code = coded(categories[0] if isinstance(categories, list) else None, "J57",
-                          "DocumentReference.category (classCode)")
-    type_system, type_code = coded(require(dr, "type", "DocumentReference.type"), "J66",
-                                   "DocumentReference.type (typeCode)")
+    _, class_code = coded(
+        categories[0] if isinstance(categories, list) else None,
+        "J57",
+        "DocumentReference.category (classCode)",
+    )
+    type_system, type_code = coded(
+        require(dr, "type", "DocumentReference.type"), "J66", "DocumentReference.type (typeCode)"
+    )
     contents = require(dr, "content", "DocumentReference.content")
     if not isinstance(contents, list) or len(contents) != 1:
         raise DmpError("INVALID_VALUE", "DocumentReference.content doit contenir exactement un élément")
     content = contents[0]
-    _, format_code = coded(require(content, "format", "DocumentReference.content.format"), "J60",
-                           "DocumentReference.content.format (formatCode)")
+    _, format_code = coded(
+        require(content, "format", "DocumentReference.content.format"),
+        "J60",
+        "DocumentReference.content.format (formatCode)",
+    )
     attachment = require(content, "attachment", "DocumentReference.content.attachment")
     context = require(dr, "context", "DocumentReference.context")
-    _, facility = coded(require(context, "facilityType", "DocumentReference.context.facilityType"),
-                        "J61", "DocumentReference.context.facilityType (healthcareFacilityTypeCode)")
-    _, practice = coded(require(context, "practiceSetting", "DocumentReference.context.practiceSetting"),
-                        "J04", "DocumentReference.context.practiceSetting (practiceSettingCode)")
+    _, facility = coded(
+        require(context, "facilityType", "DocumentReference.context.facilityType"),
+        "J61",
+        "DocumentReference.context.facilityType (healthcareFacilityTypeCode)",
+    )
+    _, practice = coded(
+        require(context, "practiceSetting", "DocumentReference.context.practiceSetting"),
+        "J04",
+        "DocumentReference.context.practiceSetting (practiceSettingCode)",
+    )
     period = require(context, "period", "DocumentReference.context.period")
-    period_start = parse_datetime(require(period, "start", "DocumentReference.context.period.start"),
-                                  "DocumentReference.context.period.start")
-    period_end = (parse_datetime(period["end"], "DocumentReference.context.period.end")
-                  if period.get("end") else None)
+    period_start = parse_datetime(
+        require(period, "start", "DocumentReference.context.period.start"),
+        "DocumentReference.context.period.start",
+    )
+    period_end = (
+        parse_datetime(period["end"], "DocumentReference.context.period.end") if period.get("end") else None
+    )
     if period_end is not None and period_end < period_start:
         raise DmpError("INVALID_VALUE", "context.period.end précède context.period.start")
     created = parse_datetime(require(dr, "date", "DocumentReference.date"), "DocumentReference.date")
@@ -195,7 +221,10 @@ def parse_entry(dr: Json) -> tuple[DocumentEntry, Json]:
             if replaces_ref is None:
                 raise DmpError("MISSING_ELEMENT", "DocumentReference.relatesTo.target")
         elif rel.get("code") is not None:
-            raise DmpError("INVALID_VALUE", f"relatesTo.code {rel.get('code')} non pris en charge (seul « replaces » l'est)")
+            raise DmpError(
+                "INVALID_VALUE",
+                f"relatesTo.code {rel.get('code')} non pris en charge (seul « replaces » l'est)",
+            )
     entry = DocumentEntry(
         unique_id=unique_id.strip(),
         class_code=class_code,
@@ -239,8 +268,10 @@ def served_resource(
     """The DocumentReference as the registry serves it (id, status, url set by us)."""
     dr = copy.deepcopy(submitted)
     dr["id"] = str(doc_id)
-    meta = dr.get("meta") if isinstance(dr.get("meta"), dict) else {}
-    meta = {k: v for k, v in meta.items() if k in ("profile", "tag", "security")}
+    given_meta = dr.get("meta")
+    meta: Json = {}
+    if isinstance(given_meta, dict):
+        meta = {k: v for k, v in given_meta.items() if k in ("profile", "tag", "security")}
     meta["versionId"] = str(version)
     meta["lastUpdated"] = instant(last_updated)
     dr["meta"] = meta

@@ -111,7 +111,7 @@ def parse_identity_status(p: Json) -> IdentityStatus:
         if ext.get("url") == IDENTITY_RELIABILITY_URL:
             for sub in ext.get("extension") or [ext]:
                 code = (sub.get("valueCoding") or {}).get("code")
-                if code in IdentityStatus.__members__:
+                if isinstance(code, str) and code in IdentityStatus.__members__:
                     return IdentityStatus(code)
     # The INS may only travel with a qualified identity: a creation carrying it is one.
     return IdentityStatus.QUAL
@@ -179,14 +179,26 @@ def patient_resource(row: Any) -> Json:
         "extension": [
             {
                 "url": IDENTITY_RELIABILITY_URL,
-                "extension": [{"url": "identityStatus", "valueCoding": {
-                    "system": IDENTITY_STATUS_SYSTEM, "code": status.value}}],
+                "extension": [
+                    {
+                        "url": "identityStatus",
+                        "valueCoding": {"system": IDENTITY_STATUS_SYSTEM, "code": status.value},
+                    }
+                ],
             },
             {
                 "url": BIRTH_PLACE_URL,
-                "valueAddress": {"extension": [{"url": INSEE_CODE_URL, "valueCoding": {
-                    "system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM",
-                    "code": row.birth_place_insee}}]},
+                "valueAddress": {
+                    "extension": [
+                        {
+                            "url": INSEE_CODE_URL,
+                            "valueCoding": {
+                                "system": "https://mos.esante.gouv.fr/NOS/TRE_R13-CommuneOM/FHIR/TRE-R13-CommuneOM",
+                                "code": row.birth_place_insee,
+                            },
+                        }
+                    ]
+                },
             },
         ],
         "active": row.record_status == "open",
@@ -195,14 +207,25 @@ def patient_resource(row: Any) -> Json:
         "birthDate": row.birth_date.isoformat(),
     }
     if status is IdentityStatus.QUAL:
-        resource["identifier"] = [{
-            "use": "official",
-            "type": {"coding": [{"system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
-                                 "code": "INS-NIR" if row.ins_oid.endswith(".8") else
-                                 "INS-NIA" if row.ins_oid.endswith(".9") else "INS-NIR-TEST"}]},
-            "system": f"urn:oid:{row.ins_oid}",
-            "value": row.ins_value,
-        }]
+        resource["identifier"] = [
+            {
+                "use": "official",
+                "type": {
+                    "coding": [
+                        {
+                            "system": "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-v2-0203",
+                            "code": "INS-NIR"
+                            if row.ins_oid.endswith(".8")
+                            else "INS-NIA"
+                            if row.ins_oid.endswith(".9")
+                            else "INS-NIR-TEST",
+                        }
+                    ]
+                },
+                "system": f"urn:oid:{row.ins_oid}",
+                "value": row.ins_value,
+            }
+        ]
     if row.record_status == "closed":
         sub: list[Json] = [{"url": "dateFermeture", "valueDateTime": instant(row.closed_at)}]
         if row.closure_reason:

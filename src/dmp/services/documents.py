@@ -38,7 +38,8 @@ class Content:
 def _visible_row(conn: Connection, actor: Actor, doc_id: UUID, cols: list[Any]) -> Any:
     row = conn.execute(
         select(*cols, document.c.patient_id).where(
-            and_(document.c.id == doc_id, access.visible_documents(actor)))
+            and_(document.c.id == doc_id, access.visible_documents(actor))
+        )
     ).first()
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
@@ -54,8 +55,9 @@ def read_document(conn: Connection, actor: Actor, doc_id: UUID) -> bytes:
 def read_list(conn: Connection, actor: Actor, list_id: UUID) -> bytes:
     access.require_professional(actor)
     row = conn.execute(
-        select(submission_set.c.resource_json, submission_set.c.patient_id)
-        .where(submission_set.c.id == list_id)
+        select(submission_set.c.resource_json, submission_set.c.patient_id).where(
+            submission_set.c.id == list_id
+        )
     ).first()
     if row is None:
         raise DmpError("NOT_FOUND")
@@ -65,8 +67,9 @@ def read_list(conn: Connection, actor: Actor, list_id: UUID) -> bytes:
 
 def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Content:
     """ITI-68: the exact bytes, decrypted and checked against the stored SHA-256."""
-    row = _visible_row(conn, actor, doc_id, [document.c.blob_key, document.c.sha256_hex,
-                                             document.c.mime_type, document.c.id])
+    row = _visible_row(
+        conn, actor, doc_id, [document.c.blob_key, document.c.sha256_hex, document.c.mime_type, document.c.id]
+    )
     dek = record_dek(conn, rt, row.patient_id)
     try:
         data = crypto.open_sealed(dek, row.patient_id, row.sha256_hex, rt.blobs.get(row.blob_key))
@@ -101,12 +104,16 @@ def patch(conn: Connection, actor: Actor, doc_id: UUID, ops: Any, now: datetime)
     patched = jsonpatch.apply(current, ops)
     for key in set(current) | set(patched):
         if key not in PATCHABLE and current.get(key) != patched.get(key):
-            raise DmpError("METHOD_NOT_ALLOWED", f"seuls status, securityLabel et isArchived sont modifiables ({key})")
+            raise DmpError(
+                "METHOD_NOT_ALLOWED", f"seuls status, securityLabel et isArchived sont modifiables ({key})"
+            )
     other_ext = [e for e in patched.get("extension") or [] if e.get("url") != IS_ARCHIVED_URL]
     if other_ext != [e for e in current.get("extension") or [] if e.get("url") != IS_ARCHIVED_URL]:
         raise DmpError("METHOD_NOT_ALLOWED", "seule l'extension isArchived est modifiable")
-    archived = any(e.get("url") == IS_ARCHIVED_URL and e.get("valueBoolean") is True
-                   for e in patched.get("extension") or [])
+    archived = any(
+        e.get("url") == IS_ARCHIVED_URL and e.get("valueBoolean") is True
+        for e in patched.get("extension") or []
+    )
     status = patched.get("status")
     avail = Availability(row.availability)
     if status == "entered-in-error":
@@ -135,11 +142,22 @@ def patch(conn: Connection, actor: Actor, doc_id: UUID, ops: Any, now: datetime)
     resource["meta"]["versionId"] = str(version)
     resource["meta"]["lastUpdated"] = instant(now)
     body = dumps(resource)
-    done = conn.execute(update(document).where(
-        document.c.patient_id == row.patient_id, document.c.id == doc_id,
-        document.c.version_id == row.version_id,
-    ).values(availability=avail.value, confidentiality=level.value, flags=int(flags),
-             version_id=version, last_updated=now, resource_json=body))
+    done = conn.execute(
+        update(document)
+        .where(
+            document.c.patient_id == row.patient_id,
+            document.c.id == doc_id,
+            document.c.version_id == row.version_id,
+        )
+        .values(
+            availability=avail.value,
+            confidentiality=level.value,
+            flags=int(flags),
+            version_id=version,
+            last_updated=now,
+            resource_json=body,
+        )
+    )
     if done.rowcount != 1:
         raise DmpError("INVALID_PATCH", "le document a été modifié entre-temps ; recommencez")
     return body

@@ -45,8 +45,14 @@ def blob_key(dek: bytes, patient_id: UUID, sha256_hex: str) -> str:
     return f"{patient_id}/{name}"
 
 
-def publish(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, now: datetime,
-            fail_after: int | None = None) -> Published:
+def publish(
+    conn: Connection,
+    rt: Runtime,
+    actor: Actor,
+    req: ProvideRequest,
+    now: datetime,
+    fail_after: int | None = None,
+) -> Published:
     """Write the whole submission in the caller's transaction.
 
     ``fail_after`` exists for the all-or-nothing test: it raises after that many
@@ -57,8 +63,11 @@ def publish(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, no
     row = resolve_subject(conn, req.subject, allow_test=allow_test)
     for d in req.documents:
         if resolve_subject(conn, d.resource.get("subject"), allow_test=allow_test).id != row.id:
-            raise DmpError("INVALID_VALUE", "toutes les fiches doivent concerner le patient du lot de soumission",
-                           expression="DocumentReference.subject")
+            raise DmpError(
+                "INVALID_VALUE",
+                "toutes les fiches doivent concerner le patient du lot de soumission",
+                expression="DocumentReference.subject",
+            )
     records.require_open(row)
     pid: UUID = row.id
     seen: set[str] = set()
@@ -66,7 +75,9 @@ def publish(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, no
         if d.entry.unique_id in seen:
             raise DmpError("DUPLICATE_UNIQUE_ID", f"{d.entry.unique_id} (deux fois dans le lot)")
         seen.add(d.entry.unique_id)
-    existing = conn.execute(select(document_uid.c.unique_id).where(document_uid.c.unique_id.in_(seen))).first()
+    existing = conn.execute(
+        select(document_uid.c.unique_id).where(document_uid.c.unique_id.in_(seen))
+    ).first()
     if existing is not None:
         raise DmpError("DUPLICATE_UNIQUE_ID", existing.unique_id)
 
@@ -83,13 +94,20 @@ def publish(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, no
         response_entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
     sub_resource = _submission_resource(req.submission_set, set_id, pid, ids, base, now)
     sub = req.submission_set
-    conn.execute(insert(submission_set).values(
-        patient_id=pid, id=set_id,
-        unique_id=_submission_unique_id(sub) or f"urn:uuid:{set_id}",
-        source_id=_source_id(sub), submission_time=now, author_id=actor.id,
-        content_type_code=_designation(sub), title=sub.get("title"), archived=False,
-        resource_json=dumps(sub_resource),
-    ))
+    conn.execute(
+        insert(submission_set).values(
+            patient_id=pid,
+            id=set_id,
+            unique_id=_submission_unique_id(sub) or f"urn:uuid:{set_id}",
+            source_id=_source_id(sub),
+            submission_time=now,
+            author_id=actor.id,
+            content_type_code=_designation(sub),
+            title=sub.get("title"),
+            archived=False,
+            resource_json=dumps(sub_resource),
+        )
+    )
     response_entries[req.submission_index] = _created(f"List/{set_id}", now)
     for doc_id, d in zip(ids, req.documents, strict=True):
         if d.binary_index is not None:
@@ -104,45 +122,97 @@ def publish(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, no
 
 
 def _created(location: str, now: datetime) -> Json:
-    return {"status": "201 Created", "location": f"{location}/_history/1", "etag": 'W/"1"',
-            "lastModified": instant(now)}
+    return {
+        "status": "201 Created",
+        "location": f"{location}/_history/1",
+        "etag": 'W/"1"',
+        "lastModified": instant(now),
+    }
 
 
-def _store_document(conn: Connection, rt: Runtime, actor: Actor, pid: UUID, dek: bytes,
-                    set_id: UUID, doc_id: UUID, d: SubmittedDocument, replaces: UUID | None,
-                    now: datetime) -> None:
+def _store_document(
+    conn: Connection,
+    rt: Runtime,
+    actor: Actor,
+    pid: UUID,
+    dek: bytes,
+    set_id: UUID,
+    doc_id: UUID,
+    d: SubmittedDocument,
+    replaces: UUID | None,
+    now: datetime,
+) -> None:
     e = d.entry
     key = blob_key(dek, pid, d.sha256_hex)
     rt.blobs.put(key, crypto.seal(dek, pid, d.sha256_hex, d.content))
     resource = served_resource(
-        d.resource, doc_id=doc_id, patient_id=pid, base_url=rt.fhir_base,
-        availability=Availability.APPROVED, version=1, last_updated=now, size=e.size,
-        sha1_b64=e.sha1_b64, replaces=replaces, level=e.confidentiality.value, flags=int(e.flags),
+        d.resource,
+        doc_id=doc_id,
+        patient_id=pid,
+        base_url=rt.fhir_base,
+        availability=Availability.APPROVED,
+        version=1,
+        last_updated=now,
+        size=e.size,
+        sha1_b64=e.sha1_b64,
+        replaces=replaces,
+        level=e.confidentiality.value,
+        flags=int(e.flags),
     )
     a = e.author
-    conn.execute(insert(document).values(
-        patient_id=pid, id=doc_id, unique_id=e.unique_id, version_id=1,
-        availability=Availability.APPROVED.value, class_code=e.class_code,
-        type_system=e.type_system, type_code=e.type_code, format_code=e.format_code,
-        facility_code=e.facility_code, practice_code=e.practice_code,
-        confidentiality=e.confidentiality.value, flags=int(e.flags),
-        author_id=a.id, author_name=a.name, author_role=a.role, author_specialty=a.specialty,
-        author_org_id=a.org_id, creation_time=e.creation_time, period_start=e.period_start,
-        period_end=e.period_end, submission_time=now, submission_set_id=set_id, title=e.title,
-        mime_type=e.mime_type, language=e.language, size=e.size, sha1_b64=e.sha1_b64,
-        sha256_hex=d.sha256_hex, blob_key=key, replaces_id=replaces, replaced_by_id=None,
-        published_by=actor.id, last_updated=now, resource_json=dumps(resource),
-    ))
+    conn.execute(
+        insert(document).values(
+            patient_id=pid,
+            id=doc_id,
+            unique_id=e.unique_id,
+            version_id=1,
+            availability=Availability.APPROVED.value,
+            class_code=e.class_code,
+            type_system=e.type_system,
+            type_code=e.type_code,
+            format_code=e.format_code,
+            facility_code=e.facility_code,
+            practice_code=e.practice_code,
+            confidentiality=e.confidentiality.value,
+            flags=int(e.flags),
+            author_id=a.id,
+            author_name=a.name,
+            author_role=a.role,
+            author_specialty=a.specialty,
+            author_org_id=a.org_id,
+            creation_time=e.creation_time,
+            period_start=e.period_start,
+            period_end=e.period_end,
+            submission_time=now,
+            submission_set_id=set_id,
+            title=e.title,
+            mime_type=e.mime_type,
+            language=e.language,
+            size=e.size,
+            sha1_b64=e.sha1_b64,
+            sha256_hex=d.sha256_hex,
+            blob_key=key,
+            replaces_id=replaces,
+            replaced_by_id=None,
+            published_by=actor.id,
+            last_updated=now,
+            resource_json=dumps(resource),
+        )
+    )
     conn.execute(insert(document_uid).values(unique_id=e.unique_id, patient_id=pid, document_id=doc_id))
     if e.event_codes:
-        conn.execute(insert(document_event), [
-            {"patient_id": pid, "document_id": doc_id, "system": s, "code": c}
-            for s, c in dict.fromkeys(e.event_codes)
-        ])
+        conn.execute(
+            insert(document_event),
+            [
+                {"patient_id": pid, "document_id": doc_id, "system": s, "code": c}
+                for s, c in dict.fromkeys(e.event_codes)
+            ],
+        )
 
 
-def _replace(conn: Connection, rt: Runtime, pid: UUID, d: SubmittedDocument, new_id: UUID,
-             now: datetime) -> UUID:
+def _replace(
+    conn: Connection, rt: Runtime, pid: UUID, d: SubmittedDocument, new_id: UUID, now: datetime
+) -> UUID:
     """Deprecate the replaced version in the same transaction; return its id."""
     target = d.entry.replaces_unique_id or ""
     if target.startswith("uid:"):
@@ -156,31 +226,47 @@ def _replace(conn: Connection, rt: Runtime, pid: UUID, d: SubmittedDocument, new
     if old_row is None or old_row.availability == Availability.DELETED.value:
         raise DmpError("REPLACED_UNKNOWN", target)
     if old_row.availability == Availability.DEPRECATED.value:
-        raise DmpError("ALREADY_REPLACED", f"{target} (remplacé par DocumentReference/{old_row.replaced_by_id})")
+        raise DmpError(
+            "ALREADY_REPLACED", f"{target} (remplacé par DocumentReference/{old_row.replaced_by_id})"
+        )
     resource = loads(old_row.resource_json)
     version = old_row.version_id + 1
     resource["status"] = Availability.DEPRECATED.fhir_status
     resource["meta"]["versionId"] = str(version)
     resource["meta"]["lastUpdated"] = instant(now)
-    done = conn.execute(update(document).where(
-        document.c.patient_id == pid, document.c.id == old_row.id,
-        document.c.version_id == old_row.version_id,  # optimistic: a concurrent change loses
-    ).values(availability=Availability.DEPRECATED.value, replaced_by_id=new_id, version_id=version,
-             last_updated=now, resource_json=dumps(resource)))
+    done = conn.execute(
+        update(document)
+        .where(
+            document.c.patient_id == pid,
+            document.c.id == old_row.id,
+            document.c.version_id == old_row.version_id,  # optimistic: a concurrent change loses
+        )
+        .values(
+            availability=Availability.DEPRECATED.value,
+            replaced_by_id=new_id,
+            version_id=version,
+            last_updated=now,
+            resource_json=dumps(resource),
+        )
+    )
     if done.rowcount != 1:
         raise DmpError("ALREADY_REPLACED", target)
     return old_row.id  # type: ignore[no-any-return]
 
 
-def _submission_resource(sub: Json, set_id: UUID, pid: UUID, ids: list[UUID], base: str,
-                         now: datetime) -> Json:
+def _submission_resource(
+    sub: Json, set_id: UUID, pid: UUID, ids: list[UUID], base: str, now: datetime
+) -> Json:
     res = {k: v for k, v in sub.items() if k not in ("id", "meta", "entry", "subject")}
     meta = sub.get("meta") or {}
     res = {
         "resourceType": "List",
         "id": str(set_id),
-        "meta": {**({"profile": meta["profile"]} if meta.get("profile") else {}),
-                 "versionId": "1", "lastUpdated": instant(now)},
+        "meta": {
+            **({"profile": meta["profile"]} if meta.get("profile") else {}),
+            "versionId": "1",
+            "lastUpdated": instant(now),
+        },
         **{k: v for k, v in res.items() if k != "resourceType"},
         "subject": {"reference": f"Patient/{pid}"},
         "entry": [{"item": {"reference": f"DocumentReference/{i}"}} for i in ids],

@@ -44,8 +44,14 @@ def require_open(row: Any) -> None:
 def _same_traits_other_ins(conn: Connection, req: CreationRequest) -> Any | None:
     t = req.traits
     return conn.execute(
-        select(patient.c.id, patient.c.birth_family_name, patient.c.birth_given_names,
-               patient.c.sex, patient.c.birth_date, patient.c.birth_place_insee).where(
+        select(
+            patient.c.id,
+            patient.c.birth_family_name,
+            patient.c.birth_given_names,
+            patient.c.sex,
+            patient.c.birth_date,
+            patient.c.birth_place_insee,
+        ).where(
             and_(
                 patient.c.birth_date == t.birth_date,
                 patient.c.birth_place_insee == t.birth_place_insee,
@@ -73,20 +79,38 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
         )
     pid = uuid.uuid4()
     t = req.traits
-    conn.execute(insert(patient).values(
-        id=pid, ins_oid=req.ins.oid, ins_value=req.ins.value,
-        birth_family_name=t.birth_family_name, birth_given_names=" ".join(t.birth_given_names),
-        usual_family_name=req.usual_family_name, usual_given_name=req.usual_given_name,
-        sex=t.sex.value, birth_date=t.birth_date, birth_place_insee=t.birth_place_insee,
-        identity_status=req.identity_status.value, record_status=OPEN,
-        created_at=now, updated_at=now, version=1,
-    ))
+    conn.execute(
+        insert(patient).values(
+            id=pid,
+            ins_oid=req.ins.oid,
+            ins_value=req.ins.value,
+            birth_family_name=t.birth_family_name,
+            birth_given_names=" ".join(t.birth_given_names),
+            usual_family_name=req.usual_family_name,
+            usual_given_name=req.usual_given_name,
+            sex=t.sex.value,
+            birth_date=t.birth_date,
+            birth_place_insee=t.birth_place_insee,
+            identity_status=req.identity_status.value,
+            record_status=OPEN,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+    )
     # The unique key of ins_index is what makes two concurrent creations for one INS fail.
     conn.execute(insert(ins_index).values(ins_oid=req.ins.oid, ins_value=req.ins.value, patient_id=pid))
     _, wrapped = rt.keyring.new_record_key()
     conn.execute(insert(record_key).values(patient_id=pid, wrapped_key=wrapped, kek_id=rt.keyring.kek_id))
-    _event(conn, pid, now, "created", actor, req.consent_channel,
-           f"consentement recueilli le {req.consent_at.isoformat()} et attesté par {actor.name}")
+    _event(
+        conn,
+        pid,
+        now,
+        "created",
+        actor,
+        req.consent_channel,
+        f"consentement recueilli le {req.consent_at.isoformat()} et attesté par {actor.name}",
+    )
     return pid
 
 
@@ -95,9 +119,17 @@ def close(conn: Connection, actor: Actor, patient_id: UUID, reason: str | None, 
     if row is None:
         raise DmpError("RECORD_NOT_FOUND")
     require_open(row)
-    conn.execute(update(patient).where(patient.c.id == patient_id).values(
-        record_status=CLOSED, closed_at=now, closure_reason=reason, updated_at=now,
-        version=patient.c.version + 1))
+    conn.execute(
+        update(patient)
+        .where(patient.c.id == patient_id)
+        .values(
+            record_status=CLOSED,
+            closed_at=now,
+            closure_reason=reason,
+            updated_at=now,
+            version=patient.c.version + 1,
+        )
+    )
     _event(conn, patient_id, now, "closed", actor, None, reason)
 
 
@@ -107,23 +139,49 @@ def reactivate(conn: Connection, actor: Actor, patient_id: UUID, now: datetime) 
         raise DmpError("RECORD_NOT_FOUND")
     if row.record_status != CLOSED:
         raise DmpError("RECORD_NOT_CLOSED")
-    conn.execute(update(patient).where(patient.c.id == patient_id).values(
-        record_status=OPEN, closed_at=None, closure_reason=None, updated_at=now,
-        version=patient.c.version + 1))
+    conn.execute(
+        update(patient)
+        .where(patient.c.id == patient_id)
+        .values(
+            record_status=OPEN,
+            closed_at=None,
+            closure_reason=None,
+            updated_at=now,
+            version=patient.c.version + 1,
+        )
+    )
     _event(conn, patient_id, now, "reactivated", actor, None, None)
 
 
 def history(conn: Connection, patient_id: UUID) -> list[Any]:
-    return list(conn.execute(
-        select(record_event).where(record_event.c.patient_id == patient_id).order_by(record_event.c.at)
-    ))
+    return list(
+        conn.execute(
+            select(record_event).where(record_event.c.patient_id == patient_id).order_by(record_event.c.at)
+        )
+    )
 
 
-def _event(conn: Connection, pid: UUID, now: datetime, kind: str, actor: Actor,
-           channel: str | None, detail: str | None) -> None:
-    conn.execute(insert(record_event).values(
-        patient_id=pid, id=uuid.uuid4(), at=now, kind=kind, actor_id=actor.id,
-        actor_name=actor.name, channel=channel, detail=detail))
+def _event(
+    conn: Connection,
+    pid: UUID,
+    now: datetime,
+    kind: str,
+    actor: Actor,
+    channel: str | None,
+    detail: str | None,
+) -> None:
+    conn.execute(
+        insert(record_event).values(
+            patient_id=pid,
+            id=uuid.uuid4(),
+            at=now,
+            kind=kind,
+            actor_id=actor.id,
+            actor_name=actor.name,
+            channel=channel,
+            detail=detail,
+        )
+    )
 
 
 def _traits_of(row: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from sqlalchemy import Connection, ColumnElement, and_, exists, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, not_, or_, select
 
 from dmp.domain.actor import Actor
 from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFlag
@@ -55,7 +55,7 @@ def _date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
     prefix = raw[:2] if raw[:2] in PREFIXES else "eq"
     value = raw[2:] if raw[:2] in PREFIXES else raw
     lo, hi = parse_datetime_range(value, name)
-    cond = {
+    cond: ColumnElement[bool] = {
         "eq": and_(col >= lo, col < hi),
         "ne": or_(col < lo, col >= hi),
         "lt": col < lo,
@@ -82,7 +82,9 @@ def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> UUID | Non
     """The record a search names (None when it names an unknown patient)."""
     named = [(k, v) for k, v in params if k in ("patient", "patient.identifier", "subject")]
     if len(named) != 1:
-        raise DmpError("INVALID_SEARCH", "indiquez le patient par « patient » ou « patient.identifier » (une fois)")
+        raise DmpError(
+            "INVALID_SEARCH", "indiquez le patient par « patient » ou « patient.identifier » (une fois)"
+        )
     key, value = named[0]
     if key == "patient.identifier":
         system, code = _token(value)
@@ -148,11 +150,13 @@ def document_conditions(params: Params) -> list[ColumnElement[bool]]:
             conds.append(or_(*ors))
         elif key == "event":
             codes = [_token(v)[1] for v in values]
-            conds.append(exists().where(
-                document_event.c.patient_id == d.patient_id,
-                document_event.c.document_id == d.id,
-                document_event.c.code.in_(codes),
-            ))
+            conds.append(
+                exists().where(
+                    document_event.c.patient_id == d.patient_id,
+                    document_event.c.document_id == d.id,
+                    document_event.c.code.in_(codes),
+                )
+            )
         elif key in ("author.identifier", "author"):
             conds.append(d.author_id.in_([_token(v)[1].removeprefix("Practitioner/") for v in values]))
         elif key in ("date", "creation"):
@@ -161,10 +165,12 @@ def document_conditions(params: Params) -> list[ColumnElement[bool]]:
             for v in values:
                 prefix = v[:2] if v[:2] in PREFIXES else "eq"
                 if prefix in ("ge", "gt", "sa"):
-                    conds.append(or_(
-                        _date_condition(d.period_end, v, key),
-                        and_(d.period_end.is_(None), _date_condition(d.period_start, v, key)),
-                    ))
+                    conds.append(
+                        or_(
+                            _date_condition(d.period_end, v, key),
+                            and_(d.period_end.is_(None), _date_condition(d.period_start, v, key)),
+                        )
+                    )
                 else:
                     conds.append(_date_condition(d.period_start, v, key))
         elif key == "identifier":
@@ -221,10 +227,15 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     if pid is None:
         return Page(None, [], 0, None, offset, count)
     where = and_(document.c.patient_id == pid, visible, *conds)
-    rows = list(conn.execute(
-        select(document.c.id, document.c.resource_json).where(where)
-        .order_by(*_order(params)).limit(count + 1).offset(offset)
-    ))
+    rows = list(
+        conn.execute(
+            select(document.c.id, document.c.resource_json)
+            .where(where)
+            .order_by(*_order(params))
+            .limit(count + 1)
+            .offset(offset)
+        )
+    )
     total = None
     if any(k == "_total" and v == "accurate" for k, v in params):
         total = conn.execute(select(func.count()).select_from(document).where(where)).scalar_one()
@@ -250,9 +261,12 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
         elif key == "date":
             conds.append(and_(*(_date_condition(s.submission_time, v, key) for v in values)))
         elif key == "identifier":
-            conds.append(or_(*(s.unique_id == _token(v)[1] for v in values),
-                             *(s.id == u for v in values
-                               if (u := parse_uuid(_token(v)[1].removeprefix("urn:uuid:"))))))
+            conds.append(
+                or_(
+                    *(s.unique_id == _token(v)[1] for v in values),
+                    *(s.id == u for v in values if (u := parse_uuid(_token(v)[1].removeprefix("urn:uuid:")))),
+                )
+            )
         elif key in ("sourceId", "source-id"):
             conds.append(s.source_id.in_([_token(v)[1] for v in values]))
         elif key == "designationType":
@@ -262,10 +276,15 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
     pid = resolve_patient(conn, rt, params)
     if pid is None:
         return Page(None, [], 0, None, offset, count)
-    rows = list(conn.execute(
-        select(s.id, s.resource_json).where(s.patient_id == pid, *conds)
-        .order_by(s.submission_time.desc(), s.id).limit(count + 1).offset(offset)
-    ))
+    rows = list(
+        conn.execute(
+            select(s.id, s.resource_json)
+            .where(s.patient_id == pid, *conds)
+            .order_by(s.submission_time.desc(), s.id)
+            .limit(count + 1)
+            .offset(offset)
+        )
+    )
     more = len(rows) > count
     return Page(pid, rows[:count], None, offset + count if more else None, offset, count)
 
@@ -279,7 +298,10 @@ def searchset(page: Page, base: str, resource_type: str, params: Params) -> byte
         nxt = f"{base}/{resource_type}?{urlencode(kept + [('_offset', str(page.next_offset))])}"
         links.append(b'{"relation":"next","url":' + _q(nxt) + b"}")
     entries = [
-        b'{"fullUrl":' + _q(f"{base}/{resource_type}/{r.id}") + b',"resource":' + bytes(r.resource_json)
+        b'{"fullUrl":'
+        + _q(f"{base}/{resource_type}/{r.id}")
+        + b',"resource":'
+        + bytes(r.resource_json)
         + b',"search":{"mode":"match"}}'
         for r in page.rows
     ]
@@ -296,4 +318,3 @@ def _q(s: str) -> bytes:
     import orjson
 
     return orjson.dumps(s)
-

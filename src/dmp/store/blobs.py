@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,128})?")
 
 

@@ -144,9 +144,7 @@ def valueset(id: str) -> ValueSet:
         oid=data["oid"],
         version=data["version"],
         title=data["title"],
-        concepts=tuple(
-            Concept(c["system"], c["oid"], c["code"], c["display"]) for c in data["concepts"]
-        ),
+        concepts=tuple(Concept(c["system"], c["oid"], c["code"], c["display"]) for c in data["concepts"]),
         partial=bool(data.get("partial", False)),
         note=data.get("note"),
     )
@@ -191,9 +189,7 @@ def validate_coding(vs_id: str, system: str | None, code: str | None, element: s
     detail = f"{element} {code} ({system.strip()}) absent du jeu de valeurs {vs.name}"
     same_code = vs.lookup(code)
     if same_code:
-        detail += (
-            f" ; ce code y figure avec le système {', '.join(c.system for c in same_code)}"
-        )
+        detail += f" ; ce code y figure avec le système {', '.join(c.system for c in same_code)}"
     elif code_system(system) is None:
         detail += f" ; système de codage inconnu, systèmes attendus : {', '.join(vs.systems)}"
     elif system_oid(system) not in {c.oid for c in vs.concepts}:
