@@ -55,6 +55,9 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         url = _postgres_url()
     eng = make_engine(url, pool_size=5)
     upgrade(eng)
+    # Tables declared but not yet migrated (work in progress) are created directly;
+    # tests/integration/test_migrations.py checks the migrations alone on fresh databases.
+    metadata.create_all(eng)
     yield eng
     eng.dispose()
     if request.param == "postgresql":
