@@ -68,8 +68,9 @@ def _drop_database(url: str) -> None:
     import psycopg
 
     server, name = url.rsplit("/", 1)
-    with psycopg.connect(server.replace("postgresql+psycopg://", "postgresql://") + "/postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        server.replace("postgresql+psycopg://", "postgresql://") + "/postgres", autocommit=True
+    ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -91,12 +92,15 @@ class Card:
     name: str
 
 
-CARDS = {
+CARDS: dict[str, tuple[str, str, str | None, str] | tuple[str, str, str | None, str, str]] = {
     "doctor": ("10001234565", "10", "SM26", "Charles MULLER"),
     "doctor2": ("10002345675", "10", "SM27", "Charles DAVID"),
     "pharmacist": ("10003456786", "21", None, "Pierre DIDOT"),
     "nurse": ("10004567896", "60", None, "Anne LEROY"),
     "revoked": ("10009999995", "10", "SM26", "Rémi VOQUÉ"),
+    "urgentist": ("10005678908", "10", "SM59", "Ursule RGENCE"),
+    "regulator": ("10006789019", "10", "SM26", "Régis ULATEUR", "SAMU_SMUR"),
+    "occupational": ("10007890121", "10", "SM25", "Thérèse TRAVAIL"),
 }
 
 
@@ -110,10 +114,19 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def cards(pki_dir: Path) -> dict[str, Card]:
     out = {}
-    for slug, (rpps, prof, spec, name) in CARDS.items():
+    for slug, (rpps, prof, spec, name, *rest) in CARDS.items():
         target = pki_dir.parent / f"card-{slug}"
-        issue_card(pki_dir, rpps=rpps, profession=prof, specialty=spec, name=name,
-                   structure_id="1750803447", structure_name="Structure de test", out=target)
+        issue_card(
+            pki_dir,
+            rpps=rpps,
+            profession=prof,
+            specialty=spec,
+            name=name,
+            structure_id=f"S-{slug}",
+            structure_name=f"Structure {slug}",
+            out=target,
+            setting=rest[0] if rest else None,
+        )
         out[slug] = Card(slug, target, "8" + rpps, name)
     return out
 
@@ -133,9 +146,19 @@ class Api:
         self.app = app
         self._tokens: dict[str, str] = {}
 
+    def person_token(self, actor: Any) -> str:
+        """A token for a patient or representative (their login arrives with issue 3)."""
+        token, _ = self.app.state.dmp.signer.issue(actor, now=self.runtime.now(), issuer=BASE)
+        self._tokens[f"person:{actor.id}"] = token
+        return str(token)
+
     def token(self, who: str = "doctor", **kw: str | None) -> str:
+        if who.startswith("person:"):
+            return self._tokens[who]
         if who not in self._tokens or kw:
-            resp = self.client.post("/oauth/token", data=token_form(self.cards[who].dir, f"{BASE}/oauth/token", **kw))
+            resp = self.client.post(
+                "/oauth/token", data=token_form(self.cards[who].dir, f"{BASE}/oauth/token", **kw)
+            )
             assert resp.status_code == 200, resp.text
             if kw:
                 return str(resp.json()["access_token"])
@@ -148,25 +171,37 @@ class Api:
     def get(self, path: str, who: str = "doctor", **kw: Any) -> Any:
         return self.client.get(f"/fhir/{path}", headers=self.headers(who), **kw)
 
-    def post(self, path: str, body: Any, who: str = "doctor", content_type: str = "application/fhir+json") -> Any:
+    def post(
+        self, path: str, body: Any, who: str = "doctor", content_type: str = "application/fhir+json"
+    ) -> Any:
         import json
 
-        return self.client.post(f"/fhir/{path}", content=json.dumps(body),
-                                headers=self.headers(who, **{"Content-Type": content_type}))
+        return self.client.post(
+            f"/fhir/{path}",
+            content=json.dumps(body),
+            headers=self.headers(who, **{"Content-Type": content_type}),
+        )
 
     def patch(self, path: str, ops: Any, who: str = "doctor") -> Any:
         import json
 
-        return self.client.patch(f"/fhir/{path}", content=json.dumps(ops),
-                                 headers=self.headers(who, **{"Content-Type": "application/json-patch+json"}))
+        return self.client.patch(
+            f"/fhir/{path}",
+            content=json.dumps(ops),
+            headers=self.headers(who, **{"Content-Type": "application/json-patch+json"}),
+        )
 
 
 @pytest.fixture()
 def runtime(engine: Engine, tmp_path: Path) -> Runtime:
     truncate(engine)
     settings = Settings(var_dir=tmp_path, base_url=BASE, database_url=str(engine.url))
-    return Runtime(settings=settings, engine=engine, keyring=KeyRing(b"k" * 32),
-                   blobs=FileBlobStore(tmp_path / "blobs", fsync=False))
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        keyring=KeyRing(b"k" * 32),
+        blobs=FileBlobStore(tmp_path / "blobs", fsync=False),
+    )
 
 
 @pytest.fixture()
@@ -199,12 +234,23 @@ class Identity:
         return f"Patient?identifier={SYSTEM_NIR}|{self.nir}"
 
 
-def new_identity(family: str = "DUPONT", given: str = "Marie", sex: Sex = Sex.FEMALE,
-                 birth_date: date = date(1980, 5, 17), birth_place: str = "75056") -> Identity:
+def new_identity(
+    family: str = "DUPONT",
+    given: str = "Marie",
+    sex: Sex = Sex.FEMALE,
+    birth_date: date = date(1980, 5, 17),
+    birth_place: str = "75056",
+) -> Identity:
     order = next(_orders) % 1000
     first13 = f"{1 if sex is Sex.MALE else 2}{birth_date:%y}{birth_date:%m}{birth_place}{order:03d}"
-    return Identity(first13 + compute_key(first13), family, f"{given}{order}" if given else given, sex,
-                    birth_date, birth_place)
+    return Identity(
+        first13 + compute_key(first13),
+        family,
+        f"{given}{order}" if given else given,
+        sex,
+        birth_date,
+        birth_place,
+    )
 
 
 def patient_resource(ident: Identity, *, consent: bool = True, channel: str | None = None) -> dict[str, Any]:
@@ -221,18 +267,38 @@ def patient_resource(ident: Identity, *, consent: bool = True, channel: str | No
         "name": [{"use": "official", "family": ident.family, "given": [ident.given]}],
         "gender": ident.sex.value,
         "birthDate": ident.birth_date.isoformat(),
-        "extension": [{"url": BIRTH_PLACE_URL, "valueAddress": {"extension": [
-            {"url": INSEE_CODE_URL, "valueCoding": {"code": ident.birth_place}}]}}],
+        "extension": [
+            {
+                "url": BIRTH_PLACE_URL,
+                "valueAddress": {
+                    "extension": [{"url": INSEE_CODE_URL, "valueCoding": {"code": ident.birth_place}}]
+                },
+            }
+        ],
     }
     if consent:
         c: dict[str, Any] = {
-            "resourceType": "Consent", "id": "creation", "status": "active",
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                  "code": "patient-privacy"}]},
+            "resourceType": "Consent",
+            "id": "creation",
+            "status": "active",
+            "scope": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                        "code": "patient-privacy",
+                    }
+                ]
+            },
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
             "dateTime": "2026-11-23T09:30:00+01:00",
-            "policyRule": {"coding": [{"system": "https://dmp.example.org/fhir/CodeSystem/dmp-consent-policy",
-                                       "code": "creation-dmp"}]},
+            "policyRule": {
+                "coding": [
+                    {
+                        "system": "https://dmp.example.org/fhir/CodeSystem/dmp-consent-policy",
+                        "code": "creation-dmp",
+                    }
+                ]
+            },
         }
         if channel:
             c["extension"] = [{"url": CONSENT_CHANNEL_URL, "valueCode": channel}]

@@ -94,6 +94,7 @@ def pki_init() -> None:
 @click.option("--name", required=True, help="Prénom NOM.")
 @click.option("--structure-id", default=None)
 @click.option("--structure-name", default=None)
+@click.option("--setting", default=None, help="Cadre d'exercice TRE_A01 (ex. SAMU_SMUR).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 def pki_issue_card(
     rpps: str,
@@ -102,6 +103,7 @@ def pki_issue_card(
     name: str,
     structure_id: str | None,
     structure_name: str | None,
+    setting: str | None,
     out: Path,
 ) -> None:
     from dmp.auth.pki import PkiError, issue_card
@@ -116,6 +118,7 @@ def pki_issue_card(
             structure_id=structure_id,
             structure_name=structure_name,
             out=out,
+            setting=setting,
         )
     except PkiError as exc:
         _fail(str(exc))
@@ -184,6 +187,8 @@ def _desk_actor(agent: str) -> object:
         ["insurance-desk", "pharmacy", "professional-portal", "patient-online", "professional-software"]
     ),
 )
+@click.option("--email", default=None, help="Adresse électronique du patient (activation, codes).")
+@click.option("--phone", default=None, help="Numéro de mobile du patient.")
 @click.option("--agent", required=True, help="Nom de l'agent qui atteste le consentement.")
 def record_create(
     ins_value: str,
@@ -195,6 +200,8 @@ def record_create(
     birth_place: str,
     channel: str,
     agent: str,
+    email: str | None = None,
+    phone: str | None = None,
 ) -> None:
     from dmp.bootstrap import build_runtime
     from dmp.domain.identity import IdentityStatus, Sex, StrictTraits
@@ -209,13 +216,18 @@ def record_create(
     upgrade(rt.engine)
     now = datetime.now(UTC)
     try:
+        born = date.fromisoformat(birth_date)
+    except ValueError:
+        _fail(f"date de naissance « {birth_date} » invalide : AAAA-MM-JJ attendue")
+        return
+    try:
         req = CreationRequest(
             ins=parse_ins(ins_system, ins_value, allow_test=settings.test_instance),
             traits=StrictTraits(
                 birth_family_name=family,
                 birth_given_names=tuple(given.split()),
                 sex=Sex(sex),
-                birth_date=date.fromisoformat(birth_date),
+                birth_date=born,
                 birth_place_insee=birth_place.upper(),
             ),
             identity_status=IdentityStatus.QUAL,
@@ -226,10 +238,15 @@ def record_create(
         )
         with rt.engine.begin() as conn:
             pid = records.create(conn, rt, _desk_actor(agent), req, now)  # type: ignore[arg-type]
+            from dmp.accounts import issue_patient_activation
+
+            # The patient's account (docs/accounts.md): the code is printed for the desk letter.
+            code = issue_patient_activation(conn, pid, now, settings=settings, email=email, phone=phone)
     except (DmpError, ValueError) as exc:
         _fail(getattr(exc, "message", str(exc)))
         return
     click.echo(f"DMP créé : Patient/{pid}")
+    click.echo(f"Code d'activation du compte patient (à remettre au patient) : {code}")
 
 
 def _record_change(patient: str, action: str, agent: str, reason: str | None) -> None:
@@ -299,3 +316,466 @@ def client_token(card: Path, url: str | None, purpose: str, justification: str |
 
 def _json(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2)
+
+
+# ---- outbox: messages to people (docs/outbox.md) -----------------------------------------------
+
+
+@main.group(help="Messages aux personnes (codes, alertes, avis) : file d'envoi transactionnelle.")
+def outbox() -> None:
+    pass
+
+
+@outbox.command("deliver", help="Envoie les messages dus (courriel par SMTP, SMS), avec reprises.")
+@click.option("--once", is_flag=True, help="Envoie ce qui est dû maintenant, puis s'arrête.")
+@click.option("--poll", default=2.0, show_default=True, type=float, help="Attente entre deux passes (s).")
+@click.option("--batch", default=50, show_default=True, type=int, help="Messages par lot.")
+def outbox_deliver(once: bool, poll: float, batch: int) -> None:
+    import logging
+    import signal
+    import threading
+
+    from dmp.outbox import (
+        DeliveryStats,
+        MailSettings,
+        SmsSettings,
+        default_transports,
+        deliver_due,
+        run_worker,
+    )
+    from dmp.store.db import make_engine, upgrade
+
+    settings = _settings()
+    try:
+        mail = MailSettings.from_env()
+        sms = SmsSettings.from_env()
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dmp.outbox").setLevel(logging.INFO)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url, pool_size=2)
+    upgrade(engine)
+    transports = default_transports(mail, sms)
+    if once:
+        total = DeliveryStats()
+        while True:
+            stats = deliver_due(engine, transports, datetime.now(UTC), batch)
+            total += stats
+            if stats.claimed < batch:
+                break
+    else:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        click.echo(
+            f"Distribution des messages (SMTP {mail.host}:{mail.port}, TLS : {mail.tls}) ; "
+            "Ctrl-C pour arrêter."
+        )
+        total = run_worker(engine, transports, stop, poll, batch=batch)
+    engine.dispose()
+    click.echo(
+        f"Envoyés : {total.sent} ; à réessayer : {total.retried} ; en échec définitif : {total.failed}."
+    )
+
+
+@outbox.command("status", help="Compte les messages de la file par état.")
+def outbox_status() -> None:
+    from dmp.outbox import status_counts
+    from dmp.store.db import make_engine, upgrade
+
+    settings = _settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url, pool_size=1)
+    upgrade(engine)
+    with engine.connect() as conn:
+        counts = status_counts(conn, now=datetime.now(UTC))
+    engine.dispose()
+    click.echo(f"En attente : {counts['pending']} (dont {counts['due']} à envoyer maintenant)")
+    click.echo(f"Envoyés : {counts['sent']}")
+    click.echo(f"En échec définitif : {counts['failed']}")
+
+
+# ---- audit trail (issue 5) ------------------------------------------------------------------
+
+
+@main.group(help="Journal d'audit (traçabilité) : vérification, ancrage signé, export, protection.")
+def audit() -> None:
+    pass
+
+
+def _audit_patient(value: str | None) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(value.removeprefix("Patient/"))
+    except ValueError:
+        _fail("identifiant Patient/<uuid> attendu")
+        raise  # unreachable: _fail exits
+
+
+def _audit_instant(value: str | None, option: str) -> datetime | None:
+    """ISO 8601 date or date-time; without an offset, Paris time is meant."""
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option} : date ISO 8601 attendue (ex. 2026-11-23 ou 2026-11-23T08:00:00+01:00)")
+        raise
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo("Europe/Paris"))
+    return parsed.astimezone(UTC)
+
+
+@audit.command("verify", help="Recalcule les chaînes et contrôle têtes et ancres signées (code 1 si altéré).")
+@click.option("--patient", default=None, help="Un seul dossier : Patient/<uuid>.")
+@click.option("--since-anchor", type=int, default=None, help="Contrôle incrémental depuis l'ancre n° ID.")
+def audit_verify(patient: str | None, since_anchor: int | None) -> None:
+    from tqdm import tqdm
+
+    from dmp.audit import count_entries, snapshot, verification_keys, verify
+
+    settings = _settings()
+    pid = _audit_patient(patient)
+    with snapshot(settings.db_url) as conn:
+        total = count_entries(conn, pid)
+        with tqdm(total=total, unit=" entrées", desc="Vérification", disable=None) as bar:
+            report = verify(
+                conn, pid, since_anchor, keys=verification_keys(settings.keys_dir), progress=bar.update
+            )
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit.command("anchor", help="Crée une ancre : racine de Merkle des têtes de chaîne, signée par l'instance.")
+def audit_anchor() -> None:
+    from dmp.audit import AnchorError, load_or_create_key, make_anchor
+    from dmp.store.db import make_engine
+
+    settings = _settings()
+    key = load_or_create_key(settings.keys_dir)
+    engine = make_engine(settings.db_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            anchor = make_anchor(conn, key, datetime.now(UTC))
+    except AnchorError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        engine.dispose()
+    click.echo(
+        f"Ancre n° {anchor.id} créée : {anchor.head_count} tête(s) de chaîne, "
+        f"racine {anchor.merkle_root}, clé {anchor.key_id}."
+    )
+
+
+@audit.command("export", help="Exporte le journal en NDJSON d'AuditEvent FHIR (un dossier ou une période).")
+@click.option("--patient", default=None, help="Patient/<uuid> ; par défaut tous les dossiers.")
+@click.option("--since", default=None, help="Début inclus (ISO 8601 ; heure de Paris si pas de fuseau).")
+@click.option("--until", default=None, help="Fin exclue (ISO 8601).")
+@click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
+def audit_export(patient: str | None, since: str | None, until: str | None, out: Path) -> None:
+    from tqdm import tqdm
+
+    from dmp.audit import count_entries, export_ndjson, snapshot
+
+    settings = _settings()
+    pid = _audit_patient(patient)
+    start, end = _audit_instant(since, "--since"), _audit_instant(until, "--until")
+    with snapshot(settings.db_url) as conn, out.open("wb") as f:
+        total = count_entries(conn, pid, start, end)
+        with tqdm(total=total, unit=" entrées", desc="Export", disable=None) as bar:
+            n = export_ndjson(
+                conn, f, pid, start, end, base_url=settings.base_url + "/fhir", progress=bar.update
+            )
+    click.echo(f"{n} AuditEvent exporté(s) dans {out}.")
+
+
+@audit.command("protect", help="Installe les déclencheurs qui refusent modification et suppression.")
+@click.option("--role", default=None, help="PostgreSQL : rôle applicatif à limiter (ex. dmp_app).")
+def audit_protect(role: str | None) -> None:
+    from dmp.audit import install_protection, restrict_role
+    from dmp.store.db import make_engine
+
+    engine = make_engine(_settings().db_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            install_protection(conn)
+            if role:
+                restrict_role(conn, role)
+    except (NotImplementedError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        engine.dispose()
+    click.echo("Journal d'audit protégé (ajout seul)" + (f" ; rôle {role} limité." if role else "."))
+
+
+@audit.command("history", help="Affiche l'historique des accès d'un dossier, tel que le patient le voit.")
+@click.argument("patient")
+@click.option("--limit", default=50, show_default=True, type=int)
+def audit_history(patient: str, limit: int) -> None:
+    from dmp.audit import history, snapshot
+
+    pid = _audit_patient(patient)
+    assert pid is not None
+    with snapshot(_settings().db_url) as conn:
+        items = history(conn, pid, limit=limit)
+    if not items:
+        click.echo("Aucune trace pour ce dossier.")
+    for item in items:
+        click.echo(f"{item.when} — {item.text}")
+
+
+# ---- accounts: representatives, professionals' directory, patient apps (docs/accounts.md) ----------
+
+
+def _accounts_runtime() -> object:
+    from dmp.bootstrap import build_runtime
+    from dmp.store.db import upgrade
+
+    rt = build_runtime(_settings(), pool_size=1)
+    upgrade(rt.engine)
+    return rt
+
+
+def _patient_ref(value: str) -> UUID:
+    try:
+        return UUID(value.removeprefix("Patient/"))
+    except ValueError:
+        _fail("identifiant Patient/<uuid> attendu")
+        raise
+
+
+@record.command("add-representative", help="Déclare un représentant légal d'un mineur (crée son compte).")
+@click.argument("patient")
+@click.option("--email", required=True, help="Adresse électronique : l'identifiant du représentant.")
+@click.option("--phone", default=None, help="Numéro de mobile.")
+@click.option("--name", default=None, help="Prénom NOM du représentant.")
+@click.option("--agent", required=True, help="Nom de l'agent du guichet.")
+def record_add_representative(
+    patient: str, email: str, phone: str | None, name: str | None, agent: str
+) -> None:
+    from dmp.accounts import add_representative
+    from dmp.errors import DmpError
+    from dmp.services.context import Runtime
+
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    pid = _patient_ref(patient)
+    try:
+        with rt.engine.begin() as conn:
+            issued = add_representative(conn, pid, datetime.now(UTC), settings=rt.settings, email=email,
+                                        phone=phone, name=name, agent=agent)
+    except (DmpError, ValueError) as exc:
+        _fail(getattr(exc, "message", str(exc)))
+        return
+    state = "créé" if issued.created else "existant"
+    click.echo(f"Représentant légal déclaré pour Patient/{pid} (compte {state}).")
+    if issued.activation_code:
+        click.echo(f"Code d'activation du compte (à remettre au représentant) : {issued.activation_code}")
+        click.echo("Il est aussi envoyé par courriel ; identifiant de connexion : l'adresse électronique.")
+    else:
+        click.echo("Compte déjà activé : le représentant voit ce dossier à sa prochaine connexion.")
+
+
+@record.command("remove-representative", help="Retire l'accès d'un représentant légal à un dossier.")
+@click.argument("patient")
+@click.option("--email", required=True)
+@click.option("--agent", required=True)
+def record_remove_representative(patient: str, email: str, agent: str) -> None:
+    from dmp.accounts import remove_representative
+    from dmp.services.context import Runtime
+
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    pid = _patient_ref(patient)
+    with rt.engine.begin() as conn:
+        done = remove_representative(conn, pid, email, datetime.now(UTC), agent=agent)
+    if not done:
+        _fail("ce représentant n'a pas d'accès actif à ce dossier")
+    click.echo("Accès du représentant légal retiré.")
+
+
+@record.command("majority-check", help="Majorité (18 ans) : retire l'accès des représentants légaux "
+                "et avertit le titulaire (un dossier, ou tous).")
+@click.argument("patient", required=False)
+def record_majority_check(patient: str | None) -> None:
+    from dmp.accounts import check_majority, majority_check_all
+    from dmp.services.context import Runtime
+
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    now = datetime.now(UTC)
+    with rt.engine.begin() as conn:
+        if patient:
+            changed = [_patient_ref(patient)] if check_majority(conn, _patient_ref(patient), now) else []
+        else:
+            changed = majority_check_all(conn, now)
+    click.echo(f"{len(changed)} dossier(s) passé(s) à la majorité.")
+    for pid in changed:
+        click.echo(f"  Patient/{pid}")
+
+
+@record.command("activation-code", help="Émet un nouveau code d'activation du compte patient (guichet).")
+@click.argument("patient")
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@click.option("--agent", required=True)
+def record_activation_code(patient: str, email: str | None, phone: str | None, agent: str) -> None:
+    from dmp.accounts import issue_patient_activation
+    from dmp.errors import DmpError
+    from dmp.services.context import Runtime
+
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    pid = _patient_ref(patient)
+    try:
+        with rt.engine.begin() as conn:
+            code = issue_patient_activation(conn, pid, datetime.now(UTC), settings=rt.settings, email=email,
+                                            phone=phone)
+    except (DmpError, ValueError) as exc:
+        _fail(getattr(exc, "message", str(exc)))
+        return
+    click.echo(f"Code d'activation du compte patient (à remettre au patient) : {code}")
+
+
+@main.group(help="Annuaire des professionnels : comptes de connexion web (RPPS + mot de passe + TOTP).")
+def pro() -> None:
+    pass
+
+
+@pro.command("add", help="Ajoute (ou met à jour) un professionnel et émet son code d'activation.")
+@click.option("--rpps", required=True, help="Numéro RPPS (11 chiffres, clé de Luhn).")
+@click.option("--profession", required=True, help="Code profession TRE_G15 (10 = médecin…).")
+@click.option("--name", required=True, help="Prénom NOM.")
+@click.option("--specialty", default=None, help="Savoir-faire (ex. SM26).")
+@click.option("--structure-id", default=None)
+@click.option("--structure-name", default=None)
+@click.option("--email", required=True, help="Adresse électronique (lien d'activation).")
+def pro_add(rpps: str, profession: str, name: str, specialty: str | None, structure_id: str | None,
+            structure_name: str | None, email: str) -> None:
+    from dmp.accounts import DirectoryEntry, upsert_professional
+    from dmp.errors import DmpError
+    from dmp.services.context import Runtime
+
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    entry = DirectoryEntry(rpps=rpps, profession=profession, name=name, specialty=specialty,
+                           structure_id=structure_id, structure_name=structure_name, email=email)
+    try:
+        with rt.engine.begin() as conn:
+            issued = upsert_professional(conn, entry, datetime.now(UTC), settings=rt.settings)
+    except (DmpError, ValueError) as exc:
+        _fail(getattr(exc, "message", str(exc)))
+        return
+    click.echo(f"Professionnel {'ajouté' if issued.created else 'mis à jour'} (RPPS {entry.rpps.strip()}).")
+    if issued.activation_code:
+        click.echo(f"Code d'activation (aussi envoyé par courriel) : {issued.activation_code}")
+        click.echo(f"Activation : {rt.settings.base_url.rstrip('/')}/pro/activation")
+
+
+@pro.command("import", help="Importe un extrait RPPS (CSV) : crée ou met à jour les comptes.")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--codes-out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Fichier (mode 0600) des codes d'activation des comptes sans adresse électronique.")
+def pro_import(file: Path, codes_out: Path | None) -> None:
+    import os
+
+    from tqdm import tqdm
+
+    from dmp.accounts.directory import import_file, read_entries
+    from dmp.services.context import Runtime
+
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    try:
+        total, _ = read_entries(file)
+        with tqdm(total=total, unit=" ligne(s)", desc="Import RPPS", disable=None) as bar:
+            report = import_file(rt.engine, file, datetime.now(UTC), settings=rt.settings,
+                                 progress=bar.update)
+    except (ValueError, UnicodeDecodeError) as exc:
+        _fail(f"{file} : {exc}")
+        return
+    click.echo(f"Comptes créés : {report.created} ; mis à jour : {report.updated} ; "
+               f"lignes en double ignorées : {report.duplicates} ; lignes en erreur : {len(report.errors)}.")
+    for line, message in report.errors[:50]:
+        click.echo(f"  ligne {line} : {message}", err=True)
+    if len(report.errors) > 50:
+        click.echo(f"  … et {len(report.errors) - 50} autre(s).", err=True)
+    if report.codes:
+        lines = "".join(f"{rpps};{code}\n" for rpps, code in report.codes)
+        if codes_out is not None:
+            fd = os.open(codes_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write("rpps;code_activation\n" + lines)
+            click.echo(f"{len(report.codes)} code(s) d'activation (comptes sans adresse) : {codes_out}.")
+        else:
+            click.echo("Codes d'activation des comptes sans adresse électronique (RPPS;code) :")
+            click.echo(lines, nl=False)
+    if report.errors:
+        sys.exit(1)
+
+
+@pro.command("suspend", help="Suspend le compte web d'un professionnel (ses sessions sont fermées).")
+@click.argument("rpps")
+def pro_suspend(rpps: str) -> None:
+    _pro_status(rpps, "suspended")
+    click.echo(f"Compte du professionnel RPPS {rpps} suspendu ; ses sessions sont fermées.")
+
+
+@pro.command("reactivate", help="Réactive le compte web suspendu d'un professionnel.")
+@click.argument("rpps")
+def pro_reactivate(rpps: str) -> None:
+    _pro_status(rpps, "active")
+    click.echo(f"Compte du professionnel RPPS {rpps} réactivé.")
+
+
+def _pro_status(rpps: str, status: str) -> None:
+    from dmp.accounts.service import PRO, set_status
+    from dmp.domain.professional import validate_rpps
+    from dmp.errors import DmpError
+    from dmp.services.context import Runtime
+
+    try:
+        value = validate_rpps(rpps)
+    except DmpError as exc:
+        _fail(exc.message)
+        return
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    with rt.engine.begin() as conn:
+        found = set_status(conn, PRO, value, status, datetime.now(UTC))
+    if not found:
+        _fail(f"aucun compte pour le RPPS {value}")
+
+
+@main.group(help="Applications des patients (OAuth2 code d'autorisation + PKCE).")
+def app() -> None:
+    pass
+
+
+@app.command("register", help="Enregistre une application : affiche son client_id.")
+@click.option("--name", required=True, help="Nom affiché au patient sur la page de consentement.")
+@click.option("--redirect-uri", "redirect_uris", required=True, multiple=True,
+              help="Adresse de retour exacte (répétable) : https, http sur 127.0.0.1, ou schéma privé.")
+def app_register(name: str, redirect_uris: tuple[str, ...]) -> None:
+    from dmp.accounts.oauth import register_client
+    from dmp.services.context import Runtime
+
+    rt = _accounts_runtime()
+    assert isinstance(rt, Runtime)
+    try:
+        with rt.engine.begin() as conn:
+            client_id = register_client(conn, name, list(redirect_uris), datetime.now(UTC))
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    base = rt.settings.base_url.rstrip("/")
+    click.echo(f"Application enregistrée. client_id : {client_id}")
+    click.echo(f"Autorisation : {base}/oauth/authorize (PKCE S256) ; jeton : {base}/oauth/token")

@@ -28,6 +28,10 @@ class Settings:
     master_key_b64: str | None = None
     page_size_default: int = 20
     page_size_max: int = 500
+    # What a professional learns of documents masked from them: hidden | count | category.
+    masking_transparency: str = "hidden"
+    # INVISIBLE_PATIENT documents become visible to the patient after this many days.
+    invisible_patient_max_days: int = 30
 
     @property
     def db_url(self) -> str:
@@ -77,6 +81,8 @@ class Settings:
             max_document_bytes=int(e.get("DMP_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)),
             test_instance=e.get("DMP_TEST_INSTANCE", "").lower() in {"1", "true", "yes"},
             master_key_b64=e.get("DMP_MASTER_KEY") or None,
+            masking_transparency=e.get("DMP_MASKING_TRANSPARENCY", "hidden"),
+            invisible_patient_max_days=int(e.get("DMP_INVISIBLE_PATIENT_MAX_DAYS", "30")),
         )
 
 

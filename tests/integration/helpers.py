@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Identity
-
 from dmp.demo.bundles import document_reference, provide_bundle
 from dmp.domain.ins import compute_key
 
@@ -31,8 +30,11 @@ def fix_ins(value: str) -> str:
 def doc(ident: Identity, content: bytes = CDA, **kw: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
         "unique_id": f"1.2.250.1.999.{uuid.uuid4().int % 10**15}",
-        "type_code": "11488-4", "title": "CR de consultation", "date": "2026-11-20T10:00:00+01:00",
-        "author_idnps": "810001234565", "author_name": "Charles MULLER",
+        "type_code": "11488-4",
+        "title": "CR de consultation",
+        "date": "2026-11-20T10:00:00+01:00",
+        "author_idnps": "810001234565",
+        "author_name": "Charles MULLER",
         "binary_url": f"urn:uuid:{uuid.uuid4()}",
     }
     params.update(kw)

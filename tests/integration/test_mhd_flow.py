@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from conftest import Api, Identity, new_identity, patient_resource
 from helpers import CDA, bundle, doc, fix_ins, load_fixture, sha1_b64
 
+from conftest import Api, Identity, new_identity, patient_resource
 from dmp.domain.identity import Sex
 from dmp.fhir.bundle import SOURCE_ID_URL
 
@@ -24,9 +24,26 @@ def ans_example_bundle(api: Api) -> tuple[dict[str, Any], str]:
     # The example codes facility and setting in SNOMED CT and uses the IHE "mimeTypeSufficient"
     # format: the DMP requires its CI-SIS value sets (J61, J04/J62, J60).
     dr = b["entry"][1]["resource"]
-    dr["context"]["facilityType"] = {"coding": [{"system": "https://mos.esante.gouv.fr/NOS/TRE_R02-SecteurActivite/FHIR/TRE-R02-SecteurActivite", "code": "SA01"}]}
-    dr["context"]["practiceSetting"] = {"coding": [{"system": "https://mos.esante.gouv.fr/NOS/TRE_A01-CadreExercice/FHIR/TRE-A01-CadreExercice", "code": "AMBULATOIRE"}]}
-    dr["content"][0]["format"] = {"system": "https://mos.esante.gouv.fr/NOS/TRE_A11-IheFormatCode/FHIR/TRE-A11-IheFormatCode", "code": "urn:ihe:iti:xds-sd:pdf:2008"}
+    dr["context"]["facilityType"] = {
+        "coding": [
+            {
+                "system": "https://mos.esante.gouv.fr/NOS/TRE_R02-SecteurActivite/FHIR/TRE-R02-SecteurActivite",
+                "code": "SA01",
+            }
+        ]
+    }
+    dr["context"]["practiceSetting"] = {
+        "coding": [
+            {
+                "system": "https://mos.esante.gouv.fr/NOS/TRE_A01-CadreExercice/FHIR/TRE-A01-CadreExercice",
+                "code": "AMBULATOIRE",
+            }
+        ]
+    }
+    dr["content"][0]["format"] = {
+        "system": "https://mos.esante.gouv.fr/NOS/TRE_A11-IheFormatCode/FHIR/TRE-A11-IheFormatCode",
+        "code": "urn:ihe:iti:xds-sd:pdf:2008",
+    }
     dr["category"][0]["coding"][0]["code"] = "10"  # 11488-4 is a "Compte rendu" (class 10)
     return b, ins
 
@@ -58,8 +75,10 @@ def test_token_publish_find_retrieve_replace(api: Api) -> None:
     list_id = out["entry"][0]["response"]["location"].split("/")[1]
 
     # ITI-67
-    resp = api.get("DocumentReference", params={
-        "patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}", "status": "current"})
+    resp = api.get(
+        "DocumentReference",
+        params={"patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}", "status": "current"},
+    )
     assert resp.status_code == 200
     found = resp.json()
     assert [e["resource"]["id"] for e in found["entry"]] == [doc_id]
@@ -69,8 +88,9 @@ def test_token_publish_find_retrieve_replace(api: Api) -> None:
     assert dr["content"][0]["attachment"]["url"] == f"http://testserver/fhir/Binary/{doc_id}"
 
     # ITI-68: identical bytes, declared type
-    resp = api.client.get(dr["content"][0]["attachment"]["url"],
-                          headers={"Authorization": f"Bearer {api.token()}"})
+    resp = api.client.get(
+        dr["content"][0]["attachment"]["url"], headers={"Authorization": f"Bearer {api.token()}"}
+    )
     assert resp.status_code == 200
     assert resp.content == content
     assert resp.headers["content-type"] == "application/xml"
@@ -80,14 +100,22 @@ def test_token_publish_find_retrieve_replace(api: Api) -> None:
     assert base64.b64decode(resp.json()["data"]) == content
 
     # ITI-66: the submission set
-    lists = api.get("List", params={"patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}",
-                                    "code": "submissionset", "status": "current"}).json()
+    lists = api.get(
+        "List",
+        params={
+            "patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}",
+            "code": "submissionset",
+            "status": "current",
+        },
+    ).json()
     assert [e["resource"]["id"] for e in lists["entry"]] == [list_id]
     assert lists["entry"][0]["resource"]["entry"] == [{"item": {"reference": f"DocumentReference/{doc_id}"}}]
 
     # Replacement: new version, the old one deprecated in the same transaction
     ident = Identity(ins, "EXEMPLE", "Jean", Sex.MALE, __import__("datetime").date(1923, 1, 1), "67890")
-    new_content = b'<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>v2</title></ClinicalDocument>'
+    new_content = (
+        b'<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>v2</title></ClinicalDocument>'
+    )
     d2 = doc(ident, new_content, replaces=f"DocumentReference/{doc_id}")
     resp = api.post("", bundle(ident, (d2, new_content)))
     assert resp.status_code == 200, resp.text
@@ -95,13 +123,18 @@ def test_token_publish_find_retrieve_replace(api: Api) -> None:
     old = api.get(f"DocumentReference/{doc_id}").json()
     assert old["status"] == "superseded"
     assert old["meta"]["versionId"] == "2"
-    current = api.get("DocumentReference", params={
-        "patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}", "status": "current"}).json()
+    current = api.get(
+        "DocumentReference",
+        params={"patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}", "status": "current"},
+    ).json()
     assert [e["resource"]["id"] for e in current["entry"]] == [new_id]
     assert current["entry"][0]["resource"]["relatesTo"] == [
-        {"code": "replaces", "target": {"reference": f"DocumentReference/{doc_id}"}}]
-    superseded = api.get("DocumentReference", params={
-        "patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}", "status": "superseded"}).json()
+        {"code": "replaces", "target": {"reference": f"DocumentReference/{doc_id}"}}
+    ]
+    superseded = api.get(
+        "DocumentReference",
+        params={"patient.identifier": f"urn:oid:1.2.250.1.213.1.4.8|{ins}", "status": "superseded"},
+    ).json()
     assert [e["resource"]["id"] for e in superseded["entry"]] == [doc_id]
 
 
@@ -118,7 +151,14 @@ def test_search_filters_sort_and_paging(api: Api, patient: Identity) -> None:
     docs = [
         doc(patient, CDA, type_code="11488-4", date="2026-01-10T10:00:00+01:00", title="A"),
         doc(patient, CDA, type_code="11502-2", date="2026-03-10T10:00:00+01:00", title="B", facility="SA07"),
-        doc(patient, CDA, type_code="18748-4", date="2026-02-10T10:00:00+01:00", title="C", flags=("MASQUE_PS",)),
+        doc(
+            patient,
+            CDA,
+            type_code="18748-4",
+            date="2026-02-10T10:00:00+01:00",
+            title="C",
+            flags=("MASQUE_PS",),
+        ),
     ]
     for d in docs:
         assert api.post("", bundle(patient, (d, CDA))).status_code == 200
@@ -164,7 +204,8 @@ def test_patient_search_and_read(api: Api, patient: Identity) -> None:
 def test_submission_without_source_id_is_refused(api: Api, patient: Identity) -> None:
     b = bundle(patient)
     b["entry"][0]["resource"]["extension"] = [
-        e for e in b["entry"][0]["resource"]["extension"] if e["url"] != SOURCE_ID_URL]
+        e for e in b["entry"][0]["resource"]["extension"] if e["url"] != SOURCE_ID_URL
+    ]
     resp = api.post("", b)
     assert resp.status_code == 422
     assert resp.json()["issue"][0]["details"]["coding"][0]["code"] == "MISSING_ELEMENT"

@@ -31,7 +31,6 @@ def test_migrations_match_schema_postgresql(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("covered by the SQLite test")
     from conftest import _drop_database
-
     from dmp.devtools.pgcluster import fresh_database
 
     url = fresh_database(engine.url.render_as_string(hide_password=False), "dmp_migration_check")

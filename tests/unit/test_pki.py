@@ -113,6 +113,7 @@ def test_card_identity(tmp_path: Path) -> None:
         specialty="SM26",
         structure_id="10B0123456",
         structure_name="Cabinet Curie",
+        setting=None,
         serial=files.serial,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from dmp import web
 from dmp.api import fhir_routes
 from dmp.api.auth import token_endpoint
 from dmp.api.http import error_response
@@ -52,9 +53,12 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/oauth/token", token_endpoint, methods=["POST"]),
+            # ITI-65 posts to the FHIR base itself, without a trailing slash.
+            Route("/fhir", fhir_routes.transaction, methods=["POST"]),
             Mount("/fhir", routes=fhir_routes.routes),
         ],
         exception_handlers={DmpError: _dmp_error, Exception: _unexpected},
     )
     app.state.dmp = AppState(runtime=runtime, signer=signer, ca_cert=ca_cert)
+    app.state.web = web.build_state(runtime, signer)
     return app

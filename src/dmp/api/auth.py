@@ -70,6 +70,10 @@ async def token_endpoint(request: Request) -> Response:
         return _oauth_error(DmpError("UNSUPPORTED_GRANT", "requête trop volumineuse"), "invalid_request")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     form = {k: v[0] for k, v in fields.items() if len(v) == 1}
+    if form.get("grant_type") == "authorization_code":  # patient apps: code + PKCE (docs/accounts.md)
+        from dmp.web.oauth import authorization_code_grant
+
+        return await authorization_code_grant(request, state, form)
     if form.get("grant_type") != "client_credentials":
         return _oauth_error(
             DmpError("UNSUPPORTED_GRANT", "grant_type=client_credentials attendu"), "unsupported_grant_type"

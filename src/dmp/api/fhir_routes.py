@@ -18,14 +18,17 @@ from dmp.api.auth import authenticate
 from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_json
 from dmp.api.state import AppState
 from dmp.domain.actor import Actor
+from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
 from dmp.fhir import FHIR_JSON
+from dmp.fhir import consent as fhir_consent
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant
-from dmp.fhir.patient import find_ins, parse_creation, patient_resource
+from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.validate import validate
-from dmp.services import access, documents, publish, records, search
+from dmp.policy import Action, decide
+from dmp.services import access, consents, documents, publish, records, search
 from dmp.services.subjects import parse_uuid
 
 T = TypeVar("T")
@@ -103,7 +106,7 @@ async def read_document_reference(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
     doc_id = _id(request.path_params["id"])
-    body = await _in_transaction(state, lambda c: documents.read_document(c, actor, doc_id))
+    body = await _in_transaction(state, lambda c: documents.read_document(c, state.runtime, actor, doc_id))
     return FhirResponse(body)
 
 
@@ -119,10 +122,10 @@ async def patch_document_reference(request: Request) -> Response:
         if raw_id is not None:
             doc_id = _id(raw_id)
         elif ident:
-            doc_id = documents.find_by_identifier(conn, actor, ident)
+            doc_id = documents.find_by_identifier(conn, ident)
         else:
             raise DmpError("INVALID_SEARCH", "PATCH conditionnel : paramètre identifier attendu")
-        return documents.patch(conn, actor, doc_id, ops, rt.now())
+        return documents.patch(conn, rt, actor, doc_id, ops, rt.now())
 
     return FhirResponse(await _in_transaction(state, work))
 
@@ -140,7 +143,9 @@ async def read_list(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
     list_id = _id(request.path_params["id"])
-    return FhirResponse(await _in_transaction(state, lambda c: documents.read_list(c, actor, list_id)))
+    return FhirResponse(
+        await _in_transaction(state, lambda c: documents.read_list(c, state.runtime, actor, list_id))
+    )
 
 
 async def read_binary(request: Request) -> Response:
@@ -177,7 +182,7 @@ async def search_patients(request: Request) -> Response:
     actor = authenticate(request, state)
     rt = state.runtime
     params = _params(request)
-    access.require_professional(actor)
+    access.require_health_professional(actor)
     unknown = [k for k, _ in params if k not in ("identifier", "_format")]
     if unknown:
         raise DmpError("INVALID_SEARCH", f"paramètre « {unknown[0]} » non pris en charge pour Patient")
@@ -185,9 +190,7 @@ async def search_patients(request: Request) -> Response:
     if len(idents) != 1:
         raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> attendu une fois")
     system, _, value = idents[0].partition("|")
-    ins = find_ins([{"system": system, "value": value}], allow_test=rt.settings.test_instance)
-    if ins is None:
-        raise DmpError("INS_SYSTEM_NOT_ALLOWED", system or "absent")
+    ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
     row = await _in_transaction(state, lambda c: records.find_by_ins(c, ins))
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -209,19 +212,22 @@ async def search_patients(request: Request) -> Response:
 async def read_patient(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
-    access.require_professional(actor)
     pid = _id(request.path_params["id"])
-    row = await _in_transaction(state, lambda c: records.get(c, pid))
-    if row is None:
-        raise DmpError("NOT_FOUND")
-    return FhirResponse(patient_resource(row))
+
+    def work(conn: Connection) -> Any:
+        row = records.get(conn, pid)
+        if row is None or not access.may_see_patient(actor, row, consents.facts(conn, row)):
+            raise DmpError("NOT_FOUND")
+        return row
+
+    return FhirResponse(patient_resource(await _in_transaction(state, work)))
 
 
 async def create_patient(request: Request) -> Response:
     """TD1: a professional opens the record, attesting the patient's consent."""
     state = _state(request)
     actor: Actor = authenticate(request, state)
-    access.require_professional(actor)
+    access.require_health_professional(actor)
     rt = state.runtime
     body = await read_json(request, 256 * 1024, JSON_TYPES)
     if not isinstance(body, dict):
@@ -246,8 +252,92 @@ async def create_patient(request: Request) -> Response:
     )
 
 
+def _consent_record(conn: Connection, reference: str) -> Any:
+    row = records.get(conn, fhir_consent.patient_id_of(reference))
+    if row is None:
+        raise DmpError("RECORD_NOT_FOUND")
+    records.require_open(row)
+    return row
+
+
+async def create_consent(request: Request) -> Response:
+    """The patient's choices (authorise, block, médecin traitant, emergency…) and the
+    professional's attestations ("le patient m'a autorisé", care team)."""
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    body = await read_json(request, 64 * 1024)
+    if not isinstance(body, dict):
+        raise DmpError("INVALID_RESOURCE", "une ressource Consent est attendue")
+    validate(body, "Consent")
+    reference, kind, subject, permit_ = fhir_consent.parse(body)
+
+    def work(conn: Connection) -> Any:
+        row = _consent_record(conn, reference)
+        cid, _ = consents.add(conn, actor, consents.facts(conn, row), kind, subject, permit_, rt.now())
+        return next(r for r in consents.list_rows(conn, row.id) if r.id == cid)
+
+    created = await _in_transaction(state, work)
+    return FhirResponse(
+        fhir_consent.to_resource(created), 201, headers={"Location": f"{rt.fhir_base}/Consent/{created.id}"}
+    )
+
+
+async def search_consents(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    params = _params(request)
+    unknown = [k for k, _ in params if k not in ("patient", "_format")]
+    if unknown or len([v for k, v in params if k == "patient"]) != 1:
+        raise DmpError("INVALID_SEARCH", "Consent : seul le paramètre patient=Patient/<id> est accepté")
+    reference = next(v for k, v in params if k == "patient")
+
+    def work(conn: Connection) -> Any:
+        row = _consent_record(conn, reference)
+        facts = consents.facts(conn, row)
+        everything = decide(actor, Action.MANAGE_CONSENTS, facts, None, access.context(rt)).permitted or (
+            actor.id in facts.consents.administrators
+        )
+        rows = consents.list_rows(conn, row.id)
+        if not everything:
+            if not access.may_see_patient(actor, row, facts):
+                raise DmpError("NOT_FOUND")
+            rows = [r for r in rows if r.subject_id in (actor.id, actor.structure_id)]
+        return rows
+
+    return FhirResponse(fhir_consent.searchset(await _in_transaction(state, work), rt.fhir_base))
+
+
+async def revoke_consent(request: Request) -> Response:
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    cid = _id(request.path_params["id"])
+
+    def work(conn: Connection) -> None:
+        from sqlalchemy import select
+
+        from dmp.store.schema_policy import record_consent
+
+        pid = conn.execute(select(record_consent.c.patient_id).where(record_consent.c.id == cid)).scalar()
+        if pid is None:
+            raise DmpError("NOT_FOUND")
+        row = _consent_record(conn, f"Patient/{pid}")
+        consents.revoke(conn, actor, consents.facts(conn, row), cid, rt.now())
+
+    await _in_transaction(state, work)
+    return Response(status_code=204)
+
+
+SERVED_TYPES = {"DocumentReference", "List", "Binary", "Patient", "Consent"}
+
+
 async def unknown_resource(request: Request) -> Response:
-    raise DmpError("UNKNOWN_RESOURCE_TYPE", request.path_params.get("rtype", "?"))
+    rtype = request.path_params.get("rtype", "?")
+    if rtype in SERVED_TYPES:
+        raise DmpError("METHOD_NOT_ALLOWED", f"{request.method} sur {rtype}")
+    raise DmpError("UNKNOWN_RESOURCE_TYPE", rtype)
 
 
 routes = [
@@ -263,6 +353,9 @@ routes = [
     Route("/Patient", search_patients, methods=["GET"]),
     Route("/Patient", create_patient, methods=["POST"]),
     Route("/Patient/{id}", read_patient, methods=["GET"]),
+    Route("/Consent", search_consents, methods=["GET"]),
+    Route("/Consent", create_consent, methods=["POST"]),
+    Route("/Consent/{id}", revoke_consent, methods=["DELETE"]),
     Route("/{rtype}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     Route("/{rtype}/{id}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
 ]

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from dmp.errors import DmpError
 from dmp.fhir import FHIR_JSON
-from dmp.fhir.common import dumps, loads
+from dmp.fhir.common import dumps, human_size, loads
 from dmp.fhir.outcome import operation_outcome
 
 log = logging.getLogger("dmp.api")
@@ -44,13 +44,13 @@ async def read_body(request: Request, limit: int, accepted: set[str]) -> bytes:
         )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise DmpError("REQUEST_TOO_LARGE", f"{limit // (1024 * 1024)} Mo")
+        raise DmpError("REQUEST_TOO_LARGE", human_size(limit))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise DmpError("REQUEST_TOO_LARGE", f"{limit // (1024 * 1024)} Mo")
+            raise DmpError("REQUEST_TOO_LARGE", human_size(limit))
         chunks.append(chunk)
     return b"".join(chunks)
 

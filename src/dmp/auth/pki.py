@@ -50,6 +50,8 @@ Card certificate (``card.crt`` / ``card.key`` / ``chain.pem``)
                                               (e.g. ``10`` = médecin)
   serialNumber (2.5.4.5)                      IDNPS = ``8`` + RPPS (11 digits)
   commonName (2.5.4.3)                        professional's display name
+  businessCategory (2.5.4.15)                 practice setting (TRE_A01), e.g.
+                                              ``SAMU_SMUR``, if any
   ==========================================  ===============================
 
 * Validity: from five minutes before issuance, for ``days`` days (default
@@ -162,6 +164,7 @@ class CardIdentity:
     specialty: str | None
     structure_id: str | None
     structure_name: str | None
+    setting: str | None  # practice setting (TRE_A01), e.g. SAMU_SMUR
     serial: int
     not_before: datetime  # aware, UTC
     not_after: datetime  # aware, UTC
@@ -327,6 +330,7 @@ def issue_card(
     out: Path,
     days: int = 1095,
     not_before: datetime | None = None,
+    setting: str | None = None,
 ) -> CardFiles:
     """Issue a card certificate with the CA in ``directory``; write it to ``out``.
 
@@ -375,6 +379,9 @@ def issue_card(
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, structure_id))
     if specialty is not None:
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, specialty))
+    if setting is not None:
+        setting = _check_attribute("Cadre d'exercice", setting)
+        attributes.append(x509.NameAttribute(NameOID.BUSINESS_CATEGORY, setting))
     attributes += [
         x509.NameAttribute(NameOID.TITLE, profession),
         x509.NameAttribute(NameOID.SERIAL_NUMBER, "8" + rpps),
@@ -463,6 +470,7 @@ def card_identity(cert: x509.Certificate) -> CardIdentity:
         specialty=_single(cert, NameOID.ORGANIZATIONAL_UNIT_NAME, "organizationalUnitName"),
         structure_id=_single(cert, NameOID.ORGANIZATION_IDENTIFIER, "organizationIdentifier"),
         structure_name=_single(cert, NameOID.ORGANIZATION_NAME, "organizationName"),
+        setting=_single(cert, NameOID.BUSINESS_CATEGORY, "businessCategory"),
         serial=cert.serial_number,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,

@@ -30,7 +30,51 @@ def errors_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-PAGES = {"docs/errors.md": errors_page}
+def access_matrix_page() -> str:
+    from dmp.domain.professional import PROFESSIONS
+    from dmp.policy.matrix import matrix
+    from dmp.terminology import valueset
+
+    m = matrix()
+    codes = sorted(m, key=int)
+    lines = [
+        "# Access matrix: profession x document type",
+        "",
+        "<!-- Generated from src/dmp/policy/matrix.json by `python -m dmp.devtools.docs`; do not edit. -->",
+        "",
+        "`L` = may read, `É` = may write (deposit), `-` = neither. The author of a document always reads",
+        "it; masking, blocks and authorisations apply on top (see access-policy.md). Professions absent",
+        "from this table have no access at all (AC-01). A médecin du travail (savoir-faire SM25, C41,",
+        "CAPA11) writes as a doctor but never reads (AC-17).",
+        "",
+        "## Professions and sources",
+        "",
+        "| code | profession | where the row comes from |",
+        "| --- | --- | --- |",
+    ]
+    for code in codes:
+        lines.append(f"| {code} | {PROFESSIONS.get(code, code)} | {m[code].source} |")
+    lines += [
+        "",
+        "## Matrix",
+        "",
+        "| type (JDV_J66) | " + " | ".join(codes) + " |",
+        "| --- | " + " | ".join("---" for _ in codes) + " |",
+    ]
+    for concept in sorted(valueset("J66"), key=lambda c: c.code):
+        cells = []
+        for code in codes:
+            r = m[code]
+            cell = ("L" if r.read.allows(concept.code) else "") + (
+                "É" if r.write.allows(concept.code) else ""
+            )
+            cells.append(cell or "-")
+        label = concept.display.replace("|", "/")
+        lines.append(f"| `{concept.code}` {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+PAGES = {"docs/errors.md": errors_page, "docs/access-matrix.md": access_matrix_page}
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ class Actor:
     specialty: str | None = None  # savoir-faire, e.g. "SM26"
     structure_id: str | None = None  # Struct_IdNat
     structure_name: str | None = None
+    setting: str | None = None  # practice setting of the structure (TRE_A01), e.g. SAMU_SMUR
     purpose: PurposeOfUse = PurposeOfUse.TREAT
     justification: str | None = None
     software: str | None = None

@@ -116,6 +116,12 @@ class StrictTraits:
         return normalize_trait(self.birth_family_name)
 
     @property
+    def key(self) -> str:
+        """All strict traits, normalised, as one string: equal keys = the same identity."""
+        return "|".join((self.normalized_family_name, self.normalized_given_names, self.sex.value,
+                         self.birth_date.isoformat(), self.birth_place_insee))
+
+    @property
     def normalized_given_names(self) -> str:
         """The list of birth given names as one comparison string."""
         return normalize_trait(" ".join(self.birth_given_names))

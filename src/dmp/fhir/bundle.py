@@ -10,7 +10,7 @@ from typing import Any
 
 from dmp.domain.document import DocumentEntry
 from dmp.errors import DmpError
-from dmp.fhir.common import Json
+from dmp.fhir.common import Json, human_size
 from dmp.fhir.documentreference import parse_entry
 from dmp.fhir.validate import validate
 
@@ -51,13 +51,13 @@ def _decode(data: Any, element: str, max_bytes: int) -> bytes:
     if not isinstance(data, str):
         raise DmpError("MISSING_ELEMENT", element)
     if len(data) > (max_bytes * 4) // 3 + 4:
-        raise DmpError("DOCUMENT_TOO_LARGE", f"{max_bytes // (1024 * 1024)} Mo par document")
+        raise DmpError("DOCUMENT_TOO_LARGE", f"{human_size(max_bytes)} par document")
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DmpError("INVALID_VALUE", f"{element} n'est pas du base64 valide") from exc
     if len(raw) > max_bytes:
-        raise DmpError("DOCUMENT_TOO_LARGE", f"{max_bytes // (1024 * 1024)} Mo par document")
+        raise DmpError("DOCUMENT_TOO_LARGE", f"{human_size(max_bytes)} par document")
     return raw
 
 
@@ -65,14 +65,15 @@ def check_subject_ins(subject: Any, *, allow_test: bool) -> None:
     """Refuse an invalid INS in a conditional patient reference before anything else."""
     from urllib.parse import unquote
 
-    from dmp.fhir.patient import find_ins
+    from dmp.domain.ins import parse_ins
 
     ref = subject.get("reference") if isinstance(subject, dict) else None
     if isinstance(ref, str) and ref.startswith("Patient?identifier="):
         system, _, value = unquote(ref.split("=", 1)[1]).partition("|")
-        find_ins([{"system": system, "value": value}], allow_test=allow_test)
+        parse_ins(system, value, allow_test=allow_test)
     elif isinstance(subject, dict) and isinstance(subject.get("identifier"), dict):
-        find_ins([subject["identifier"]], allow_test=allow_test)
+        ident = subject["identifier"]
+        parse_ins(str(ident.get("system") or ""), str(ident.get("value") or ""), allow_test=allow_test)
 
 
 def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bool = False) -> ProvideRequest:

@@ -105,6 +105,11 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                     },
                     {"type": "Binary", "interaction": [{"code": "read"}]},
                     {
+                        "type": "Consent",
+                        "interaction": [{"code": "search-type"}, {"code": "create"}, {"code": "delete"}],
+                        "searchParam": _params([("patient", "reference")]),
+                    },
+                    {
                         "type": "Patient",
                         "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                         "searchParam": _params([("identifier", "token")]),

@@ -140,3 +140,12 @@ def human_name(resource: Json | None) -> str | None:
     if isinstance(names, str):
         return names
     return None
+
+
+def human_size(n: int) -> str:
+    """A byte count for a French message: « 20 Mo », « 1,5 ko », « 800 octets »."""
+    for unit, size in (("Mo", 1024 * 1024), ("ko", 1024)):
+        if n >= size:
+            value = f"{n / size:.1f}".rstrip("0").rstrip(".").replace(".", ",")
+            return f"{value} {unit}"
+    return f"{n} octets"

@@ -49,9 +49,10 @@ FLAG_DISPLAY = {
 def coded(concept: Any, vs_id: str, element: str, *, required: bool = True) -> tuple[str, str]:
     """The (system, code) of the first coding of ``concept`` that is in value set ``vs_id``."""
     cs = codings(concept)
+    path = element.split(" (")[0]  # FHIRPath; the XDS name stays in the message
     if not cs:
         if required:
-            raise DmpError("MISSING_ELEMENT", element, expression=element)
+            raise DmpError("MISSING_ELEMENT", element, expression=path)
         return "", ""
     vs = valueset(vs_id)
     for c in cs:
@@ -62,7 +63,7 @@ def coded(concept: Any, vs_id: str, element: str, *, required: bool = True) -> t
     raise DmpError(
         "UNKNOWN_CODE",
         f"{element} {first.get('code')} ({first.get('system')}) absent du jeu de valeurs {vs.name}",
-        expression=element,
+        expression=path,
     )
 
 

@@ -25,6 +25,7 @@ _MODULES = {
     "OperationOutcome": "operationoutcome",
     "CapabilityStatement": "capabilitystatement",
     "Parameters": "parameters",
+    "AuditEvent": "auditevent",
 }
 
 

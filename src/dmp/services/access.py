@@ -1,25 +1,143 @@
-"""The access seam used by the use cases until the policy module fills it (issue 4).
+"""Where the use cases meet the policy: load the record's facts, ask ``dmp.policy``,
+turn refusals into errors, and apply the decision's obligations.
 
-Today: only authenticated health professionals reach the record; deleted documents
-are invisible to everyone. Nothing outside these functions decides access.
+Nothing else decides access: every rule lives in ``dmp.policy.rules`` (and its SQL
+compilation); this module only gathers inputs and enforces outputs.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
+from dataclasses import dataclass, replace
+from typing import Any
+from uuid import UUID
 
-from dmp.domain.actor import Actor, ActorKind
-from dmp.domain.document import Availability
+from sqlalchemy import ColumnElement, Connection
+
+from dmp.domain.actor import Actor
 from dmp.errors import DmpError
-from dmp.store.schema import document
+from dmp.policy import (
+    Action,
+    Context,
+    Decision,
+    DocumentFacts,
+    RecordAccess,
+    RecordFacts,
+    Transparency,
+    decide,
+    document_visible,
+    record_access,
+)
+from dmp.policy.sqlfilter import visible_condition
+from dmp.services import consents, notifications, records
+from dmp.services.context import Runtime
 
 
-def require_professional(actor: Actor) -> None:
-    if actor.kind is not ActorKind.PROFESSIONAL:
-        raise DmpError("FORBIDDEN", "réservé aux professionnels de santé authentifiés")
+@dataclass(frozen=True)
+class Opened:
+    """A record opened for reading by an actor, with the decision that allowed it."""
+
+    patient_id: UUID
+    facts: RecordFacts
+    access: RecordAccess
+    ctx: Context
+
+    @property
+    def decision(self) -> Decision:
+        return self.access.decision
+
+    def condition(self) -> ColumnElement[bool]:
+        return visible_condition(self.access, self.ctx)
 
 
-def visible_documents(actor: Actor) -> ColumnElement[bool]:
-    """SQL filter of the documents ``actor`` may see in a record they may open."""
-    require_professional(actor)
-    return document.c.availability != Availability.DELETED.value
+def context(rt: Runtime, *, history: bool = False) -> Context:
+    return Context(
+        now=rt.now(),
+        transparency=Transparency(rt.settings.masking_transparency),
+        invisible_patient_max_days=rt.settings.invisible_patient_max_days,
+        history=history,
+    )
+
+
+def document_facts(row: Any) -> DocumentFacts:
+    return DocumentFacts(
+        type_code=row.type_code,
+        class_code=row.class_code,
+        flags=row.flags,
+        availability=row.availability,
+        author_id=row.author_id,
+        published_by=row.published_by,
+        submitted=row.submission_time,
+    )
+
+
+def open_record(
+    conn: Connection,
+    rt: Runtime,
+    actor: Actor,
+    patient_row: Any,
+    *,
+    history: bool = False,
+    hide_refusal: bool = False,
+) -> Opened:
+    """Record-level READ: 403 with the reason (or 404 when ``hide_refusal``) if denied."""
+    facts = consents.facts(conn, patient_row)
+    # Decide as if the record were open: someone who may not see it must not learn it is
+    # closed (ADR 0004); someone who may is told why nothing is served.
+    access = record_access(actor, replace(facts, open=True))
+    if not access.decision.permitted:
+        if hide_refusal:
+            raise DmpError("NOT_FOUND")
+        raise DmpError("FORBIDDEN", access.decision.reason)
+    if not facts.open:
+        records.require_open(patient_row)
+    notifications.apply_emergency_obligations(conn, actor, patient_row.id, access.decision, rt.now())
+    return Opened(patient_row.id, facts, access, context(rt, history=history))
+
+
+def check_document(opened: Opened, doc_row: Any) -> Decision:
+    """Document-level READ: the same 404 as a missing document when denied."""
+    decision = document_visible(opened.access, document_facts(doc_row), opened.ctx)
+    if not decision.permitted:
+        raise DmpError("NOT_FOUND")
+    return decision
+
+
+def document_visible_for(opened: Opened, doc_row: Any) -> bool:
+    return document_visible(opened.access, document_facts(doc_row), opened.ctx).permitted
+
+
+def require(
+    conn: Connection,
+    rt: Runtime,
+    actor: Actor,
+    patient_row: Any,
+    action: Action,
+    doc: DocumentFacts | None = None,
+) -> Decision:
+    decision = decide(actor, action, consents.facts(conn, patient_row), doc, context(rt))
+    if not decision.permitted:
+        raise DmpError("FORBIDDEN", decision.reason)
+    return decision
+
+
+def require_health_professional(actor: Actor) -> None:
+    """For the record-level operations every health professional may call (TD0.2, TD1)."""
+    from dmp.domain.actor import ActorKind
+    from dmp.policy.matrix import rights_of
+
+    if actor.kind is not ActorKind.PROFESSIONAL or rights_of(actor.profession) is None:
+        raise DmpError("FORBIDDEN", "réservé aux professionnels de santé")
+
+
+def may_see_patient(actor: Actor, patient_row: Any, facts: RecordFacts) -> bool:
+    """Who may read the Patient resource (the record's identity and status)."""
+    from dmp.domain.actor import ActorKind
+    from dmp.policy.matrix import rights_of
+
+    if actor.kind is ActorKind.PROFESSIONAL:
+        return rights_of(actor.profession) is not None
+    if actor.kind is ActorKind.PATIENT:
+        return actor.id == str(patient_row.id)
+    if actor.kind is ActorKind.REPRESENTATIVE:
+        return actor.id in facts.consents.representatives
+    return False

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from dmp.domain.actor import Actor
-from dmp.domain.document import Availability
+from dmp.domain.document import Availability, DmpFlag
 from dmp.errors import DmpError
 from dmp.fhir import jsonpatch
 from dmp.fhir.common import Json, dumps, instant, loads
 from dmp.fhir.documentreference import IS_ARCHIVED_URL, parse_security_labels, security_labels
+from dmp.policy import Action
 from dmp.services import access, records
 from dmp.services.context import Runtime
 from dmp.services.publish import record_dek
 from dmp.store import crypto
-from dmp.store.blobs import BlobNotFound
 from dmp.store.schema import document, submission_set
 
 # PDSm st_maj: only these may change; anything else is 405.
@@ -35,61 +36,64 @@ class Content:
     document_id: UUID
 
 
-def _visible_row(conn: Connection, actor: Actor, doc_id: UUID, cols: list[Any]) -> Any:
-    row = conn.execute(
-        select(*cols, document.c.patient_id).where(
-            and_(document.c.id == doc_id, access.visible_documents(actor))
-        )
-    ).first()
+def _visible_row(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, *, history: bool = True) -> Any:
+    """The document row if ``actor`` may see it; otherwise the same 404 as a missing one.
+
+    Reads by id are version-history reads: a replaced version stays reachable.
+    """
+    row = conn.execute(select(document).where(document.c.id == doc_id)).first()
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
     rec = records.get(conn, row.patient_id)
-    records.require_open(rec)
+    opened = access.open_record(conn, rt, actor, rec, history=history, hide_refusal=True)
+    access.check_document(opened, row)
     return row
 
 
-def read_document(conn: Connection, actor: Actor, doc_id: UUID) -> bytes:
-    return bytes(_visible_row(conn, actor, doc_id, [document.c.resource_json]).resource_json)
+def read_document(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> bytes:
+    return bytes(_visible_row(conn, rt, actor, doc_id).resource_json)
 
 
-def read_list(conn: Connection, actor: Actor, list_id: UUID) -> bytes:
-    access.require_professional(actor)
+def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> bytes:
     row = conn.execute(
-        select(submission_set.c.resource_json, submission_set.c.patient_id).where(
-            submission_set.c.id == list_id
-        )
+        select(submission_set.c.id, submission_set.c.patient_id).where(submission_set.c.id == list_id)
     ).first()
     if row is None:
         raise DmpError("NOT_FOUND")
-    records.require_open(records.get(conn, row.patient_id))
-    return bytes(row.resource_json)
+    rec = records.get(conn, row.patient_id)
+    assert rec is not None  # foreign key
+    from dmp.services.search import search_lists
+
+    page = search_lists(
+        conn, rt, actor, [("patient", f"Patient/{rec.id}"), ("identifier", f"urn:uuid:{list_id}")]
+    )
+    if not page.rows:
+        raise DmpError("NOT_FOUND")
+    return bytes(page.rows[0].resource_json)
 
 
 def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Content:
     """ITI-68: the exact bytes, decrypted and checked against the stored SHA-256."""
-    row = _visible_row(
-        conn, actor, doc_id, [document.c.blob_key, document.c.sha256_hex, document.c.mime_type, document.c.id]
-    )
+    row = _visible_row(conn, rt, actor, doc_id)
     dek = record_dek(conn, rt, row.patient_id)
     try:
         data = crypto.open_sealed(dek, row.patient_id, row.sha256_hex, rt.blobs.get(row.blob_key))
-    except (BlobNotFound, ValueError, Exception) as exc:
+    except Exception as exc:  # missing blob, wrong key, forged ciphertext
         raise DmpError("INTEGRITY_ERROR") from exc
     if hashlib.sha256(data).hexdigest() != row.sha256_hex:
         raise DmpError("INTEGRITY_ERROR")
     return Content(data, row.mime_type, row.patient_id, row.id)
 
 
-def find_by_identifier(conn: Connection, actor: Actor, raw: str) -> UUID:
+def find_by_identifier(conn: Connection, raw: str) -> UUID:
     """Conditional update target: ``identifier=system|value`` (uniqueId or urn:uuid)."""
     value = raw.partition("|")[2] if "|" in raw else raw
     cond = document.c.unique_id == value
     if value.startswith("urn:uuid:"):
-        try:
-            cond = document.c.id == UUID(value[9:])
-        except ValueError as exc:
-            raise DmpError("INVALID_SEARCH", f"identifier={raw}") from exc
-    rows = list(conn.execute(select(document.c.id).where(cond, access.visible_documents(actor)).limit(2)))
+        # A urn:uuid is either the registry's entry id or a producer's uniqueId.
+        with contextlib.suppress(ValueError):
+            cond = or_(cond, document.c.id == UUID(value[9:]))
+    rows = list(conn.execute(select(document.c.id).where(cond).limit(2)))
     if not rows:
         raise DmpError("NOT_FOUND")
     if len(rows) > 1:
@@ -97,9 +101,9 @@ def find_by_identifier(conn: Connection, actor: Actor, raw: str) -> UUID:
     return rows[0].id  # type: ignore[no-any-return]
 
 
-def patch(conn: Connection, actor: Actor, doc_id: UUID, ops: Any, now: datetime) -> bytes:
+def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, now: datetime) -> bytes:
     """Apply a JSON Patch limited to status, securityLabel and isArchived."""
-    row = _visible_row(conn, actor, doc_id, [document])
+    row = _visible_row(conn, rt, actor, doc_id, history=False)
     current: Json = loads(row.resource_json)
     patched = jsonpatch.apply(current, ops)
     for key in set(current) | set(patched):
@@ -117,9 +121,6 @@ def patch(conn: Connection, actor: Actor, doc_id: UUID, ops: Any, now: datetime)
     status = patched.get("status")
     avail = Availability(row.availability)
     if status == "entered-in-error":
-        # TD3.3c: only the author removes ("dépublie") a document.
-        if actor.id not in (row.author_id, row.published_by):
-            raise DmpError("FORBIDDEN", "seul l'auteur du document peut le supprimer")
         avail = Availability.DELETED
     elif status == "current":
         if avail is Availability.DEPRECATED:
@@ -128,6 +129,7 @@ def patch(conn: Connection, actor: Actor, doc_id: UUID, ops: Any, now: datetime)
     else:
         raise DmpError("INVALID_PATCH", f"status « {status} » non modifiable ainsi")
     level, flags = parse_security_labels(patched.get("securityLabel"))
+    _authorise_changes(conn, rt, actor, row, avail, int(flags))
     version = row.version_id + 1
     resource = current
     resource["status"] = avail.fhir_status
@@ -161,3 +163,24 @@ def patch(conn: Connection, actor: Actor, doc_id: UUID, ops: Any, now: datetime)
     if done.rowcount != 1:
         raise DmpError("INVALID_PATCH", "le document a été modifié entre-temps ; recommencez")
     return body
+
+
+def _authorise_changes(
+    conn: Connection, rt: Runtime, actor: Actor, row: Any, avail: Availability, flags: int
+) -> None:
+    """Each kind of change is its own action for the policy (TD3.3a-d)."""
+    changed = flags ^ row.flags
+    actions: list[Action] = []
+    if changed & DmpFlag.MASQUE_PS:
+        actions.append(Action.MASK)
+    if changed & DmpFlag.INVISIBLE_PATIENT:
+        actions.append(Action.SET_PATIENT_VISIBILITY)
+    if changed & DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX:
+        actions.append(Action.SET_REPRESENTATIVE_VISIBILITY)
+    if avail is Availability.DELETED:
+        actions.append(Action.DELETE)
+    elif (avail is Availability.ARCHIVED) != (row.availability == Availability.ARCHIVED.value):
+        actions.append(Action.ARCHIVE)
+    rec = records.get(conn, row.patient_id)
+    for action in actions:
+        access.require(conn, rt, actor, rec, action, access.document_facts(row))

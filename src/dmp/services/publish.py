@@ -18,6 +18,7 @@ from dmp.errors import DmpError
 from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
+from dmp.policy import Action, DocumentFacts
 from dmp.services import access, records
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
@@ -58,7 +59,6 @@ def publish(
     ``fail_after`` exists for the all-or-nothing test: it raises after that many
     documents have been written, so the test can prove nothing remains.
     """
-    access.require_professional(actor)
     allow_test = rt.settings.test_instance
     row = resolve_subject(conn, req.subject, allow_test=allow_test)
     for d in req.documents:
@@ -70,6 +70,23 @@ def publish(
             )
     records.require_open(row)
     pid: UUID = row.id
+    for d in req.documents:
+        access.require(
+            conn,
+            rt,
+            actor,
+            row,
+            Action.WRITE,
+            DocumentFacts(
+                type_code=d.entry.type_code,
+                class_code=d.entry.class_code,
+                flags=int(d.entry.flags),
+                availability="approved",
+                author_id=d.entry.author.id,
+                published_by=actor.id,
+                submitted=now,
+            ),
+        )
     seen: set[str] = set()
     for d in req.documents:
         if d.entry.unique_id in seen:
@@ -89,7 +106,7 @@ def publish(
     for n, (doc_id, d) in enumerate(zip(ids, req.documents, strict=True)):
         if fail_after is not None and n >= fail_after:
             raise RuntimeError("injected failure (test)")
-        replaces = _replace(conn, rt, pid, d, doc_id, now) if d.entry.replaces_unique_id else None
+        replaces = _replace(conn, rt, actor, pid, d, doc_id, now) if d.entry.replaces_unique_id else None
         _store_document(conn, rt, actor, pid, dek, set_id, doc_id, d, replaces, now)
         response_entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
     sub_resource = _submission_resource(req.submission_set, set_id, pid, ids, base, now)
@@ -211,7 +228,7 @@ def _store_document(
 
 
 def _replace(
-    conn: Connection, rt: Runtime, pid: UUID, d: SubmittedDocument, new_id: UUID, now: datetime
+    conn: Connection, rt: Runtime, actor: Actor, pid: UUID, d: SubmittedDocument, new_id: UUID, now: datetime
 ) -> UUID:
     """Deprecate the replaced version in the same transaction; return its id."""
     target = d.entry.replaces_unique_id or ""
@@ -225,6 +242,12 @@ def _replace(
     old_row = conn.execute(select(document).where(document.c.patient_id == pid, cond)).first()
     if old_row is None or old_row.availability == Availability.DELETED.value:
         raise DmpError("REPLACED_UNKNOWN", target)
+    if actor.id not in (old_row.author_id, old_row.published_by):
+        # Someone else's document: replaceable only if the replacer may read it.
+        rec = records.get(conn, pid)
+        opened = access.open_record(conn, rt, actor, rec, history=True, hide_refusal=True)
+        if not access.document_visible_for(opened, old_row):
+            raise DmpError("REPLACED_UNKNOWN", target)
     if old_row.availability == Availability.DEPRECATED.value:
         raise DmpError(
             "ALREADY_REPLACED", f"{target} (remplacé par DocumentReference/{old_row.replaced_by_id})"

@@ -7,15 +7,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
-from dmp.domain.actor import Actor
+from dmp.domain.actor import Actor, ActorKind
 from dmp.domain.identity import check_ins_against_traits, traits_conflict
 from dmp.domain.ins import Ins
 from dmp.errors import DmpError
 from dmp.fhir.patient import CreationRequest
 from dmp.services.context import Runtime
 from dmp.store.schema import ins_index, patient, record_event, record_key
+from dmp.store.schema_policy import record_consent
 
 OPEN, CLOSED = "open", "closed"
 
@@ -42,25 +43,8 @@ def require_open(row: Any) -> None:
 
 
 def _same_traits_other_ins(conn: Connection, req: CreationRequest) -> Any | None:
-    t = req.traits
-    return conn.execute(
-        select(
-            patient.c.id,
-            patient.c.birth_family_name,
-            patient.c.birth_given_names,
-            patient.c.sex,
-            patient.c.birth_date,
-            patient.c.birth_place_insee,
-        ).where(
-            and_(
-                patient.c.birth_date == t.birth_date,
-                patient.c.birth_place_insee == t.birth_place_insee,
-                patient.c.sex == t.sex.value,
-                func.upper(patient.c.birth_family_name) == t.birth_family_name.upper(),
-                func.upper(patient.c.birth_given_names) == " ".join(t.birth_given_names).upper(),
-            )
-        )
-    ).first()
+    # Normalised in Python (accents, hyphens, case) the same way on both engines.
+    return conn.execute(select(patient.c.id).where(patient.c.traits_key == req.traits.key)).first()
 
 
 def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, now: datetime) -> UUID:
@@ -92,6 +76,7 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
             birth_date=t.birth_date,
             birth_place_insee=t.birth_place_insee,
             identity_status=req.identity_status.value,
+            traits_key=t.key,
             record_status=OPEN,
             created_at=now,
             updated_at=now,
@@ -102,6 +87,22 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
     conn.execute(insert(ins_index).values(ins_oid=req.ins.oid, ins_value=req.ins.value, patient_id=pid))
     _, wrapped = rt.keyring.new_record_key()
     conn.execute(insert(record_key).values(patient_id=pid, wrapped_key=wrapped, kek_id=rt.keyring.kek_id))
+    if actor.kind is ActorKind.PROFESSIONAL:
+        # The professional who opens the record with the patient is authorised by that consent.
+        conn.execute(
+            insert(record_consent).values(
+                patient_id=pid,
+                id=uuid.uuid4(),
+                kind="authorisation",
+                subject_id=actor.id,
+                permit=True,
+                status="active",
+                accepted=True,
+                designated=True,
+                created_at=now,
+                created_by=actor.id,
+            )
+        )
     _event(
         conn,
         pid,

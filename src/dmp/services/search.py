@@ -13,17 +13,21 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, not_, or_, select
+import orjson
+from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, not_, or_, select, true
 
 from dmp.domain.actor import Actor
 from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFlag
+from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
 from dmp.fhir.common import parse_datetime_range
-from dmp.fhir.patient import find_ins
+from dmp.policy import Decision, Transparency
+from dmp.policy.sqlfilter import hidden_by_mask_condition
 from dmp.services import access, records
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid
 from dmp.store.schema import document, document_event, submission_set
+from dmp.terminology import valueset
 
 Params = Sequence[tuple[str, str]]
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
@@ -38,6 +42,8 @@ class Page:
     next_offset: int | None
     offset: int
     count: int
+    decision: Decision | None = None  # the policy decision that opened the record
+    notice: str | None = None  # masking transparency message (count/category modes)
 
 
 def _values(raw: str) -> list[str]:
@@ -78,7 +84,7 @@ def _int(raw: str, name: str, lo: int, hi: int) -> int:
     return value
 
 
-def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> UUID | None:
+def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> Any | None:
     """The record a search names (None when it names an unknown patient)."""
     named = [(k, v) for k, v in params if k in ("patient", "patient.identifier", "subject")]
     if len(named) != 1:
@@ -88,17 +94,11 @@ def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> UUID | Non
     key, value = named[0]
     if key == "patient.identifier":
         system, code = _token(value)
-        ins = find_ins([{"system": system, "value": code}], allow_test=rt.settings.test_instance)
-        if ins is None:
-            raise DmpError("INS_SYSTEM_NOT_ALLOWED", str(system))
-        row = records.find_by_ins(conn, ins)
+        row = records.find_by_ins(conn, parse_ins(system or "", code, allow_test=rt.settings.test_instance))
     else:
         pid = parse_uuid(value.removeprefix("Patient/"))
         row = records.get(conn, pid) if pid else None
-    if row is None:
-        return None
-    records.require_open(row)
-    return row.id  # type: ignore[no-any-return]
+    return row  # open or closed: access.open_record tells which answer the caller gets
 
 
 def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
@@ -215,18 +215,50 @@ def _order(params: Params) -> list[Any]:
         if col is None:
             raise DmpError("INVALID_SEARCH", f"_sort={part} (date, period, _lastUpdated)")
         order.append(col.desc() if desc else col.asc())
-    order.append(document.c.id)
+    # The tie-breaker follows the first key's direction so that the (patient_id,
+    # creation_time, id) index yields the order directly, scanned forward or backward.
+    first_desc = _values(raw)[0].startswith("-") if _values(raw) else True
+    order.append(document.c.id.desc() if first_desc else document.c.id.asc())
     return order
 
 
+def _asks_history(params: Params) -> bool:
+    return any(k == "status" and "superseded" in _values(v) for k, v in params)
+
+
+def _masked_notice(conn: Connection, opened: access.Opened, where: ColumnElement[bool]) -> str | None:
+    """AC-09: in the count/category modes, tell the professional what is masked from them."""
+    mode = opened.ctx.transparency
+    if mode is Transparency.HIDDEN:
+        return None
+    hidden = and_(
+        document.c.patient_id == opened.patient_id, hidden_by_mask_condition(opened.access, opened.ctx), where
+    )
+    if mode is Transparency.COUNT:
+        n = conn.execute(select(func.count()).select_from(document).where(hidden)).scalar_one()
+        return f"{n} document(s) masqué(s) par le patient ne sont pas affichés." if n else None
+    rows = conn.execute(
+        select(document.c.class_code, func.count())
+        .where(hidden)
+        .group_by(document.c.class_code)
+        .order_by(document.c.class_code)
+    ).all()
+    if not rows:
+        return None
+    vs = valueset("J57")
+    parts = [f"{vs.lookup(code)[0].display if vs.lookup(code) else code} ({n})" for code, n in rows]
+    return "Documents masqués par le patient, par classe : " + ", ".join(parts) + "."
+
+
 def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
-    visible = access.visible_documents(actor)
     count, offset = _paging(params, rt)
     conds = document_conditions(params)  # validate every parameter before any lookup
-    pid = resolve_patient(conn, rt, params)
-    if pid is None:
+    row = resolve_patient(conn, rt, params)
+    if row is None:
         return Page(None, [], 0, None, offset, count)
-    where = and_(document.c.patient_id == pid, visible, *conds)
+    opened = access.open_record(conn, rt, actor, row, history=_asks_history(params))
+    filters = and_(*conds) if conds else true()
+    where = and_(document.c.patient_id == row.id, opened.condition(), filters)
     rows = list(
         conn.execute(
             select(document.c.id, document.c.resource_json)
@@ -238,13 +270,15 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     )
     total = None
     if any(k == "_total" and v == "accurate" for k, v in params):
+        # Counts use the same policy condition: hidden documents are never counted.
         total = conn.execute(select(func.count()).select_from(document).where(where)).scalar_one()
     more = len(rows) > count
-    return Page(pid, rows[:count], total, offset + count if more else None, offset, count)
+    page = Page(row.id, rows[:count], total, offset + count if more else None, offset, count, opened.decision)
+    page.notice = _masked_notice(conn, opened, filters)
+    return page
 
 
 def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
-    access.require_professional(actor)
     count, offset = _paging(params, rt)
     s = submission_set.c
     conds: list[ColumnElement[bool]] = []
@@ -273,20 +307,48 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
             conds.append(s.content_type_code.in_([_token(v)[1] for v in values]))
         else:
             raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge")
-    pid = resolve_patient(conn, rt, params)
-    if pid is None:
+    row = resolve_patient(conn, rt, params)
+    if row is None:
         return Page(None, [], 0, None, offset, count)
+    opened = access.open_record(conn, rt, actor, row)
+    # A submission set is shown with the documents the actor may see, and only if there
+    # is at least one: a list must not reveal that masked documents exist.
+    visible = and_(document.c.patient_id == row.id, opened.condition())
+    has_visible = exists().where(visible, document.c.submission_set_id == s.id)
     rows = list(
         conn.execute(
             select(s.id, s.resource_json)
-            .where(s.patient_id == pid, *conds)
+            .where(s.patient_id == row.id, has_visible, *conds)
             .order_by(s.submission_time.desc(), s.id)
             .limit(count + 1)
             .offset(offset)
         )
     )
     more = len(rows) > count
-    return Page(pid, rows[:count], None, offset + count if more else None, offset, count)
+    rows = rows[:count]
+    members: dict[UUID, list[UUID]] = {}
+    if rows:
+        for set_id, doc_id in conn.execute(
+            select(document.c.submission_set_id, document.c.id)
+            .where(visible, document.c.submission_set_id.in_([r.id for r in rows]))
+            .order_by(document.c.id)
+        ):
+            members.setdefault(set_id, []).append(doc_id)
+    shown = [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
+    return Page(row.id, shown, None, offset + count if more else None, offset, count, opened.decision)
+
+
+@dataclass
+class ListRow:
+    id: UUID
+    resource_json: bytes
+
+
+def _with_members(resource_json: Any, doc_ids: list[UUID]) -> bytes:
+    resource = orjson.loads(resource_json)
+    wanted = {f"DocumentReference/{d}" for d in doc_ids}
+    resource["entry"] = [e for e in resource.get("entry", []) if e["item"]["reference"] in wanted]
+    return orjson.dumps(resource)
 
 
 def searchset(page: Page, base: str, resource_type: str, params: Params) -> bytes:
@@ -305,6 +367,12 @@ def searchset(page: Page, base: str, resource_type: str, params: Params) -> byte
         + b',"search":{"mode":"match"}}'
         for r in page.rows
     ]
+    if page.notice:
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "suppressed", "diagnostics": page.notice}],
+        }
+        entries.append(b'{"resource":' + orjson.dumps(outcome) + b',"search":{"mode":"outcome"}}')
     out = b'{"resourceType":"Bundle","type":"searchset",'
     if page.total is not None:
         out += b'"total":' + str(page.total).encode() + b","
@@ -315,6 +383,4 @@ def searchset(page: Page, base: str, resource_type: str, params: Params) -> byte
 
 
 def _q(s: str) -> bytes:
-    import orjson
-
     return orjson.dumps(s)

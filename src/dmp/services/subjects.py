@@ -8,8 +8,8 @@ from uuid import UUID
 
 from sqlalchemy import Connection
 
+from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
-from dmp.fhir.patient import find_ins
 from dmp.services import records
 
 
@@ -28,19 +28,16 @@ def resolve_subject(conn: Connection, subject: Any, *, allow_test: bool) -> Any:
     row = None
     if isinstance(ref, str) and ref.startswith("Patient?identifier="):
         system, _, value = unquote(ref.split("=", 1)[1]).partition("|")
-        ins = find_ins([{"system": system, "value": value}], allow_test=allow_test)
-        if ins is None:
-            raise DmpError("INS_SYSTEM_NOT_ALLOWED", system)
-        row = records.find_by_ins(conn, ins)
+        row = records.find_by_ins(conn, parse_ins(system, value, allow_test=allow_test))
     elif isinstance(ref, str) and ref.startswith("Patient/"):
         pid = parse_uuid(ref.split("/", 1)[1])
         row = records.get(conn, pid) if pid else None
     elif isinstance(subject.get("identifier"), dict):
         ident = subject["identifier"]
-        ins = find_ins([ident], allow_test=allow_test)
-        if ins is None:
-            raise DmpError("INS_SYSTEM_NOT_ALLOWED", str(ident.get("system")))
-        row = records.find_by_ins(conn, ins)
+        row = records.find_by_ins(
+            conn,
+            parse_ins(str(ident.get("system") or ""), str(ident.get("value") or ""), allow_test=allow_test),
+        )
     else:
         raise DmpError("INVALID_VALUE", "référence au patient non reconnue", expression="subject")
     if row is None:

@@ -48,6 +48,8 @@ patient = Table(
     Column("birth_date", Date, nullable=False),
     Column("birth_place_insee", String(5), nullable=False),
     Column("identity_status", String(5), nullable=False),
+    # StrictTraits.key: normalised strict traits, to find one identity under two INS.
+    Column("traits_key", Text, nullable=False, index=True),
     Column("record_status", String(8), nullable=False),  # open | closed
     Column("closed_at", UtcDateTime),
     Column("closure_reason", Text),
@@ -133,7 +135,8 @@ document = Table(
     Column("resource_json", LargeBinary, nullable=False),  # the DocumentReference as served
     PrimaryKeyConstraint("patient_id", "id"),
     ForeignKeyConstraint(["patient_id"], ["patient.id"]),
-    Index("ix_document_patient_date", "patient_id", "availability", "creation_time"),
+    # Searches walk this index in date order and stop after one page (no sort of the record).
+    Index("ix_document_patient_date", "patient_id", "creation_time", "id"),
     Index("ix_document_id", "id"),
 )
 
@@ -190,3 +193,8 @@ used_assertion = Table(
     Column("jti", String(255), primary_key=True),
     Column("expires_at", UtcDateTime, nullable=False),
 )
+
+from dmp.store import schema_accounts as _accounts  # noqa: E402,F401
+from dmp.store import schema_audit as _audit  # noqa: E402,F401
+from dmp.store import schema_outbox as _outbox  # noqa: E402,F401
+from dmp.store import schema_policy as _policy  # noqa: E402,F401

@@ -1,0 +1,139 @@
+"""Writing and reading the trail.
+
+:func:`append` runs in the caller's transaction, like the action it traces: if the
+entry cannot be written the action fails with it ("a read that cannot be traced is not
+served"). It locks only the record's chain head (``SELECT … FOR UPDATE`` on PostgreSQL;
+SQLite serializes writers anyway), so two records never wait for each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dmp.audit.entry import GENESIS, NIL_PATIENT, AuditRecord, StoredEntry
+from dmp.store.schema_audit import audit_entry, audit_head
+
+
+class AuditWriteError(RuntimeError):
+    """The chain head moved under a lock that should have prevented it."""
+
+
+# Statements built once: appending is on every request's path.
+_SELECT_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.patient_id == bindparam("pid"))
+_SELECT_HEAD_FOR_UPDATE = _SELECT_HEAD.with_for_update()
+_INSERT_ENTRY = insert(audit_entry)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.patient_id == bindparam("pid"), audit_head.c.seq == bindparam("old_seq"))
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_NEW_HEAD = {
+    name: dialect.insert(audit_head)
+    .values(patient_id=bindparam("pid"), seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+    .on_conflict_do_nothing(index_elements=["patient_id"])
+    .returning(audit_head.c.patient_id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def _lock_head(conn: Connection, patient_id: UUID) -> Any:
+    q = _SELECT_HEAD_FOR_UPDATE if conn.dialect.name == "postgresql" else _SELECT_HEAD
+    return conn.execute(q, {"pid": patient_id}).first()
+
+
+def _insert_head_if_absent(conn: Connection, patient_id: UUID, seq: int, hash_hex: str) -> bool:
+    params = {"pid": patient_id, "new_seq": seq, "new_hash": hash_hex}
+    return conn.execute(_NEW_HEAD[conn.dialect.name], params).first() is not None
+
+
+def append(conn: Connection, entry: AuditRecord) -> StoredEntry:
+    """Add ``entry`` at the end of its record's chain, in the caller's transaction."""
+    pid = entry.patient_id or NIL_PATIENT
+    for _ in range(3):
+        head = _lock_head(conn, pid)
+        if head is None:
+            # First entry of this chain: create the head; if another transaction created
+            # it meanwhile, the insert does nothing (after waiting for it) and we retry.
+            stored = StoredEntry.build(entry, 1, GENESIS)
+            if _insert_head_if_absent(conn, pid, 1, stored.hash):
+                conn.execute(_INSERT_ENTRY, stored.values())
+                return stored
+            continue
+        stored = StoredEntry.build(entry, int(head.seq) + 1, head.hash)
+        conn.execute(_INSERT_ENTRY, stored.values())
+        moved = conn.execute(
+            _MOVE_HEAD, {"pid": pid, "old_seq": head.seq, "new_seq": stored.seq, "new_hash": stored.hash}
+        ).rowcount
+        if moved != 1:
+            raise AuditWriteError(f"tête de chaîne déplacée pendant l'ajout (dossier {pid})")
+        return stored
+    raise AuditWriteError(f"impossible de créer la tête de chaîne du dossier {pid}")
+
+
+def append_committed(engine: Engine, entry: AuditRecord) -> StoredEntry:
+    """Append in a transaction of its own: for refusals, whose action transaction rolls back."""
+    with engine.begin() as conn:
+        return append(conn, entry)
+
+
+def _entries_query(
+    patient_id: UUID | None, start: datetime | None, end: datetime | None
+) -> Select[Any]:
+    q = select(audit_entry)
+    if patient_id is not None:
+        q = q.where(audit_entry.c.patient_id == patient_id)
+    if start is not None:
+        q = q.where(audit_entry.c.at >= start)
+    if end is not None:
+        q = q.where(audit_entry.c.at < end)
+    return q
+
+
+def count_entries(
+    conn: Connection,
+    patient_id: UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> int:
+    inner = _entries_query(patient_id, start, end).subquery()
+    return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+
+def iter_entries(
+    conn: Connection,
+    patient_id: UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    newest_first: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+    batch: int = 1000,
+) -> Iterator[StoredEntry]:
+    """Entries in chain order (record, then position), or newest first within a record.
+
+    ``start``/``end`` bound ``at`` as [start, end).
+    """
+    q = _entries_query(patient_id, start, end)
+    if newest_first:
+        q = q.order_by(audit_entry.c.patient_id, audit_entry.c.seq.desc())
+    else:
+        q = q.order_by(audit_entry.c.patient_id, audit_entry.c.seq)
+    if limit is not None:
+        q = q.limit(limit)
+    if offset:
+        q = q.offset(offset)
+    result = conn.execute(q.execution_options(yield_per=batch))
+    for row in result:
+        yield StoredEntry.from_row(row)
+
+
+def get_entry(conn: Connection, entry_id: UUID) -> StoredEntry | None:
+    row = conn.execute(select(audit_entry).where(audit_entry.c.id == entry_id)).first()
+    return StoredEntry.from_row(row) if row is not None else None

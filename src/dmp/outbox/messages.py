@@ -1,0 +1,113 @@
+"""Writing messages into the outbox, in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dmp.outbox.privacy import normalize_recipient
+from dmp.outbox.templates import ParamValue, prepare_params
+from dmp.store.schema_outbox import NO_RECORD, outbox_message
+
+PENDING = "pending"
+SENT = "sent"
+FAILED = "failed"
+STATUSES = (PENDING, SENT, FAILED)
+
+__all__ = ["FAILED", "NO_RECORD", "PENDING", "SENT", "STATUSES", "enqueue", "status_counts"]
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    patient_id: UUID,
+    channel: str,
+    recipient: str,
+    template: str,
+    params: Mapping[str, ParamValue],
+    now: datetime,
+    dedup_key: str | None = None,
+) -> UUID:
+    """Queue a message in the caller's transaction; it is sent only if that transaction commits.
+
+    ``patient_id`` is the record concerned, or ``NO_RECORD`` for a message tied to no record.
+    ``channel`` is ``"email"`` or ``"sms"`` (numbers are normalised to E.164, French national
+    numbers accepted). ``params`` must be exactly the template's parameters; dates and times
+    are formatted in French (Paris time) now. With a ``dedup_key``, enqueueing again for the
+    same record returns the id of the existing message and queues nothing (idempotent).
+
+    Raises ``ValueError`` (in French) for an unknown template or channel, missing or unexpected
+    parameters, an invalid recipient or a naive ``now``; the caller's transaction is untouched.
+    """
+    if now.tzinfo is None:
+        raise ValueError("date et heure sans fuseau horaire")
+    stored_recipient = normalize_recipient(channel, recipient)
+    stored_params = prepare_params(template, params)
+    if dedup_key is not None and not 0 < len(dedup_key) <= 200:
+        raise ValueError("clé de déduplication vide ou trop longue (200 caractères au plus)")
+    message_id = uuid.uuid4()
+    values: dict[str, Any] = {
+        "patient_id": patient_id,
+        "id": message_id,
+        "channel": channel,
+        "recipient": stored_recipient,
+        "template": template,
+        "params": json.dumps(stored_params, ensure_ascii=False, sort_keys=True),
+        "created_at": now,
+        "not_before": now,
+        "attempts": 0,
+        "status": PENDING,
+        "dedup_key": dedup_key,
+    }
+    if dedup_key is None:
+        conn.execute(insert(outbox_message).values(**values))
+        return message_id
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(outbox_message).values(**values)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(outbox_message).values(**values)
+    else:  # pragma: no cover - both supported engines are above
+        raise RuntimeError(f"unsupported database: {dialect}")
+    inserted = conn.execute(
+        stmt.on_conflict_do_nothing(index_elements=["patient_id", "dedup_key"]).returning(
+            outbox_message.c.id
+        )
+    ).first()
+    if inserted is not None:
+        return message_id
+    existing = conn.execute(
+        select(outbox_message.c.id).where(
+            outbox_message.c.patient_id == patient_id, outbox_message.c.dedup_key == dedup_key
+        )
+    ).scalar_one()
+    assert isinstance(existing, UUID)
+    return existing
+
+
+def status_counts(conn: Connection, *, now: datetime | None = None) -> dict[str, int]:
+    """Messages by status (every status present, 0 if none); with ``now``, also ``due``: the
+    pending messages whose time has come."""
+    counts = dict.fromkeys(STATUSES, 0)
+    rows = conn.execute(
+        select(outbox_message.c.status, func.count()).group_by(outbox_message.c.status)
+    ).all()
+    for status, count in rows:
+        counts[str(status)] = int(count)
+    if now is not None:
+        counts["due"] = int(
+            conn.execute(
+                select(func.count()).where(
+                    outbox_message.c.status == PENDING, outbox_message.c.not_before <= now
+                )
+            ).scalar_one()
+        )
+    return counts
+

@@ -1,0 +1,38 @@
+"""Access policy: the one decision point and its SQL compilation (issue 4).
+
+``decide`` (rules.py) is pure and deny-by-default; ``visible_condition`` (sqlfilter.py)
+is the same READ rules as SQL. The profession x type matrix is data (matrix.json).
+"""
+
+from dmp.policy.model import (
+    AccessMode,
+    Action,
+    Context,
+    Decision,
+    DocumentFacts,
+    Effect,
+    EmergencyConsents,
+    Obligation,
+    RecordConsents,
+    RecordFacts,
+    Transparency,
+)
+from dmp.policy.rules import RecordAccess, decide, document_visible, record_access
+
+__all__ = [
+    "AccessMode",
+    "Action",
+    "Context",
+    "Decision",
+    "DocumentFacts",
+    "Effect",
+    "EmergencyConsents",
+    "Obligation",
+    "RecordAccess",
+    "RecordConsents",
+    "RecordFacts",
+    "Transparency",
+    "decide",
+    "document_visible",
+    "record_access",
+]

@@ -1,0 +1,265 @@
+"""THE decision point: ``decide(actor, action, record, document, context) -> Decision``.
+
+Pure, deny by default. Patient refusals (blocks, objections, emergency refusals) and
+masks are vetoes; médecin traitant, break-glass and centre 15 are named exceptions
+that mark the trail. Each rule is cited by the requirement id it implements
+(``dmp-requirements-from-seeds.md``). ``sqlfilter.py`` compiles the READ rules for a
+whole record into SQL; a property test checks both agree on random cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
+from dmp.domain.document import DmpFlag
+from dmp.policy.matrix import TypeRule, rights_of
+from dmp.policy.model import (
+    AccessMode,
+    Action,
+    Context,
+    Decision,
+    DocumentFacts,
+    Obligation,
+    RecordFacts,
+    deny,
+    permit,
+)
+
+# Médecine du travail (TRE_R38 / J01 savoir-faire): may deposit, may not read (AC-17).
+OCCUPATIONAL_SPECIALTIES = frozenset({"SM25", "C41", "CAPA11"})
+# Médecine d'urgence and emergency nursing: may break the glass (AC-13).
+EMERGENCY_SPECIALTIES = frozenset({"SM59", "DSM220", "DEC14", "SST26", "SI05"})
+EMERGENCY_SETTINGS = frozenset({"SAMU_SMUR"})
+REGULATION_SETTINGS = frozenset({"SAMU_SMUR"})  # centre 15 regulation (AC-14)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAccess:
+    """How ``actor`` may read a record once the record-level rules have passed."""
+
+    decision: Decision
+    view: str  # "professional" | "patient" | "representative"
+    actor_id: str
+    read_rule: TypeRule | None  # professionals: the matrix row
+    masked_visible: bool  # MASQUE_PS documents visible (beyond the actor's own)
+
+
+def is_occupational(actor: Actor) -> bool:
+    return actor.profession == "10" and (actor.specialty or "") in OCCUPATIONAL_SPECIALTIES
+
+
+def _professional_mode(actor: Actor, record: RecordFacts) -> tuple[Decision, bool]:
+    """Record-level decision for a professional reading, and whether masked documents show."""
+    c = record.consents
+    blocked = actor.id in c.blocked
+    if actor.purpose is PurposeOfUse.CENTRE15:
+        if (actor.setting or "") not in REGULATION_SETTINGS:
+            return deny(
+                "AC-14.regulator-only", "mode centre 15 réservé à la régulation médicale (SAMU)"
+            ), False
+        if not c.emergency.samu:
+            return deny("AC-14.refused-by-patient", "le patient a refusé l'accès du SAMU en urgence"), False
+        return permit(
+            "AC-14.centre15", AccessMode.CENTRE_15, Obligation.NOTIFY_PATIENT, Obligation.TRACE_JUSTIFICATION
+        ), c.emergency.masked
+    if actor.purpose is PurposeOfUse.ETREAT:
+        emergency = (actor.specialty or "") in EMERGENCY_SPECIALTIES or (
+            actor.setting or ""
+        ) in EMERGENCY_SETTINGS
+        if not emergency:
+            return deny(
+                "AC-13.emergency-only", "le bris de glace est réservé aux professionnels de l'urgence"
+            ), False
+        if not actor.justification:
+            return deny("AC-13.justification", "le bris de glace exige une justification écrite"), False
+        if not c.emergency.break_glass:
+            return deny("AC-13.refused-by-patient", "le patient a refusé l'accès en bris de glace"), False
+        # A block yields to the legal emergency rule only when the patient did not refuse it.
+        return permit(
+            "AC-13.break-glass",
+            AccessMode.BRIS_DE_GLACE,
+            Obligation.NOTIFY_PATIENT,
+            Obligation.TRACE_JUSTIFICATION,
+        ), c.emergency.masked
+    if blocked:
+        return deny("AC-23.blocked", "le patient a bloqué ce professionnel"), False
+    if c.medecin_traitant == actor.id:
+        return permit("AC-11.medecin-traitant", AccessMode.MEDECIN_TRAITANT), True
+    if actor.id in c.administrators:
+        return permit("AC-12.administrator", AccessMode.NORMAL), True
+    if actor.id in c.authorised:
+        return permit("AC-02.authorised", AccessMode.NORMAL), False
+    if (
+        actor.structure_id
+        and actor.structure_id in c.care_teams
+        and actor.structure_id not in c.care_team_objections
+    ):
+        return permit("AC-15.care-team", AccessMode.NORMAL), False
+    return deny("AC-01.not-authorised", "le patient n'a pas autorisé ce professionnel"), False
+
+
+def record_access(actor: Actor, record: RecordFacts) -> RecordAccess:
+    """Record-level READ decision (opening the record, searching it)."""
+    if not record.open:
+        return RecordAccess(deny("LC-10.closed", "dossier fermé"), "none", actor.id, None, False)
+    if actor.kind is ActorKind.PATIENT:
+        if actor.id != record.patient_id:
+            return RecordAccess(
+                deny("AC-20.other-patient", "dossier d'un autre patient"), "none", actor.id, None, False
+            )
+        return RecordAccess(permit("AC-20.patient", AccessMode.PATIENT), "patient", actor.id, None, True)
+    if actor.kind is ActorKind.REPRESENTATIVE:
+        if actor.id not in record.consents.representatives:
+            return RecordAccess(
+                deny("AC-19.not-representative", "pas représentant légal de ce patient"),
+                "none",
+                actor.id,
+                None,
+                False,
+            )
+        return RecordAccess(
+            permit("AC-19.representative", AccessMode.REPRESENTATIVE), "representative", actor.id, None, True
+        )
+    if actor.kind is not ActorKind.PROFESSIONAL:
+        return RecordAccess(
+            deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), "none", actor.id, None, False
+        )
+    rights = rights_of(actor.profession)
+    if rights is None:
+        return RecordAccess(
+            deny("AC-01.not-health-professional", "réservé aux professionnels de santé"),
+            "none",
+            actor.id,
+            None,
+            False,
+        )
+    if is_occupational(actor):
+        return RecordAccess(
+            deny("AC-17.occupational", "la médecine du travail peut déposer mais pas consulter"),
+            "none",
+            actor.id,
+            None,
+            False,
+        )
+    decision, masked = _professional_mode(actor, record)
+    return RecordAccess(decision, "professional", actor.id, rights.read, masked)
+
+
+def document_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> Decision:
+    """Document-level READ decision inside a record the actor may open."""
+    if not access.decision.permitted:
+        return access.decision
+    if doc.availability == "deleted":
+        return deny("DOC.deleted", "document supprimé")
+    if doc.availability == "deprecated" and not ctx.history:
+        return deny("DOC.deprecated", "version remplacée (visible dans l'historique)")
+    if access.view in ("patient", "representative"):
+        if doc.flags & DmpFlag.INVISIBLE_PATIENT and ctx.now < doc.submitted + timedelta(
+            days=ctx.invisible_patient_max_days
+        ):
+            return deny("AC-10.invisible-patient", "document en attente de la consultation d'annonce")
+        if access.view == "representative" and doc.flags & DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX:
+            return deny("AC-19.invisible-representatives", "document non visible des représentants légaux")
+        return access.decision
+    # professionals
+    if doc.availability == "archived":
+        return deny("DOC.archived", "document archivé : visible du seul patient")
+    own = access.actor_id in (doc.author_id, doc.published_by)
+    if own:
+        return access.decision
+    assert access.read_rule is not None
+    if not access.read_rule.allows(doc.type_code):
+        return deny("MATRIX.read", "type de document non accessible à cette profession")
+    if doc.flags & DmpFlag.MASQUE_PS and not access.masked_visible:
+        return deny("AC-07.masked", "document masqué aux professionnels")
+    return access.decision
+
+
+def decide(
+    actor: Actor, action: Action, record: RecordFacts, document: DocumentFacts | None, ctx: Context
+) -> Decision:
+    if action is Action.READ:
+        access = record_access(actor, record)
+        return access.decision if document is None else document_visible(access, document, ctx)
+    if not record.open:
+        return deny("LC-10.closed", "dossier fermé")
+    c = record.consents
+    is_patient = actor.kind is ActorKind.PATIENT and actor.id == record.patient_id
+    is_representative = actor.kind is ActorKind.REPRESENTATIVE and actor.id in c.representatives
+    is_pro = actor.kind is ActorKind.PROFESSIONAL and rights_of(actor.profession) is not None
+    author = document is not None and actor.id in (document.author_id, document.published_by)
+    if actor.kind not in (ActorKind.PROFESSIONAL, ActorKind.PATIENT, ActorKind.REPRESENTATIVE):
+        return deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP")
+    if is_pro and actor.id in c.blocked:
+        return deny("AC-23.blocked", "le patient a bloqué ce professionnel")
+
+    if action is Action.WRITE:
+        if is_pro:
+            rights = rights_of(actor.profession)
+            assert rights is not None
+            if document is not None and not rights.write.allows(document.type_code):
+                return deny("MATRIX.write", "type de document que cette profession ne peut pas déposer")
+            mode = AccessMode.MEDECIN_TRAITANT if c.medecin_traitant == actor.id else AccessMode.NORMAL
+            # Feeding needs no consultation authorisation (TD0.2 NB2).
+            return permit("AC-17.write" if is_occupational(actor) else "FEED.professional", mode)
+        if is_patient or is_representative:
+            from dmp.policy.matrix import matrix_groups
+
+            if document is not None and document.type_code not in matrix_groups()["PATIENT_EXPRESSION"]:
+                return deny("FEED.patient-types", "le patient ne dépose que ses propres documents")
+            return permit("FEED.patient", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE)
+        return deny("AC-01.not-health-professional", "réservé aux professionnels de santé")
+
+    if action is Action.MASK:
+        if is_patient or author:
+            return permit("AC-07.mask", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
+        return deny("AC-07.mask-not-allowed", "seuls le patient et l'auteur masquent un document")
+    if action is Action.SET_PATIENT_VISIBILITY:
+        if is_pro and (author or c.medecin_traitant == actor.id):
+            return permit("AC-10.visibility", AccessMode.NORMAL)
+        return deny(
+            "AC-10.visibility-not-allowed", "seuls l'auteur et le médecin traitant décident de l'annonce"
+        )
+    if action is Action.SET_REPRESENTATIVE_VISIBILITY:
+        if is_patient or (is_pro and author):
+            return permit("AC-19.visibility", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
+        return deny(
+            "AC-19.visibility-not-allowed", "seuls le patient et l'auteur décident de cette visibilité"
+        )
+    if action is Action.ARCHIVE:
+        if is_patient or author:
+            return permit("DOC.archive", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
+        return deny("DOC.archive-not-allowed", "seuls le patient et l'auteur archivent un document")
+    if action is Action.DELETE:
+        if author:
+            return permit("DOC.delete-author", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
+        return deny("DOC.delete-not-author", "seul l'auteur du document peut le supprimer")
+    if action is Action.MANAGE_CONSENTS:
+        if is_patient or is_representative:
+            return permit(
+                "AC-02.patient-manages", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE
+            )
+        return deny(
+            "AC-02.patient-only", "seul le patient (ou son représentant légal) gère ses autorisations"
+        )
+    if action is Action.BLOCK_PROFESSIONAL:
+        if is_patient or is_representative:
+            return permit("AC-23.block", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE)
+        if is_pro and actor.id in c.administrators:
+            return permit("AC-12.administrator-blocks", AccessMode.NORMAL)
+        return deny(
+            "AC-23.block-not-allowed", "seuls le patient et ses administrateurs bloquent un professionnel"
+        )
+    if action is Action.ATTEST_AUTHORISATION:
+        if is_pro and not is_occupational(actor):
+            return permit("AC-02.attested", AccessMode.NORMAL)
+        return deny("AC-02.attest-not-allowed", "attestation réservée aux professionnels de santé")
+    if action is Action.DECLARE_CARE_TEAM:
+        if is_pro and actor.structure_id and not is_occupational(actor):
+            return permit("AC-15.declared", AccessMode.NORMAL)
+        return deny(
+            "AC-15.declare-not-allowed", "déclaration réservée aux professionnels d'une structure de soins"
+        )
+    return deny("DEFAULT.deny", "action non autorisée")

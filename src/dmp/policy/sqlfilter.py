@@ -1,0 +1,71 @@
+"""The READ rules of ``rules.document_visible`` compiled into one SQL condition.
+
+Searches and counts filter in the database (never load-then-filter). The record-level
+part is decided once in Python (``record_access``); what remains depends only on the
+document's columns. ``tests/policy/test_sql_matches_decide.py`` checks, on random
+records, actors and documents, that this condition selects exactly the documents
+``document_visible`` permits, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_, true
+
+from dmp.domain.document import DmpFlag
+from dmp.policy.model import Context
+from dmp.policy.rules import RecordAccess
+from dmp.store.schema import document
+
+
+def _flag(flag: DmpFlag) -> ColumnElement[bool]:
+    return document.c.flags.op("&")(int(flag)) != 0
+
+
+def visible_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]:
+    d = document.c
+    if not access.decision.permitted:
+        return false()
+    statuses = ["approved"]
+    if access.view in ("patient", "representative"):
+        statuses.append("archived")
+    if ctx.history:
+        statuses.append("deprecated")
+    status_ok = d.availability.in_(statuses)
+    if access.view in ("patient", "representative"):
+        cutoff = ctx.now - timedelta(days=ctx.invisible_patient_max_days)
+        conds = [status_ok, or_(not_(_flag(DmpFlag.INVISIBLE_PATIENT)), d.submission_time <= cutoff)]
+        if access.view == "representative":
+            conds.append(not_(_flag(DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX)))
+        return and_(*conds)
+    assert access.read_rule is not None
+    rule = access.read_rule
+    types = sorted(rule.types)
+    if rule.all_except:
+        type_ok: ColumnElement[bool] = d.type_code.not_in(types) if types else true()
+    else:
+        type_ok = d.type_code.in_(types) if types else false()
+    masked_ok = true() if access.masked_visible else not_(_flag(DmpFlag.MASQUE_PS))
+    own = or_(d.author_id == access.actor_id, d.published_by == access.actor_id)
+    return and_(status_ok, or_(own, and_(type_ok, masked_ok)))
+
+
+def hidden_by_mask_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]:
+    """Documents the professional would see but for MASQUE_PS (for the transparency modes)."""
+    d = document.c
+    if access.view != "professional" or access.masked_visible or not access.decision.permitted:
+        return false()
+    assert access.read_rule is not None
+    rule = access.read_rule
+    types = sorted(rule.types)
+    type_ok: ColumnElement[bool]
+    if rule.all_except:
+        type_ok = d.type_code.not_in(types) if types else true()
+    else:
+        type_ok = d.type_code.in_(types) if types else false()
+    statuses = ["approved", "deprecated"] if ctx.history else ["approved"]
+    not_own = and_(
+        or_(d.author_id.is_(None), d.author_id != access.actor_id), d.published_by != access.actor_id
+    )
+    return and_(d.availability.in_(statuses), not_own, type_ok, _flag(DmpFlag.MASQUE_PS))

@@ -1,0 +1,289 @@
+"""The patient's access choices (authorisations, blocks, médecin traitant, administrators,
+care teams, emergency consents) and the professional's attestations.
+
+Stored as rows of ``record_consent``; served as FHIR ``Consent`` resources
+(docs/api/consents.md). Who may change what is decided by ``dmp.policy``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from dmp.domain.actor import Actor, ActorKind
+from dmp.errors import DmpError
+from dmp.policy import Action, EmergencyConsents, RecordConsents, RecordFacts, decide
+from dmp.policy.model import Context, Decision
+from dmp.store.schema_policy import record_consent
+
+
+class ConsentKind(StrEnum):
+    AUTHORISATION = "authorisation"  # a professional may read the record
+    BLOCK = "block"  # a professional may not access the record at all
+    MEDECIN_TRAITANT = "medecin-traitant"
+    ADMINISTRATOR = "administrator"
+    CARE_TEAM = "care-team"  # the patient is treated in this structure
+    CARE_TEAM_OBJECTION = "care-team-objection"
+    EMERGENCY_SAMU = "emergency-samu"  # MES "ETREAT"
+    EMERGENCY_BREAK_GLASS = "emergency-btg"  # MES "BTG"
+    EMERGENCY_MASKED = "emergency-masked"  # MES "MASKED"
+    REPRESENTATIVE = "representative"  # a legal representative of a minor
+
+
+EMERGENCY_KINDS = {
+    ConsentKind.EMERGENCY_SAMU,
+    ConsentKind.EMERGENCY_BREAK_GLASS,
+    ConsentKind.EMERGENCY_MASKED,
+}
+SUBJECT_KINDS = set(ConsentKind) - EMERGENCY_KINDS
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    id: UUID
+    patient_id: UUID
+    kind: ConsentKind
+    subject_id: str | None
+    permit: bool
+    status: str
+    created_at: datetime
+    created_by: str
+
+
+def load(conn: Connection, patient_id: UUID) -> RecordConsents:
+    rows = conn.execute(
+        select(
+            record_consent.c.kind,
+            record_consent.c.subject_id,
+            record_consent.c.permit,
+            record_consent.c.created_at,
+        )
+        .where(record_consent.c.patient_id == patient_id, record_consent.c.status == "active")
+        .order_by(record_consent.c.created_at)
+    ).all()
+    sets: dict[str, set[str]] = {k.value: set() for k in SUBJECT_KINDS}
+    emergency = {"samu": True, "break_glass": True, "masked": False}
+    medecin: str | None = None
+    for kind, subject, allowed, _ in rows:
+        if kind == ConsentKind.MEDECIN_TRAITANT:
+            medecin = subject  # the latest active one
+        elif kind == ConsentKind.EMERGENCY_SAMU:
+            emergency["samu"] = bool(allowed)
+        elif kind == ConsentKind.EMERGENCY_BREAK_GLASS:
+            emergency["break_glass"] = bool(allowed)
+        elif kind == ConsentKind.EMERGENCY_MASKED:
+            emergency["masked"] = bool(allowed)
+        elif subject is not None:
+            sets[kind].add(subject)
+    return RecordConsents(
+        authorised=frozenset(sets[ConsentKind.AUTHORISATION]),
+        blocked=frozenset(sets[ConsentKind.BLOCK]),
+        medecin_traitant=medecin,
+        administrators=frozenset(sets[ConsentKind.ADMINISTRATOR]),
+        care_teams=frozenset(sets[ConsentKind.CARE_TEAM]),
+        care_team_objections=frozenset(sets[ConsentKind.CARE_TEAM_OBJECTION]),
+        representatives=frozenset(sets[ConsentKind.REPRESENTATIVE]),
+        emergency=EmergencyConsents(**emergency),
+    )
+
+
+def facts(conn: Connection, patient_row: Any) -> RecordFacts:
+    return RecordFacts(str(patient_row.id), patient_row.record_status == "open", load(conn, patient_row.id))
+
+
+def _required_action(actor: Actor, kind: ConsentKind, subject: str | None) -> Action:
+    if actor.kind is ActorKind.PROFESSIONAL:
+        if kind is ConsentKind.AUTHORISATION and subject == actor.id:
+            return Action.ATTEST_AUTHORISATION
+        if kind is ConsentKind.CARE_TEAM and subject == actor.structure_id:
+            return Action.DECLARE_CARE_TEAM
+        if kind is ConsentKind.MEDECIN_TRAITANT and subject == actor.id:
+            return Action.ATTEST_AUTHORISATION  # the doctor accepts the designation
+        if kind is ConsentKind.BLOCK:
+            return Action.BLOCK_PROFESSIONAL
+    if kind is ConsentKind.BLOCK:
+        return Action.BLOCK_PROFESSIONAL
+    return Action.MANAGE_CONSENTS
+
+
+def add(
+    conn: Connection,
+    actor: Actor,
+    record: RecordFacts,
+    kind: ConsentKind,
+    subject: str | None,
+    permit_: bool,
+    now: datetime,
+) -> tuple[UUID, Decision]:
+    """Record a consent; returns its id and the decision that allowed it."""
+    if kind in SUBJECT_KINDS and not subject:
+        raise DmpError("MISSING_ELEMENT", "Consent.provision.actor (professionnel ou structure concerné)")
+    if kind is ConsentKind.REPRESENTATIVE:
+        raise DmpError(
+            "FORBIDDEN", "les représentants légaux sont déclarés par l'organisme d'assurance maladie"
+        )
+    decision = decide(actor, _required_action(actor, kind, subject), record, None, Context(now=now))
+    if not decision.permitted:
+        raise DmpError("FORBIDDEN", decision.reason)
+    pid = UUID(record.patient_id)
+    if kind is ConsentKind.MEDECIN_TRAITANT:
+        return _medecin_traitant(conn, actor, pid, subject or "", now), decision
+    # One active row per (kind, subject): a new choice replaces the previous one.
+    _end(
+        conn,
+        pid,
+        and_(
+            record_consent.c.kind == kind.value,
+            record_consent.c.subject_id == subject if subject else record_consent.c.subject_id.is_(None),
+        ),
+        actor,
+        now,
+    )
+    if kind is ConsentKind.BLOCK:
+        # A block ends the professional's authorisation and administrator role.
+        _end(
+            conn,
+            pid,
+            and_(
+                record_consent.c.kind.in_([ConsentKind.AUTHORISATION.value, ConsentKind.ADMINISTRATOR.value]),
+                record_consent.c.subject_id == subject,
+            ),
+            actor,
+            now,
+        )
+    cid = uuid.uuid4()
+    conn.execute(
+        insert(record_consent).values(
+            patient_id=pid,
+            id=cid,
+            kind=kind.value,
+            subject_id=subject,
+            permit=permit_,
+            status="active",
+            accepted=True,
+            designated=True,
+            created_at=now,
+            created_by=actor.id,
+        )
+    )
+    return cid, decision
+
+
+def _medecin_traitant(conn: Connection, actor: Actor, pid: UUID, doctor: str, now: datetime) -> UUID:
+    """Designated by the patient AND accepted by the doctor; active once both happened."""
+    by_doctor = actor.kind is ActorKind.PROFESSIONAL
+    pending = conn.execute(
+        select(record_consent).where(
+            record_consent.c.patient_id == pid,
+            record_consent.c.kind == ConsentKind.MEDECIN_TRAITANT.value,
+            record_consent.c.subject_id == doctor,
+            record_consent.c.status == "proposed",
+        )
+    ).first()
+    completes = pending is not None and (
+        (by_doctor and pending.designated and not pending.accepted)
+        or (not by_doctor and pending.accepted and not pending.designated)
+    )
+    if pending is not None and completes:
+        _end(
+            conn,
+            pid,
+            and_(
+                record_consent.c.kind == ConsentKind.MEDECIN_TRAITANT.value,
+                record_consent.c.status == "active",
+            ),
+            actor,
+            now,
+        )
+        conn.execute(
+            update(record_consent)
+            .where(
+                record_consent.c.patient_id == pid,
+                record_consent.c.id == pending.id,
+            )
+            .values(status="active", accepted=True, designated=True)
+        )
+        return pending.id  # type: ignore[no-any-return]
+    cid = uuid.uuid4()
+    conn.execute(
+        insert(record_consent).values(
+            patient_id=pid,
+            id=cid,
+            kind=ConsentKind.MEDECIN_TRAITANT.value,
+            subject_id=doctor,
+            permit=True,
+            status="proposed",
+            accepted=by_doctor,
+            designated=not by_doctor,
+            created_at=now,
+            created_by=actor.id,
+        )
+    )
+    return cid
+
+
+def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID, now: datetime) -> Decision:
+    pid = UUID(record.patient_id)
+    row = conn.execute(
+        select(record_consent).where(
+            record_consent.c.patient_id == pid,
+            record_consent.c.id == consent_id,
+            record_consent.c.status != "inactive",
+        )
+    ).first()
+    if row is None:
+        raise DmpError("NOT_FOUND")
+    own_attestation = (
+        actor.kind is ActorKind.PROFESSIONAL
+        and row.subject_id == actor.id
+        and row.kind
+        in (
+            ConsentKind.AUTHORISATION.value,
+            ConsentKind.MEDECIN_TRAITANT.value,
+            ConsentKind.ADMINISTRATOR.value,
+        )
+    )
+    decision = decide(actor, Action.MANAGE_CONSENTS, record, None, Context(now=now))
+    if not decision.permitted and not own_attestation:
+        raise DmpError("FORBIDDEN", decision.reason)
+    _end(conn, pid, record_consent.c.id == consent_id, actor, now)
+    return decision
+
+
+def _end(conn: Connection, pid: UUID, cond: Any, actor: Actor, now: datetime) -> None:
+    conn.execute(
+        update(record_consent)
+        .where(
+            record_consent.c.patient_id == pid,
+            record_consent.c.status != "inactive",
+            cond,
+        )
+        .values(status="inactive", ended_at=now, ended_by=actor.id)
+    )
+
+
+def list_rows(conn: Connection, patient_id: UUID, *, subject: str | None = None) -> list[ConsentRow]:
+    q = select(record_consent).where(
+        record_consent.c.patient_id == patient_id, record_consent.c.status != "inactive"
+    )
+    if subject is not None:
+        q = q.where(record_consent.c.subject_id == subject)
+    return [
+        ConsentRow(
+            r.id,
+            r.patient_id,
+            ConsentKind(r.kind),
+            r.subject_id,
+            r.permit,
+            r.status,
+            r.created_at,
+            r.created_by,
+        )
+        for r in conn.execute(q.order_by(record_consent.c.created_at))
+    ]

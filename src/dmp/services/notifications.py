@@ -1,0 +1,74 @@
+"""Emergency sessions and the patient's notification centre."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import Connection, insert, select
+
+from dmp.domain.actor import Actor
+from dmp.policy import AccessMode, Decision, Obligation
+from dmp.store.schema_policy import emergency_access, patient_notification
+
+EMERGENCY_WINDOW = timedelta(hours=1)
+_MODE_TEXT = {
+    AccessMode.BRIS_DE_GLACE: "en urgence (bris de glace)",
+    AccessMode.CENTRE_15: "par la régulation médicale (centre 15)",
+}
+
+
+def notify(conn: Connection, patient_id: UUID, kind: str, text: str, now: datetime) -> None:
+    conn.execute(
+        insert(patient_notification).values(
+            patient_id=patient_id, id=uuid.uuid4(), at=now, kind=kind, text=text, read=False
+        )
+    )
+
+
+def apply_emergency_obligations(
+    conn: Connection, actor: Actor, patient_id: UUID, decision: Decision, now: datetime
+) -> bool:
+    """Open (once per window) an emergency session and notify the patient; True if opened."""
+    if Obligation.NOTIFY_PATIENT not in decision.obligations or decision.mode is None:
+        return False
+    open_session = conn.execute(
+        select(emergency_access.c.id)
+        .where(
+            emergency_access.c.patient_id == patient_id,
+            emergency_access.c.actor_id == actor.id,
+            emergency_access.c.mode == decision.mode.value,
+            emergency_access.c.expires_at > now,
+        )
+        .limit(1)
+    ).first()
+    if open_session is not None:
+        return False
+    conn.execute(
+        insert(emergency_access).values(
+            patient_id=patient_id,
+            id=uuid.uuid4(),
+            actor_id=actor.id,
+            actor_name=actor.name,
+            mode=decision.mode.value,
+            justification=actor.justification,
+            started_at=now,
+            expires_at=now + EMERGENCY_WINDOW,
+        )
+    )
+    who = actor.name + (f" ({actor.structure_name})" if actor.structure_name else "")
+    text = f"Votre DMP a été consulté {_MODE_TEXT.get(decision.mode, 'en urgence')} par {who}"
+    if actor.justification:
+        text += f". Motif déclaré : « {actor.justification} »"
+    notify(conn, patient_id, f"emergency-{decision.mode.value}", text + ".", now)
+    return True
+
+
+def list_for(conn: Connection, patient_id: UUID) -> list[tuple[datetime, str, str]]:
+    rows = conn.execute(
+        select(patient_notification.c.at, patient_notification.c.kind, patient_notification.c.text)
+        .where(patient_notification.c.patient_id == patient_id)
+        .order_by(patient_notification.c.at)
+    ).all()
+    return [(r.at, r.kind, r.text) for r in rows]

@@ -1,0 +1,130 @@
+"""Document lists and downloads for both spaces, always through the services (so the policy applies)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+from uuid import UUID
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from dmp.domain.actor import Actor
+from dmp.errors import DmpError
+from dmp.services import documents, search
+from dmp.store.schema import document
+from dmp.terminology import valueset
+from dmp.web.common import Ctx
+
+PAGE_SIZE = 50
+_EXTENSIONS = {
+    "text/xml": ".xml",
+    "application/xml": ".xml",
+    "application/pdf": ".pdf",
+    "text/plain": ".txt",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "application/hl7-v3+xml": ".xml",
+}
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    id: UUID
+    title: str
+    date: datetime
+    type_label: str
+    author: str
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    patient_id: UUID | None
+    lines: list[DocumentLine]
+    next_offset: int | None
+    offset: int
+
+
+def _type_label(code: str) -> str:
+    found = valueset("J66").lookup(code)
+    return found[0].display if found else code
+
+
+def offset_param(ctx: Ctx) -> int:
+    raw = ctx.request.query_params.get("page_debut", "0")
+    return int(raw) if raw.isdigit() and int(raw) < 1_000_000 else 0
+
+
+def list_documents(ctx: Ctx, actor: Actor, params: list[tuple[str, str]], offset: int) -> DocumentPage:
+    """One page of the documents ``actor`` may see (``search_documents``: the policy filters in SQL)."""
+    page = search.search_documents(
+        ctx.conn, ctx.rt, actor, [*params, ("_count", str(PAGE_SIZE)), ("_offset", str(offset))]
+    )
+    ids = [r.id for r in page.rows]
+    details = {}
+    if ids and page.patient_id is not None:
+        d = document.c
+        for row in ctx.conn.execute(
+            select(d.id, d.title, d.creation_time, d.type_code, d.author_name, d.mime_type).where(
+                d.patient_id == page.patient_id, d.id.in_(ids)
+            )
+        ):
+            details[row.id] = DocumentLine(
+                row.id,
+                row.title,
+                row.creation_time,
+                _type_label(row.type_code),
+                row.author_name or "",
+                row.mime_type,
+            )
+    return DocumentPage(page.patient_id, [details[i] for i in ids if i in details], page.next_offset, offset)
+
+
+def _filename(title: str, mime: str) -> tuple[str, str]:
+    """(ASCII fallback, UTF-8 name) for Content-Disposition."""
+    base = re.sub(r"[\x00-\x1f\\/:*?\"<>|]+", " ", title).strip()[:80] or "document"
+    ext = _EXTENSIONS.get(mime, "")
+    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode() or "document"
+    ascii_name = re.sub(r"[^A-Za-z0-9 ._-]", "_", ascii_name)
+    return ascii_name + ext, base + ext
+
+
+def download(ctx: Ctx, actor: Actor, raw_id: str) -> Response:
+    """ITI-68 through ``documents.retrieve``: the same 404 for missing and not visible."""
+    try:
+        doc_id = UUID(raw_id)
+    except ValueError:
+        return ctx.error_page(
+            404, "Document introuvable", "Ce document n'existe pas ou ne vous est pas accessible."
+        )
+    try:
+        content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
+    except DmpError as err:
+        if err.code == "RECORD_CLOSED":
+            return ctx.error_page(409, "Dossier fermé", err.message)
+        if err.status == 404:
+            return ctx.error_page(
+                404, "Document introuvable", "Ce document n'existe pas ou ne vous est pas accessible."
+            )
+        raise
+    title = (
+        ctx.conn.execute(
+            select(document.c.title).where(
+                document.c.patient_id == content.patient_id, document.c.id == doc_id
+            )
+        ).scalar()
+        or "document"
+    )
+    fallback, utf8 = _filename(title, content.mime_type)
+    return Response(
+        content.data,
+        headers={
+            "Content-Type": content.mime_type,
+            "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(utf8)}",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )

@@ -1,0 +1,250 @@
+"""The patients' space (``/``): Mon DMP, documents, notifications, records of represented minors,
+majority confirmation, online activation request."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import select
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dmp.accounts import service, sessions
+from dmp.accounts.service import PATIENT, REPRESENTATIVE, Account
+from dmp.domain.actor import Actor
+from dmp.domain.identity import normalize_trait
+from dmp.errors import DmpError
+from dmp.services import notifications, records
+from dmp.store.schema import patient
+from dmp.web import auth_pages
+from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
+from dmp.web.documents import download, list_documents, offset_param
+
+SPACE = PERSON_SPACE
+
+
+def after_login(ctx: Ctx, acc: Account) -> str:
+    """Majority check at login; a representative of several minors chooses a record."""
+    if acc.kind == PATIENT and acc.patient_id is not None:
+        service.check_majority(ctx.conn, acc.patient_id, ctx.now)
+        fresh = service.get(ctx.conn, acc.id)
+        if fresh is not None and fresh.majority_confirmation:
+            return "/majorite"
+        return "/"
+    children = _children(ctx, acc)
+    if len(children) == 1 and ctx.session is not None:
+        ctx.session.patient_id = children[0].patient_id
+        sessions.save(ctx.conn, ctx.session)
+        return "/"
+    return "/dossiers"
+
+
+def _children(ctx: Ctx, acc: Account) -> list[service.RepresentedRecord]:
+    for child in service.represented_records(ctx.conn, acc.id):
+        service.check_majority(ctx.conn, child.patient_id, ctx.now)
+    return service.represented_records(ctx.conn, acc.id)
+
+
+def _record(ctx: Ctx, acc: Account) -> tuple[Actor, UUID] | Response:
+    """The actor and the record being consulted, or the page to go to instead."""
+    if acc.kind == PATIENT and acc.patient_id is not None:
+        if acc.majority_confirmation:
+            return ctx.redirect("/majorite")
+        return service.actor_for(acc), acc.patient_id
+    if acc.kind == REPRESENTATIVE and ctx.session is not None:
+        pid = ctx.session.patient_id
+        if pid is not None:
+            service.check_majority(ctx.conn, pid, ctx.now)
+            if any(c.patient_id == pid for c in service.represented_records(ctx.conn, acc.id)):
+                return service.actor_for(acc), pid
+            ctx.session.patient_id = None
+            sessions.save(ctx.conn, ctx.session)
+        return ctx.redirect("/dossiers")
+    return ctx.error_page(403, "Accès refusé", "Ce compte ne donne accès à aucun dossier.")
+
+
+def _holder_name(ctx: Ctx, pid: UUID) -> str:
+    row = records.get(ctx.conn, pid)
+    return service.patient_display_name(row) if row is not None else ""
+
+
+def home(ctx: Ctx) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    found = _record(ctx, acc)
+    if isinstance(found, Response):
+        return found
+    actor, pid = found
+    try:
+        page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
+    except DmpError as err:
+        if err.code == "RECORD_CLOSED":
+            return ctx.error_page(409, "Dossier fermé", err.message)
+        if err.code == "FORBIDDEN":
+            return ctx.error_page(403, "Accès refusé", err.message)
+        raise
+    unread = sum(1 for _ in notifications.list_for(ctx.conn, pid))
+    return ctx.render(
+        "home.html",
+        title="Mon DMP",
+        page=page,
+        holder=_holder_name(ctx, pid),
+        representative=acc.kind == REPRESENTATIVE,
+        notifications=unread,
+        several=acc.kind == REPRESENTATIVE and len(service.represented_records(ctx.conn, acc.id)) > 1,
+    )
+
+
+def document_download(ctx: Ctx) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    found = _record(ctx, acc)
+    if isinstance(found, Response):
+        return found
+    return download(ctx, found[0], ctx.request.path_params["id"])
+
+
+def notifications_page(ctx: Ctx) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    found = _record(ctx, acc)
+    if isinstance(found, Response):
+        return found
+    items = list(reversed(notifications.list_for(ctx.conn, found[1])))
+    return ctx.render(
+        "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, found[1])
+    )
+
+
+def records_get(ctx: Ctx) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    if acc.kind != REPRESENTATIVE:
+        return ctx.redirect("/")
+    return ctx.render("records.html", title="Choisir un dossier", children=_children(ctx, acc))
+
+
+def records_post(ctx: Ctx, form: dict[str, str]) -> Response:
+    acc = ctx.full_account()
+    if acc is None or ctx.session is None:
+        return ctx.to_login()
+    children = _children(ctx, acc)
+    chosen = next((c for c in children if str(c.patient_id) == form.get("dossier")), None)
+    if chosen is None:
+        return ctx.render(
+            "records.html",
+            status=400,
+            title="Choisir un dossier",
+            children=children,
+            errors=["Choisissez l'un des dossiers de la liste."],
+        )
+    ctx.session.patient_id = chosen.patient_id
+    sessions.save(ctx.conn, ctx.session)
+    return ctx.redirect("/")
+
+
+def majority_get(ctx: Ctx) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    if not acc.majority_confirmation:
+        return ctx.redirect("/")
+    return ctx.render("majority.html", title="Vous êtes majeur(e)")
+
+
+def majority_post(ctx: Ctx, form: dict[str, str]) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    if form.get("poursuite") != "oui":
+        return ctx.render(
+            "majority.html",
+            status=400,
+            title="Vous êtes majeur(e)",
+            errors=["Cochez la case pour confirmer la poursuite de votre DMP."],
+        )
+    service.confirm_majority(ctx.conn, acc.id, ctx.now)
+    return ctx.redirect("/")
+
+
+# ---- online activation request (identity proofing against the record's INS and strict traits) --
+
+
+def proofing_get(ctx: Ctx) -> Response:
+    ctx.ensure_session()
+    return ctx.render("proofing.html", title="Recevoir mon code d'activation", values={})
+
+
+PROOFING_DONE = (
+    "Si ces informations correspondent à un DMP dont nous connaissons l'adresse électronique ou le "
+    "numéro de mobile, un nouveau code d'activation vient d'y être envoyé. Sinon, rendez-vous à "
+    "l'accueil de votre caisse d'assurance maladie avec une pièce d'identité."
+)
+
+
+def proofing_post(ctx: Ctx, form: dict[str, str]) -> Response:
+    from dmp.accounts import throttle
+
+    values = {k: form.get(k, "").strip() for k in ("ins", "nom", "prenom", "naissance", "lieu")}
+    if not all(values.values()):
+        return ctx.render(
+            "proofing.html",
+            status=400,
+            title="Recevoir mon code d'activation",
+            values=values,
+            errors=["Tous les champs sont obligatoires."],
+        )
+    addr_key = throttle.key(ctx.keys, "ip", ctx.address)
+    id_key = throttle.key(ctx.keys, "proof", "".join(values["ins"].split()).upper())
+    until = throttle.any_locked(ctx.conn, [addr_key, id_key], ctx.now)
+    if until is not None:
+        return ctx.render(
+            "proofing.html",
+            status=429,
+            title="Recevoir mon code d'activation",
+            values=values,
+            errors=[lock_message(until)],
+        )
+    pid = _match_identity(ctx, values)
+    if pid is None:
+        throttle.record_failure(ctx.conn, id_key, throttle.IDENTIFIER, ctx.now)
+        throttle.record_failure(ctx.conn, addr_key, throttle.ADDRESS, ctx.now)
+    else:
+        service.proof_identity(ctx.conn, pid, ctx.now, settings=ctx.rt.settings)
+    # The same answer whether or not anything matched or was sent.
+    return ctx.render("message.html", title="Demande enregistrée", notice=PROOFING_DONE)
+
+
+def _match_identity(ctx: Ctx, values: dict[str, str]) -> UUID | None:
+    ins = "".join(values["ins"].split()).upper()
+    row = ctx.conn.execute(select(patient).where(patient.c.ins_value == ins)).first()
+    if row is None:
+        return None
+    birth = row.birth_date.isoformat()
+    ok = (
+        normalize_trait(values["nom"]) == normalize_trait(row.birth_family_name)
+        and normalize_trait(values["prenom"]) == normalize_trait(row.birth_given_names.split()[0])
+        and values["naissance"] == birth
+        and values["lieu"].upper() == row.birth_place_insee.upper()
+    )
+    return row.id if ok else None
+
+
+def routes() -> list[Route]:
+    get, post = page_handler, form_handler
+    return [
+        Route("/", get(SPACE, home), methods=["GET"]),
+        Route("/documents/{id}", get(SPACE, document_download), methods=["GET"]),
+        Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
+        Route("/dossiers", get(SPACE, records_get), methods=["GET"]),
+        Route("/dossiers", post(SPACE, records_post), methods=["POST"]),
+        Route("/majorite", get(SPACE, majority_get), methods=["GET"]),
+        Route("/majorite", post(SPACE, majority_post), methods=["POST"]),
+        Route("/inscription", get(SPACE, proofing_get), methods=["GET"]),
+        Route("/inscription", post(SPACE, proofing_post), methods=["POST"]),
+        *auth_pages.routes(SPACE, after_login),
+    ]

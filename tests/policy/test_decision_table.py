@@ -1,0 +1,547 @@
+"""Every rule of the access policy, in both directions (permit and deny).
+
+Each case names the rule id it exercises; a rule that broke would flip its case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
+from dmp.domain.document import DmpFlag
+from dmp.policy import (
+    AccessMode,
+    Action,
+    Context,
+    DocumentFacts,
+    EmergencyConsents,
+    Obligation,
+    RecordConsents,
+    RecordFacts,
+    decide,
+)
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CTX = Context(now=NOW)
+PID = "6f1c2f0e-0000-4000-8000-000000000001"
+
+DOCTOR = Actor(
+    ActorKind.PROFESSIONAL, "810001234565", "Dr Muller", profession="10", specialty="SM26", structure_id="S1"
+)
+DOCTOR2 = Actor(
+    ActorKind.PROFESSIONAL, "810002345675", "Dr David", profession="10", specialty="SM27", structure_id="S2"
+)
+PHARMACIST = Actor(ActorKind.PROFESSIONAL, "810003456786", "M. Didot", profession="21", structure_id="S3")
+NURSE = Actor(ActorKind.PROFESSIONAL, "810004567896", "Mme Leroy", profession="60", structure_id="S4")
+KINE = Actor(ActorKind.PROFESSIONAL, "810006789019", "M. Bernard", profession="70", structure_id="S5")
+OCCUPATIONAL = Actor(ActorKind.PROFESSIONAL, "810007890121", "Dr Travail", profession="10", specialty="SM25")
+URGENTIST = Actor(
+    ActorKind.PROFESSIONAL,
+    "810009999995",
+    "Dr Urgence",
+    profession="10",
+    specialty="SM59",
+    purpose=PurposeOfUse.ETREAT,
+    justification="patient inconscient",
+)
+REGULATOR = Actor(
+    ActorKind.PROFESSIONAL,
+    "810005678908",
+    "Dr Régulation",
+    profession="10",
+    specialty="SM26",
+    setting="SAMU_SMUR",
+    purpose=PurposeOfUse.CENTRE15,
+)
+PATIENT = Actor(ActorKind.PATIENT, PID, "Marie Dupont")
+OTHER_PATIENT = Actor(ActorKind.PATIENT, "6f1c2f0e-0000-4000-8000-000000000002", "Autre")
+REP = Actor(ActorKind.REPRESENTATIVE, "account-rep-1", "Parent")
+OPERATOR = Actor(ActorKind.OPERATOR, "guichet:agent", "Agent CPAM")
+SECRETARY = Actor(ActorKind.PROFESSIONAL, "899999999999", "Secrétaire", profession="99")
+
+
+def record(**kw: object) -> RecordFacts:
+    consents = RecordConsents(**kw)  # type: ignore[arg-type]
+    return RecordFacts(PID, True, consents)
+
+
+AUTHORISED = record(
+    authorised=frozenset({DOCTOR.id, PHARMACIST.id, NURSE.id, KINE.id}), representatives=frozenset({REP.id})
+)
+
+
+def doc(
+    type_code: str = "11488-4",
+    flags: int = 0,
+    availability: str = "approved",
+    author: str | None = "810000000000",
+    submitted: datetime = NOW - timedelta(days=1),
+) -> DocumentFacts:
+    return DocumentFacts(type_code, "10", flags, availability, author, author, submitted)
+
+
+def read(
+    actor: Actor, rec: RecordFacts, d: DocumentFacts | None = None, ctx: Context = CTX
+) -> tuple[str, str]:
+    decision = decide(actor, Action.READ, rec, d, ctx)
+    return decision.effect.value, decision.rule_id
+
+
+CASES = [
+    # AC-01: only authorised health professionals
+    ("AC-01 authorised doctor reads", DOCTOR, AUTHORISED, doc(), ("permit", "AC-02.authorised")),
+    ("AC-01 unauthorised doctor refused", DOCTOR2, AUTHORISED, doc(), ("deny", "AC-01.not-authorised")),
+    (
+        "AC-01 non health profession refused",
+        SECRETARY,
+        AUTHORISED,
+        doc(),
+        ("deny", "AC-01.not-health-professional"),
+    ),
+    # AC-16 / AC-18: never insurers, employers, operator staff
+    ("AC-16 operator refused", OPERATOR, AUTHORISED, doc(), ("deny", "AC-16.forbidden-actor")),
+    # AC-15: care team presumed authorised unless the patient objects
+    (
+        "AC-15 care team permitted",
+        DOCTOR2,
+        record(care_teams=frozenset({"S2"})),
+        doc(),
+        ("permit", "AC-15.care-team"),
+    ),
+    (
+        "AC-15 objection refuses",
+        DOCTOR2,
+        record(care_teams=frozenset({"S2"}), care_team_objections=frozenset({"S2"})),
+        doc(),
+        ("deny", "AC-01.not-authorised"),
+    ),
+    # AC-23: blocked means no access, authorisation or not
+    (
+        "AC-23 blocked refused",
+        DOCTOR,
+        record(authorised=frozenset({DOCTOR.id}), blocked=frozenset({DOCTOR.id})),
+        doc(),
+        ("deny", "AC-23.blocked"),
+    ),
+    (
+        "AC-23 block beats médecin traitant",
+        DOCTOR,
+        record(medecin_traitant=DOCTOR.id, blocked=frozenset({DOCTOR.id})),
+        doc(),
+        ("deny", "AC-23.blocked"),
+    ),
+    # Matrix
+    (
+        "MATRIX pharmacist reads a biology report",
+        PHARMACIST,
+        AUTHORISED,
+        doc("11502-2"),
+        ("permit", "AC-02.authorised"),
+    ),
+    (
+        "MATRIX pharmacist refused a medical certificate",
+        PHARMACIST,
+        AUTHORISED,
+        doc("89601-9"),
+        ("deny", "MATRIX.read"),
+    ),
+    (
+        "MATRIX doctor refused the residence certificate",
+        DOCTOR,
+        AUTHORISED,
+        doc("ATTEST-RESID"),
+        ("deny", "MATRIX.read"),
+    ),
+    (
+        "MATRIX nurse refused a psychiatric synthesis",
+        NURSE,
+        AUTHORISED,
+        doc("68599-0"),
+        ("deny", "MATRIX.read"),
+    ),
+    (
+        "MATRIX physiotherapist reads a synthesis",
+        KINE,
+        AUTHORISED,
+        doc("60591-5"),
+        ("permit", "AC-02.authorised"),
+    ),
+    (
+        "MATRIX physiotherapist refused an imaging report",
+        KINE,
+        AUTHORISED,
+        doc("18748-4"),
+        ("deny", "MATRIX.read"),
+    ),
+    (
+        "MATRIX author reads own document beyond the matrix",
+        KINE,
+        AUTHORISED,
+        doc("18748-4", author=KINE.id),
+        ("permit", "AC-02.authorised"),
+    ),
+    # AC-07: masking from professionals
+    (
+        "AC-07 masked hidden from authorised doctor",
+        DOCTOR,
+        AUTHORISED,
+        doc(flags=DmpFlag.MASQUE_PS),
+        ("deny", "AC-07.masked"),
+    ),
+    (
+        "AC-07 author still sees masked",
+        DOCTOR,
+        AUTHORISED,
+        doc(flags=DmpFlag.MASQUE_PS, author=DOCTOR.id),
+        ("permit", "AC-02.authorised"),
+    ),
+    (
+        "AC-11 médecin traitant sees masked",
+        DOCTOR2,
+        record(medecin_traitant=DOCTOR2.id),
+        doc(flags=DmpFlag.MASQUE_PS),
+        ("permit", "AC-11.medecin-traitant"),
+    ),
+    (
+        "AC-12 administrator sees masked",
+        DOCTOR2,
+        record(administrators=frozenset({DOCTOR2.id})),
+        doc(flags=DmpFlag.MASQUE_PS),
+        ("permit", "AC-12.administrator"),
+    ),
+    # AC-17: occupational medicine writes, never reads
+    (
+        "AC-17 occupational physician refused reading",
+        OCCUPATIONAL,
+        record(authorised=frozenset({OCCUPATIONAL.id})),
+        doc(),
+        ("deny", "AC-17.occupational"),
+    ),
+    # AC-13: break-glass
+    ("AC-13 break-glass permitted", URGENTIST, record(), doc(), ("permit", "AC-13.break-glass")),
+    (
+        "AC-13 break-glass refused by the patient",
+        URGENTIST,
+        record(emergency=EmergencyConsents(break_glass=False)),
+        doc(),
+        ("deny", "AC-13.refused-by-patient"),
+    ),
+    (
+        "AC-13 break-glass needs an emergency professional",
+        replace(DOCTOR2, purpose=PurposeOfUse.ETREAT, justification="x"),
+        record(),
+        doc(),
+        ("deny", "AC-13.emergency-only"),
+    ),
+    (
+        "AC-13 break-glass needs a justification",
+        replace(URGENTIST, justification=None),
+        record(),
+        doc(),
+        ("deny", "AC-13.justification"),
+    ),
+    (
+        "AC-13 masked hidden in break-glass by default",
+        URGENTIST,
+        record(),
+        doc(flags=DmpFlag.MASQUE_PS),
+        ("deny", "AC-07.masked"),
+    ),
+    (
+        "AC-13 masked shown in break-glass when the patient allowed it",
+        URGENTIST,
+        record(emergency=EmergencyConsents(masked=True)),
+        doc(flags=DmpFlag.MASQUE_PS),
+        ("permit", "AC-13.break-glass"),
+    ),
+    (
+        "AC-13 legal emergency rule passes a block the patient did not extend to emergencies",
+        URGENTIST,
+        record(blocked=frozenset({URGENTIST.id})),
+        doc(),
+        ("permit", "AC-13.break-glass"),
+    ),
+    # AC-14: centre 15
+    ("AC-14 centre 15 permitted", REGULATOR, record(), doc(), ("permit", "AC-14.centre15")),
+    (
+        "AC-14 centre 15 refused by the patient",
+        REGULATOR,
+        record(emergency=EmergencyConsents(samu=False)),
+        doc(),
+        ("deny", "AC-14.refused-by-patient"),
+    ),
+    (
+        "AC-14 centre 15 only for regulation",
+        replace(REGULATOR, setting=None),
+        record(),
+        doc(),
+        ("deny", "AC-14.regulator-only"),
+    ),
+    # Documents' status
+    (
+        "DOC deleted invisible even to the author",
+        DOCTOR,
+        AUTHORISED,
+        doc(availability="deleted", author=DOCTOR.id),
+        ("deny", "DOC.deleted"),
+    ),
+    (
+        "DOC deleted invisible to the patient",
+        PATIENT,
+        AUTHORISED,
+        doc(availability="deleted"),
+        ("deny", "DOC.deleted"),
+    ),
+    (
+        "DOC archived only to the patient",
+        DOCTOR,
+        AUTHORISED,
+        doc(availability="archived"),
+        ("deny", "DOC.archived"),
+    ),
+    (
+        "DOC archived visible to the patient",
+        PATIENT,
+        AUTHORISED,
+        doc(availability="archived"),
+        ("permit", "AC-20.patient"),
+    ),
+    (
+        "DOC deprecated hidden outside history",
+        DOCTOR,
+        AUTHORISED,
+        doc(availability="deprecated"),
+        ("deny", "DOC.deprecated"),
+    ),
+    # Patient and representatives
+    (
+        "AC-20 patient reads own record",
+        PATIENT,
+        AUTHORISED,
+        doc(flags=DmpFlag.MASQUE_PS),
+        ("permit", "AC-20.patient"),
+    ),
+    (
+        "AC-20 patient refused another record",
+        OTHER_PATIENT,
+        AUTHORISED,
+        doc(),
+        ("deny", "AC-20.other-patient"),
+    ),
+    (
+        "AC-10 invisible to the patient until the announcement",
+        PATIENT,
+        AUTHORISED,
+        doc(flags=DmpFlag.INVISIBLE_PATIENT),
+        ("deny", "AC-10.invisible-patient"),
+    ),
+    (
+        "AC-10 becomes visible after the maximum delay",
+        PATIENT,
+        AUTHORISED,
+        doc(flags=DmpFlag.INVISIBLE_PATIENT, submitted=NOW - timedelta(days=31)),
+        ("permit", "AC-20.patient"),
+    ),
+    (
+        "AC-10 professionals still see INVISIBLE_PATIENT documents",
+        DOCTOR,
+        AUTHORISED,
+        doc(flags=DmpFlag.INVISIBLE_PATIENT),
+        ("permit", "AC-02.authorised"),
+    ),
+    ("AC-19 representative reads", REP, AUTHORISED, doc(), ("permit", "AC-19.representative")),
+    (
+        "AC-19 representative refused a document invisible to them",
+        REP,
+        AUTHORISED,
+        doc(flags=DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX),
+        ("deny", "AC-19.invisible-representatives"),
+    ),
+    (
+        "AC-19 patient sees the document hidden from representatives",
+        PATIENT,
+        AUTHORISED,
+        doc(flags=DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX),
+        ("permit", "AC-20.patient"),
+    ),
+    (
+        "AC-19 non representative refused",
+        replace(REP, id="someone-else"),
+        AUTHORISED,
+        doc(),
+        ("deny", "AC-19.not-representative"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "actor", "rec", "document", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_read_rules(
+    name: str, actor: Actor, rec: RecordFacts, document: DocumentFacts, expected: tuple[str, str]
+) -> None:
+    assert read(actor, rec, document) == expected
+
+
+def test_deprecated_visible_in_history() -> None:
+    assert read(DOCTOR, AUTHORISED, doc(availability="deprecated"), replace(CTX, history=True))[0] == "permit"
+
+
+def test_closed_record_refuses_everyone() -> None:
+    closed = RecordFacts(PID, False, AUTHORISED.consents)
+    assert read(DOCTOR, closed, doc()) == ("deny", "LC-10.closed")
+    assert read(PATIENT, closed, doc()) == ("deny", "LC-10.closed")
+    assert decide(DOCTOR, Action.WRITE, closed, doc(), CTX).rule_id == "LC-10.closed"
+
+
+def test_modes_and_obligations() -> None:
+    mt = decide(DOCTOR2, Action.READ, record(medecin_traitant=DOCTOR2.id), None, CTX)
+    assert mt.mode is AccessMode.MEDECIN_TRAITANT and not mt.obligations
+    btg = decide(URGENTIST, Action.READ, record(), None, CTX)
+    assert btg.mode is AccessMode.BRIS_DE_GLACE
+    assert {Obligation.NOTIFY_PATIENT, Obligation.TRACE_JUSTIFICATION} <= btg.obligations
+    c15 = decide(REGULATOR, Action.READ, record(), None, CTX)
+    assert c15.mode is AccessMode.CENTRE_15 and Obligation.NOTIFY_PATIENT in c15.obligations
+    assert decide(DOCTOR, Action.READ, AUTHORISED, None, CTX).mode is AccessMode.NORMAL
+
+
+WRITE_CASES = [
+    (
+        "FEED doctor writes a consultation report",
+        DOCTOR2,
+        record(),
+        doc("11488-4"),
+        ("permit", "FEED.professional"),
+    ),
+    (
+        "FEED needs no consultation authorisation (TD0.2 NB2)",
+        NURSE,
+        record(),
+        doc("87273-9"),
+        ("permit", "FEED.professional"),
+    ),
+    (
+        "MATRIX nurse may not write an imaging report",
+        NURSE,
+        record(),
+        doc("18748-4"),
+        ("deny", "MATRIX.write"),
+    ),
+    (
+        "MATRIX pharmacist writes a dispensation",
+        PHARMACIST,
+        record(),
+        doc("60593-1"),
+        ("permit", "FEED.professional"),
+    ),
+    (
+        "MATRIX doctor may not write the insurance feed",
+        DOCTOR,
+        record(),
+        doc("REMB"),
+        ("deny", "MATRIX.write"),
+    ),
+    (
+        "AC-17 occupational physician writes",
+        OCCUPATIONAL,
+        record(),
+        doc("11488-4"),
+        ("permit", "AC-17.write"),
+    ),
+    (
+        "AC-23 blocked professional may not write",
+        DOCTOR,
+        record(blocked=frozenset({DOCTOR.id})),
+        doc(),
+        ("deny", "AC-23.blocked"),
+    ),
+    (
+        "FEED patient writes a personal document",
+        PATIENT,
+        record(),
+        doc("DOCPAT02"),
+        ("permit", "FEED.patient"),
+    ),
+    (
+        "FEED patient may not write a medical report",
+        PATIENT,
+        record(),
+        doc("11488-4"),
+        ("deny", "FEED.patient-types"),
+    ),
+    ("AC-16 operator may not write", OPERATOR, record(), doc(), ("deny", "AC-16.forbidden-actor")),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "actor", "rec", "document", "expected"), WRITE_CASES, ids=[c[0] for c in WRITE_CASES]
+)
+def test_write_rules(
+    name: str, actor: Actor, rec: RecordFacts, document: DocumentFacts, expected: tuple[str, str]
+) -> None:
+    decision = decide(actor, Action.WRITE, rec, document, CTX)
+    assert (decision.effect.value, decision.rule_id) == expected
+
+
+UPDATE_CASES = [
+    ("AC-07 patient masks", PATIENT, Action.MASK, doc(), "permit"),
+    ("AC-07 author masks", DOCTOR, Action.MASK, doc(author=DOCTOR.id), "permit"),
+    ("AC-07 other professional may not mask", DOCTOR, Action.MASK, doc(), "deny"),
+    ("AC-07 representative may not mask", REP, Action.MASK, doc(), "deny"),
+    (
+        "AC-10 author lifts INVISIBLE_PATIENT",
+        DOCTOR,
+        Action.SET_PATIENT_VISIBILITY,
+        doc(author=DOCTOR.id),
+        "permit",
+    ),
+    (
+        "AC-10 médecin traitant lifts INVISIBLE_PATIENT",
+        DOCTOR2,
+        Action.SET_PATIENT_VISIBILITY,
+        doc(),
+        "permit",
+    ),
+    ("AC-10 patient may not lift INVISIBLE_PATIENT", PATIENT, Action.SET_PATIENT_VISIBILITY, doc(), "deny"),
+    (
+        "AC-19 patient hides from representatives",
+        PATIENT,
+        Action.SET_REPRESENTATIVE_VISIBILITY,
+        doc(),
+        "permit",
+    ),
+    ("AC-19 representative may not", REP, Action.SET_REPRESENTATIVE_VISIBILITY, doc(), "deny"),
+    ("DOC author deletes", DOCTOR, Action.DELETE, doc(author=DOCTOR.id), "permit"),
+    ("DOC non author may not delete", DOCTOR, Action.DELETE, doc(), "deny"),
+    ("DOC patient archives", PATIENT, Action.ARCHIVE, doc(), "permit"),
+    ("DOC other professional may not archive", DOCTOR, Action.ARCHIVE, doc(), "deny"),
+    ("AC-02 patient manages consents", PATIENT, Action.MANAGE_CONSENTS, None, "permit"),
+    ("AC-02 representative manages consents", REP, Action.MANAGE_CONSENTS, None, "permit"),
+    ("AC-02 professional may not manage consents", DOCTOR, Action.MANAGE_CONSENTS, None, "deny"),
+    ("AC-02 professional attests authorisation", DOCTOR2, Action.ATTEST_AUTHORISATION, None, "permit"),
+    ("AC-17 occupational physician may not attest", OCCUPATIONAL, Action.ATTEST_AUTHORISATION, None, "deny"),
+    ("AC-15 professional declares the care team", DOCTOR2, Action.DECLARE_CARE_TEAM, None, "permit"),
+    ("AC-23 patient blocks", PATIENT, Action.BLOCK_PROFESSIONAL, None, "permit"),
+    ("AC-12 administrator blocks", DOCTOR, Action.BLOCK_PROFESSIONAL, None, "permit"),
+    ("AC-23 ordinary professional may not block", DOCTOR2, Action.BLOCK_PROFESSIONAL, None, "deny"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "actor", "action", "document", "expected"), UPDATE_CASES, ids=[c[0] for c in UPDATE_CASES]
+)
+def test_update_rules(
+    name: str, actor: Actor, action: Action, document: DocumentFacts | None, expected: str
+) -> None:
+    rec = record(
+        representatives=frozenset({REP.id}),
+        medecin_traitant=DOCTOR2.id,
+        administrators=frozenset({DOCTOR.id}),
+    )
+    assert decide(actor, action, rec, document, CTX).effect.value == expected
+
+
+def test_blocked_professional_cannot_attest() -> None:
+    rec = record(blocked=frozenset({DOCTOR2.id}))
+    assert decide(DOCTOR2, Action.ATTEST_AUTHORISATION, rec, None, CTX).rule_id == "AC-23.blocked"
