@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -53,7 +54,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -180,11 +181,13 @@ def _proc_stat(pid: str) -> tuple[str, int, float] | None:
 
 
 def machine_busy() -> float:
-    """CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
+    """CPU seconds all processes of the machine have used (user + nice + system, /proc/stat).
+
+    Interrupt and softirq time are left out: loopback networking of the benchmark's
+    own traffic lands there and belongs to no process.
+    """
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    steal = fields[7] if len(fields) > 7 else 0
-    return (sum(fields[:8]) - idle - steal) / _TICK
+    return (fields[0] + fields[1] + fields[2]) / _TICK
 
 
 def wait_quiet(max_wait: float, threshold: float = 0.15) -> float:
@@ -329,6 +332,16 @@ def bench_settings(var_dir: Path, url: str, base_url: str = LOADER_BASE) -> Any:
     return Settings(var_dir=var_dir, database_url=url, base_url=base_url, master_key_b64=BENCH_MASTER_KEY)
 
 
+def schema_fingerprint() -> str:
+    """Hash of the measured code's migrations: a cached data set is only reused on the same schema."""
+    from dmp.store.db import MIGRATIONS
+
+    h = hashlib.sha256()
+    for f in sorted(MIGRATIONS.rglob("*.py")):
+        h.update(f.relative_to(MIGRATIONS).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cached_meta(url: str) -> dict[str, Any] | None:
     """The data set description if database ``dmp_bench`` already holds the full data set."""
     try:
@@ -337,7 +350,7 @@ def cached_meta(url: str) -> dict[str, Any] | None:
             if row is None:
                 return None
             meta: dict[str, Any] = json.loads(row[0])
-            if meta.get("version") != DATASET_VERSION:
+            if meta.get("version") != DATASET_VERSION or meta.get("schema") != schema_fingerprint():
                 return None
             total = conn.execute("SELECT count(*) FROM document").fetchone()[0]  # type: ignore[index]
             target = conn.execute(
@@ -432,6 +445,7 @@ def load_dataset(url: str, var_dir: Path) -> dict[str, Any]:
         )
     meta = {
         "version": DATASET_VERSION,
+        "schema": schema_fingerprint(),
         "target_pid": str(pids[0]),
         "target_nir": idents[0][0],
         "pub_pids": [str(p) for p in pids[N_PATIENTS : N_PATIENTS + N_PUB_PATIENTS]],
@@ -1459,6 +1473,7 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
             m["rate_max"] = max(x["rate"] for x in rs)
             m["errors"] = sum(x["errors"] for x in rs)
             m["other_cores"] = statistics.median(x["cpu_busy_cores"].get("other", 0.0) for x in rs)
+            m["attempts"] = sum(x.get("attempts", 1) for x in rs)
             m["requests"] = sum(x["requests"] for x in rs)
             m["cpu_ms_per_req"] = {
                 k: statistics.median(x["cpu_ms_per_req"][k] for x in rs) for k in rs[0]["cpu_ms_per_req"]
@@ -1565,8 +1580,20 @@ def main() -> int:
     ap.add_argument(
         "--quiet-wait",
         type=float,
-        default=20.0,
-        help="before each scenario, wait up to N s for the machine to be idle (0: no wait)",
+        default=60.0,
+        help="before each measurement, wait up to N s for the machine to be idle (0: no wait)",
+    )
+    ap.add_argument(
+        "--max-background",
+        type=float,
+        default=0.2,
+        help="CPU (cores) other processes may take during a measurement before it is redone",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=840.0,
+        help="seconds after which waits and re-measurements stop (the run stays bounded)",
     )
     ap.add_argument("--workers", type=int, default=2, help="uvicorn workers (default 2, as specified)")
     ap.add_argument(
@@ -1604,7 +1631,7 @@ def main() -> int:
     var_dir: Path | None = None
     try:
         if meta is None:
-            log(f"chargement du jeu de données dans {DB_NAME} (absent, incomplet ou --reload)")
+            log(f"chargement du jeu de données dans {DB_NAME} (absent, incomplet, autre schéma ou --reload)")
             t = time.perf_counter()
             url = fresh_database(server_url, DB_NAME)
             load_tmp = Path(tempfile.mkdtemp(prefix="dmp-bench-load-"))
@@ -1635,18 +1662,43 @@ def main() -> int:
         var_dir, card_dir = prepare_var_dir(url)
         server = start_server(url, var_dir, card_dir, args.workers)
         runs: list[dict[str, Any]] = []
+
+        def remaining() -> float:
+            return args.budget - (time.perf_counter() - started)
+
+        def guarded(label: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            """Measure on a quiet machine: wait for it, and measure again (at most twice) when
+            other processes took more than --max-background cores meanwhile, within --budget."""
+            for attempt in range(1, 4):
+                wait_quiet(max(0.0, min(args.quiet_wait, remaining())))
+                res = measure()
+                bg = res["cpu_busy_cores"].get("other", 0.0)
+                res["background_cores"] = round(bg, 3)
+                res["attempts"] = attempt
+                if bg <= args.max_background or remaining() <= 0 or attempt == 3:
+                    if bg > args.max_background:
+                        log(f"{label} : mesuré malgré {bg:.2f} cœur pris par d'autres processus")
+                    return res
+                log(f"{label} : {bg:.2f} cœur pris par d'autres processus pendant la mesure, reprise")
+            raise AssertionError("unreachable")
+
         for n in range(1, args.runs + 1):
             res: dict[str, Any] = {}
             for key, _label, kind, clients, http_attr, raw_attr in SCENARIOS:
                 per = getattr(sizes, http_attr)
-                bg = wait_quiet(args.quiet_wait)
-                if bg >= 0.15:
-                    log(f"machine occupée par ailleurs ({bg:.2f} cœur) : mesure {key} quand même")
-                h = http_scenario(kind, clients, per, server, meta, sizes, seed=n)
+                assert server is not None
+                h = guarded(
+                    f"{key} ours",
+                    functools.partial(http_scenario, kind, clients, per, server, meta, sizes, seed=n),
+                )
                 raw_kind = "publish" if kind == "iti65" else "search"
                 n_raw = getattr(sizes, raw_attr)
-                wait_quiet(args.quiet_wait)
-                r = raw_scenario(raw_kind, clients, n_raw, url, meta, sizes, server.proc.pid)
+                r = guarded(
+                    f"{key} raw",
+                    functools.partial(
+                        raw_scenario, raw_kind, clients, n_raw, url, meta, sizes, server.proc.pid
+                    ),
+                )
                 res[key] = {"http": h, "raw": r}
             print_run(n, res)
             runs.append(res)
@@ -1706,6 +1758,11 @@ def main() -> int:
     except KeyboardInterrupt:
         log("interrompu")
         return 130
+    except Exception:
+        if server is not None and server.log_path.exists():
+            tail = server.log_path.read_text(errors="replace")[-4000:]
+            print(f"--- fin du journal du serveur ({server.log_path.name}) ---\n{tail}", file=sys.stderr)
+        raise
     finally:
         stop_server(server)
         if var_dir is not None:

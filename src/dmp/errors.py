@@ -135,4 +135,7 @@ class DmpError(Exception):
         self.expression = expression
         self.status = kind.status
         self.message = kind.message.format(detail=detail).strip()
+        # The trail entry of a refusal (dmp.services.trail.refused), written by the caller
+        # in its own transaction since the action's transaction rolls back.
+        self.audit_record: object | None = None
         super().__init__(f"{code}: {self.message}")

@@ -419,7 +419,7 @@ def test_cli_create_close_reactivate(api: Api, dmp_cli: Any) -> None:
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith("DMP créé : Patient/")
     assert res.stderr == ""
-    pid = res.stdout.strip().split("Patient/")[1]
+    pid = res.stdout.splitlines()[0].split("Patient/")[1].strip()
 
     found = api.get("Patient", params={"identifier": f"{SYSTEM_NIR}|{ident.nir}"}).json()
     assert found["total"] == 1

@@ -72,15 +72,20 @@ def _variants(password: str) -> set[str]:
     folded = _fold(password).replace(" ", "")
     core = _EDGES.sub("", folded)
     leet = folded.translate(_LEET)
-    return {folded, core, leet, _EDGES.sub("", leet)} - {""}
+    return {folded, core, leet, _EDGES.sub("", leet), core.translate(_LEET)} - {""}
 
 
 def is_common(password: str) -> bool:
     common = common_passwords()
     if any(v in common for v in _variants(password)):
         return True
-    # A common word repeated ("azertyazerty") is no better than the word.
+    # A common password with a few characters around it ("azertyuiop" + "qsdf") is hardly better.
+    total = len(password.replace(" ", ""))
+    for v in _variants(password):
+        if any(len(w) >= 4 and w in v and total - len(w) < 6 for w in common):
+            return True
     folded = _fold(password)
+    # A common word repeated ("azertyazerty") is no better than the word.
     for size in range(3, len(folded) // 2 + 1):
         if len(folded) % size == 0 and folded[:size] * (len(folded) // size) == folded:
             return True

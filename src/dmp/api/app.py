@@ -56,6 +56,7 @@ def create_app(
             # ITI-65 posts to the FHIR base itself, without a trailing slash.
             Route("/fhir", fhir_routes.transaction, methods=["POST"]),
             Mount("/fhir", routes=fhir_routes.routes),
+            *web.routes(),  # patients' and professionals' portal, OAuth authorize (docs/accounts.md)
         ],
         exception_handlers={DmpError: _dmp_error, Exception: _unexpected},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import parse_qs
 
@@ -27,7 +28,8 @@ def authenticate(request: Request, state: AppState) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise DmpError("AUTH_REQUIRED", "en-tête Authorization: Bearer <jeton> absent")
-    return state.signer.verify(token.strip(), now=state.runtime.now())
+    actor = state.signer.verify(token.strip(), now=state.runtime.now())
+    return replace(actor, source_address=request.client.host if request.client else None)
 
 
 def _is_revoked(conn: Connection, serial: int) -> bool:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dmp.api.auth import authenticate
+from dmp.audit import AuditRecord, append_committed
 from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_json
 from dmp.api.state import AppState
 from dmp.domain.actor import Actor
@@ -28,7 +29,8 @@ from dmp.fhir.common import dumps, instant
 from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.validate import validate
 from dmp.policy import Action, decide
-from dmp.services import access, consents, documents, publish, records, search
+from dmp.services import access, consents, documents, publish, records, search, trail
+from dmp.services.trail import AuditAction
 from dmp.services.subjects import parse_uuid
 
 T = TypeVar("T")
@@ -64,6 +66,11 @@ async def _in_transaction(state: AppState, work: Callable[[Connection], T]) -> T
                 return work(conn)
         except IntegrityError as exc:
             raise _integrity(exc) from exc
+        except DmpError as err:
+            # A refusal is traced too, in its own transaction (the action's rolled back).
+            if isinstance(err.audit_record, AuditRecord):
+                append_committed(state.runtime.engine, err.audit_record)
+            raise
 
     return await run_in_threadpool(run)
 
@@ -191,7 +198,14 @@ async def search_patients(request: Request) -> Response:
         raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> attendu une fois")
     system, _, value = idents[0].partition("|")
     ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
-    row = await _in_transaction(state, lambda c: records.find_by_ins(c, ins))
+    def check(conn: Connection) -> Any:
+        row = records.find_by_ins(conn, ins)
+        # TD0.2 is traced whether a record exists or not (the search itself is an access).
+        trail.record(conn, actor, AuditAction.RECORD_CHECK, patient_id=row.id if row else None,
+                     at=rt.now(), detail=None if row else "aucun DMP pour cet INS")
+        return row
+
+    row = await _in_transaction(state, check)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -218,6 +232,7 @@ async def read_patient(request: Request) -> Response:
         row = records.get(conn, pid)
         if row is None or not access.may_see_patient(actor, row, consents.facts(conn, row)):
             raise DmpError("NOT_FOUND")
+        trail.record(conn, actor, AuditAction.RECORD_READ, patient_id=row.id, at=state.runtime.now())
         return row
 
     return FhirResponse(patient_resource(await _in_transaction(state, work)))
@@ -274,7 +289,9 @@ async def create_consent(request: Request) -> Response:
 
     def work(conn: Connection) -> Any:
         row = _consent_record(conn, reference)
-        cid, _ = consents.add(conn, actor, consents.facts(conn, row), kind, subject, permit_, rt.now())
+        cid, decision = consents.add(conn, actor, consents.facts(conn, row), kind, subject, permit_, rt.now())
+        trail.record(conn, actor, AuditAction.CONSENT_CHANGE, patient_id=row.id, at=rt.now(), decision=decision,
+                     targets=[f"Consent/{cid}"], detail=f"{kind.value} ajouté")
         return next(r for r in consents.list_rows(conn, row.id) if r.id == cid)
 
     created = await _in_transaction(state, work)
@@ -324,13 +341,66 @@ async def revoke_consent(request: Request) -> Response:
         if pid is None:
             raise DmpError("NOT_FOUND")
         row = _consent_record(conn, f"Patient/{pid}")
-        consents.revoke(conn, actor, consents.facts(conn, row), cid, rt.now())
+        decision = consents.revoke(conn, actor, consents.facts(conn, row), cid, rt.now())
+        trail.record(conn, actor, AuditAction.CONSENT_CHANGE, patient_id=row.id, at=rt.now(), decision=decision,
+                     targets=[f"Consent/{cid}"], detail="consentement retiré")
 
     await _in_transaction(state, work)
     return Response(status_code=204)
 
 
-SERVED_TYPES = {"DocumentReference", "List", "Binary", "Patient", "Consent"}
+async def search_audit_events(request: Request) -> Response:
+    """TR-01: the record's access trail as FHIR AuditEvents (newest first)."""
+    from urllib.parse import urlencode
+
+    from dmp.fhir.common import parse_datetime_range
+    from dmp.services import trail_read
+
+    state = _state(request)
+    actor = authenticate(request, state)
+    rt = state.runtime
+    params = _params(request)
+    start = end = None
+    count, offset = 50, 0
+    patient_ref = None
+    for key, value in params:
+        if key == "patient":
+            patient_ref = value
+        elif key == "date":
+            prefix, raw = (value[:2], value[2:]) if value[:2] in ("ge", "lt", "gt", "le") else ("eq", value)
+            lo, hi = parse_datetime_range(raw, "date")
+            if prefix in ("ge", "eq"):
+                start = lo
+            if prefix == "gt":
+                start = hi
+            if prefix in ("lt",):
+                end = lo
+            if prefix in ("le", "eq"):
+                end = hi
+        elif key == "_count":
+            count = max(1, min(500, int(value))) if value.isdigit() else 50
+        elif key == "_offset":
+            offset = int(value) if value.isdigit() else 0
+        elif key != "_format":
+            raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge pour AuditEvent")
+    if patient_ref is None:
+        raise DmpError("INVALID_SEARCH", "patient=Patient/<id> attendu")
+    pid = _id(patient_ref.removeprefix("Patient/"))
+    events, more = await _in_transaction(state, lambda c: trail_read.audit_events(
+        c, rt, actor, pid, start=start, end=end, count=count, offset=offset))
+    kept = [(k, v) for k, v in params if k != "_offset"]
+    links = [{"relation": "self", "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset))])}"}]
+    if more:
+        links.append({"relation": "next",
+                      "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset + count))])}"})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if events:
+        bundle["entry"] = [{"fullUrl": f"{rt.fhir_base}/AuditEvent/{e['id']}", "resource": e,
+                            "search": {"mode": "match"}} for e in events]
+    return FhirResponse(bundle)
+
+
+SERVED_TYPES = {"DocumentReference", "List", "Binary", "Patient", "Consent", "AuditEvent"}
 
 
 async def unknown_resource(request: Request) -> Response:
@@ -353,6 +423,7 @@ routes = [
     Route("/Patient", search_patients, methods=["GET"]),
     Route("/Patient", create_patient, methods=["POST"]),
     Route("/Patient/{id}", read_patient, methods=["GET"]),
+    Route("/AuditEvent", search_audit_events, methods=["GET"]),
     Route("/Consent", search_consents, methods=["GET"]),
     Route("/Consent", create_consent, methods=["POST"]),
     Route("/Consent/{id}", revoke_consent, methods=["DELETE"]),

@@ -83,9 +83,11 @@ def append_committed(engine: Engine, entry: AuditRecord) -> StoredEntry:
 
 
 def _entries_query(
-    patient_id: UUID | None, start: datetime | None, end: datetime | None
+    patient_id: UUID | None, start: datetime | None, end: datetime | None, actor_id: str | None = None
 ) -> Select[Any]:
     q = select(audit_entry)
+    if actor_id is not None:
+        q = q.where(audit_entry.c.actor_id == actor_id)
     if patient_id is not None:
         q = q.where(audit_entry.c.patient_id == patient_id)
     if start is not None:
@@ -115,12 +117,13 @@ def iter_entries(
     limit: int | None = None,
     offset: int = 0,
     batch: int = 1000,
+    actor_id: str | None = None,
 ) -> Iterator[StoredEntry]:
     """Entries in chain order (record, then position), or newest first within a record.
 
     ``start``/``end`` bound ``at`` as [start, end).
     """
-    q = _entries_query(patient_id, start, end)
+    q = _entries_query(patient_id, start, end, actor_id)
     if newest_first:
         q = q.order_by(audit_entry.c.patient_id, audit_entry.c.seq.desc())
     else:

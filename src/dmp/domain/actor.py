@@ -36,6 +36,7 @@ class Actor:
     purpose: PurposeOfUse = PurposeOfUse.TREAT
     justification: str | None = None
     software: str | None = None
+    source_address: str | None = None  # the client's network address, for the trail
     scopes: frozenset[str] = field(default_factory=frozenset)
 
     @property

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import (
+    AccessMode,
     Action,
     Context,
     Decision,
@@ -28,7 +29,8 @@ from dmp.policy import (
     record_access,
 )
 from dmp.policy.sqlfilter import visible_condition
-from dmp.services import consents, notifications, records
+from dmp.services import consents, notifications, records, trail
+from dmp.services.trail import AuditAction
 from dmp.services.context import Runtime
 
 
@@ -40,6 +42,7 @@ class Opened:
     facts: RecordFacts
     access: RecordAccess
     ctx: Context
+    actor: Actor
 
     @property
     def decision(self) -> Decision:
@@ -75,35 +78,51 @@ def open_record(
     rt: Runtime,
     actor: Actor,
     patient_row: Any,
-    *,
+    attempted: AuditAction,
     history: bool = False,
     hide_refusal: bool = False,
+    targets: tuple[str | UUID, ...] = (),
 ) -> Opened:
-    """Record-level READ: 403 with the reason (or 404 when ``hide_refusal``) if denied."""
+    """Record-level READ: 403 with the reason (or 404 when ``hide_refusal``) if denied.
+
+    Refusals carry their trail entry; an emergency session that opens is traced here.
+    """
     facts = consents.facts(conn, patient_row)
+    now = rt.now()
     # Decide as if the record were open: someone who may not see it must not learn it is
     # closed (ADR 0004); someone who may is told why nothing is served.
     access = record_access(actor, replace(facts, open=True))
     if not access.decision.permitted:
-        if hide_refusal:
-            raise DmpError("NOT_FOUND")
-        raise DmpError("FORBIDDEN", access.decision.reason)
+        err = DmpError("NOT_FOUND") if hide_refusal else DmpError("FORBIDDEN", access.decision.reason)
+        raise trail.refused(err, actor, attempted, patient_id=patient_row.id, at=now,
+                            decision=access.decision, targets=targets)
     if not facts.open:
         records.require_open(patient_row)
-    notifications.apply_emergency_obligations(conn, actor, patient_row.id, access.decision, rt.now())
-    return Opened(patient_row.id, facts, access, context(rt, history=history))
+    if notifications.apply_emergency_obligations(conn, actor, patient_row.id, access.decision, now):
+        action = AuditAction.CENTRE_15 if access.decision.mode is AccessMode.CENTRE_15 else AuditAction.BREAK_GLASS
+        trail.record(conn, actor, action, patient_id=patient_row.id, at=now, decision=access.decision)
+    return Opened(patient_row.id, facts, access, context(rt, history=history), actor)
 
 
-def check_document(opened: Opened, doc_row: Any) -> Decision:
+def check_document(opened: Opened, doc_row: Any, attempted: AuditAction) -> Decision:
     """Document-level READ: the same 404 as a missing document when denied."""
     decision = document_visible(opened.access, document_facts(doc_row), opened.ctx)
     if not decision.permitted:
-        raise DmpError("NOT_FOUND")
+        raise trail.refused(DmpError("NOT_FOUND"), opened.actor, attempted, patient_id=opened.patient_id,
+                            at=opened.ctx.now, decision=decision, targets=(doc_row.id,))
     return decision
 
 
 def document_visible_for(opened: Opened, doc_row: Any) -> bool:
     return document_visible(opened.access, document_facts(doc_row), opened.ctx).permitted
+
+
+_ATTEMPTED = {
+    Action.WRITE: AuditAction.DOCUMENT_PUBLISH,
+    Action.MASK: AuditAction.DOCUMENT_MASK,
+    Action.ARCHIVE: AuditAction.DOCUMENT_ARCHIVE,
+    Action.DELETE: AuditAction.DOCUMENT_DELETE,
+}
 
 
 def require(
@@ -113,10 +132,14 @@ def require(
     patient_row: Any,
     action: Action,
     doc: DocumentFacts | None = None,
+    targets: tuple[str | UUID, ...] = (),
 ) -> Decision:
     decision = decide(actor, action, consents.facts(conn, patient_row), doc, context(rt))
     if not decision.permitted:
-        raise DmpError("FORBIDDEN", decision.reason)
+        attempted = _ATTEMPTED.get(action, AuditAction.CONSENT_CHANGE if "consent" in action.value
+                                   else AuditAction.DOCUMENT_STATUS)
+        raise trail.refused(DmpError("FORBIDDEN", decision.reason), actor, attempted,
+                            patient_id=patient_row.id, at=rt.now(), decision=decision, targets=targets)
     return decision
 
 

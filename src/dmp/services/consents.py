@@ -20,6 +20,7 @@ from dmp.domain.actor import Actor, ActorKind
 from dmp.errors import DmpError
 from dmp.policy import Action, EmergencyConsents, RecordConsents, RecordFacts, decide
 from dmp.policy.model import Context, Decision
+from dmp.services import trail
 from dmp.store.schema_policy import record_consent
 
 
@@ -130,7 +131,8 @@ def add(
         )
     decision = decide(actor, _required_action(actor, kind, subject), record, None, Context(now=now))
     if not decision.permitted:
-        raise DmpError("FORBIDDEN", decision.reason)
+        raise trail.refused(DmpError("FORBIDDEN", decision.reason), actor, trail.AuditAction.CONSENT_CHANGE,
+                            patient_id=UUID(record.patient_id), at=now, decision=decision)
     pid = UUID(record.patient_id)
     if kind is ConsentKind.MEDECIN_TRAITANT:
         return _medecin_traitant(conn, actor, pid, subject or "", now), decision
@@ -251,7 +253,8 @@ def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID
     )
     decision = decide(actor, Action.MANAGE_CONSENTS, record, None, Context(now=now))
     if not decision.permitted and not own_attestation:
-        raise DmpError("FORBIDDEN", decision.reason)
+        raise trail.refused(DmpError("FORBIDDEN", decision.reason), actor, trail.AuditAction.CONSENT_CHANGE,
+                            patient_id=pid, at=now, decision=decision, targets=[f"Consent/{consent_id}"])
     _end(conn, pid, record_consent.c.id == consent_id, actor, now)
     return decision
 

@@ -18,7 +18,8 @@ from dmp.fhir import jsonpatch
 from dmp.fhir.common import Json, dumps, instant, loads
 from dmp.fhir.documentreference import IS_ARCHIVED_URL, parse_security_labels, security_labels
 from dmp.policy import Action
-from dmp.services import access, records
+from dmp.services import access, records, trail
+from dmp.services.trail import AuditAction
 from dmp.services.context import Runtime
 from dmp.services.publish import record_dek
 from dmp.store import crypto
@@ -36,7 +37,8 @@ class Content:
     document_id: UUID
 
 
-def _visible_row(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, *, history: bool = True) -> Any:
+def _visible_row(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, attempted: AuditAction, *,
+                 history: bool = True) -> tuple[Any, access.Opened]:
     """The document row if ``actor`` may see it; otherwise the same 404 as a missing one.
 
     Reads by id are version-history reads: a replaced version stays reachable.
@@ -45,13 +47,17 @@ def _visible_row(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, *, h
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
     rec = records.get(conn, row.patient_id)
-    opened = access.open_record(conn, rt, actor, rec, history=history, hide_refusal=True)
-    access.check_document(opened, row)
-    return row
+    opened = access.open_record(conn, rt, actor, rec, attempted=attempted, history=history, hide_refusal=True,
+                                targets=(doc_id,))
+    access.check_document(opened, row, attempted)
+    return row, opened
 
 
 def read_document(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> bytes:
-    return bytes(_visible_row(conn, rt, actor, doc_id).resource_json)
+    row, opened = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_READ)
+    trail.record(conn, actor, AuditAction.DOCUMENT_READ, patient_id=row.patient_id, at=opened.ctx.now,
+                 decision=opened.decision, targets=[doc_id])
+    return bytes(row.resource_json)
 
 
 def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> bytes:
@@ -74,7 +80,7 @@ def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> byt
 
 def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Content:
     """ITI-68: the exact bytes, decrypted and checked against the stored SHA-256."""
-    row = _visible_row(conn, rt, actor, doc_id)
+    row, opened = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_RETRIEVE)
     dek = record_dek(conn, rt, row.patient_id)
     try:
         data = crypto.open_sealed(dek, row.patient_id, row.sha256_hex, rt.blobs.get(row.blob_key))
@@ -82,6 +88,9 @@ def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Conte
         raise DmpError("INTEGRITY_ERROR") from exc
     if hashlib.sha256(data).hexdigest() != row.sha256_hex:
         raise DmpError("INTEGRITY_ERROR")
+    # Traced in the same transaction: the bytes leave only once the trace is committed.
+    trail.record(conn, actor, AuditAction.DOCUMENT_RETRIEVE, patient_id=row.patient_id, at=opened.ctx.now,
+                 decision=opened.decision, targets=[doc_id])
     return Content(data, row.mime_type, row.patient_id, row.id)
 
 
@@ -103,7 +112,7 @@ def find_by_identifier(conn: Connection, raw: str) -> UUID:
 
 def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, now: datetime) -> bytes:
     """Apply a JSON Patch limited to status, securityLabel and isArchived."""
-    row = _visible_row(conn, rt, actor, doc_id, history=False)
+    row, _ = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_STATUS, history=False)
     current: Json = loads(row.resource_json)
     patched = jsonpatch.apply(current, ops)
     for key in set(current) | set(patched):
@@ -129,7 +138,7 @@ def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, n
     else:
         raise DmpError("INVALID_PATCH", f"status « {status} » non modifiable ainsi")
     level, flags = parse_security_labels(patched.get("securityLabel"))
-    _authorise_changes(conn, rt, actor, row, avail, int(flags))
+    audit_action = _authorise_changes(conn, rt, actor, row, avail, int(flags))
     version = row.version_id + 1
     resource = current
     resource["status"] = avail.fhir_status
@@ -162,12 +171,13 @@ def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, n
     )
     if done.rowcount != 1:
         raise DmpError("INVALID_PATCH", "le document a été modifié entre-temps ; recommencez")
+    trail.record(conn, actor, audit_action, patient_id=row.patient_id, at=now, targets=[doc_id])
     return body
 
 
 def _authorise_changes(
     conn: Connection, rt: Runtime, actor: Actor, row: Any, avail: Availability, flags: int
-) -> None:
+) -> AuditAction:
     """Each kind of change is its own action for the policy (TD3.3a-d)."""
     changed = flags ^ row.flags
     actions: list[Action] = []
@@ -183,4 +193,12 @@ def _authorise_changes(
         actions.append(Action.ARCHIVE)
     rec = records.get(conn, row.patient_id)
     for action in actions:
-        access.require(conn, rt, actor, rec, action, access.document_facts(row))
+        access.require(conn, rt, actor, rec, action, access.document_facts(row), targets=(row.id,))
+    # The trail names the most significant change.
+    if avail is Availability.DELETED:
+        return AuditAction.DOCUMENT_DELETE
+    if Action.ARCHIVE in actions:
+        return AuditAction.DOCUMENT_ARCHIVE
+    if Action.MASK in actions:
+        return AuditAction.DOCUMENT_MASK if flags & DmpFlag.MASQUE_PS else AuditAction.DOCUMENT_UNMASK
+    return AuditAction.DOCUMENT_STATUS

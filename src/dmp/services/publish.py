@@ -19,7 +19,8 @@ from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, DocumentFacts
-from dmp.services import access, records
+from dmp.services import access, records, trail
+from dmp.services.trail import AuditAction
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.store import crypto
@@ -70,8 +71,9 @@ def publish(
             )
     records.require_open(row)
     pid: UUID = row.id
+    decision = None
     for d in req.documents:
-        access.require(
+        decision = access.require(
             conn,
             rt,
             actor,
@@ -103,10 +105,12 @@ def publish(
     ids = [uuid.uuid4() for _ in req.documents]
     base = rt.fhir_base
     response_entries: list[Json | None] = [None] * req.entry_count
+    replaced_ids: list[UUID | None] = []
     for n, (doc_id, d) in enumerate(zip(ids, req.documents, strict=True)):
         if fail_after is not None and n >= fail_after:
             raise RuntimeError("injected failure (test)")
         replaces = _replace(conn, rt, actor, pid, d, doc_id, now) if d.entry.replaces_unique_id else None
+        replaced_ids.append(replaces)
         _store_document(conn, rt, actor, pid, dek, set_id, doc_id, d, replaces, now)
         response_entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
     sub_resource = _submission_resource(req.submission_set, set_id, pid, ids, base, now)
@@ -126,6 +130,9 @@ def publish(
         )
     )
     response_entries[req.submission_index] = _created(f"List/{set_id}", now)
+    replaced = [r for r in replaced_ids if r is not None]
+    trail.record(conn, actor, AuditAction.DOCUMENT_REPLACE if replaced else AuditAction.DOCUMENT_PUBLISH,
+                 patient_id=pid, at=now, decision=decision, targets=[*ids, *replaced])
     for doc_id, d in zip(ids, req.documents, strict=True):
         if d.binary_index is not None:
             # Binaries are stored with their DocumentReference and read through its id.
@@ -245,7 +252,8 @@ def _replace(
     if actor.id not in (old_row.author_id, old_row.published_by):
         # Someone else's document: replaceable only if the replacer may read it.
         rec = records.get(conn, pid)
-        opened = access.open_record(conn, rt, actor, rec, history=True, hide_refusal=True)
+        opened = access.open_record(conn, rt, actor, rec, attempted=AuditAction.DOCUMENT_REPLACE, history=True,
+                                    hide_refusal=True, targets=(old_row.id,))
         if not access.document_visible_for(opened, old_row):
             raise DmpError("REPLACED_UNKNOWN", target)
     if old_row.availability == Availability.DEPRECATED.value:

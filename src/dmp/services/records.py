@@ -162,6 +162,9 @@ def history(conn: Connection, patient_id: UUID) -> list[Any]:
     )
 
 
+_TRAIL = {"created": "RECORD_CREATE", "closed": "RECORD_CLOSE", "reactivated": "RECORD_REACTIVATE"}
+
+
 def _event(
     conn: Connection,
     pid: UUID,
@@ -171,6 +174,11 @@ def _event(
     channel: str | None,
     detail: str | None,
 ) -> None:
+    """The record's lifecycle history, and its entry in the audit trail."""
+    from dmp.services import trail
+
+    trail.record(conn, actor, trail.AuditAction[_TRAIL[kind]], patient_id=pid, at=now,
+                 detail=f"canal : {channel}" if channel else None)
     conn.execute(
         insert(record_event).values(
             patient_id=pid,

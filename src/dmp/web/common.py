@@ -125,10 +125,11 @@ class FormRefused(Exception):
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An urlencoded form, bounded in size; single values only."""
+    """An urlencoded form, bounded in size; single values only. Any other body counts as an
+    empty form, hence no CSRF token: refused with 403 like a forged request."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
-        raise FormRefused(415, "Formulaire attendu (application/x-www-form-urlencoded).")
+        return {}
     body = b""
     async for chunk in request.stream():
         body += chunk
