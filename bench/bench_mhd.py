@@ -1142,9 +1142,13 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
     def before(*_a: Any) -> None:
         started.append(time.perf_counter())
 
-    def after(*_a: Any) -> None:
+    trace: list[str] = []
+
+    def after(_conn: Any, _cur: Any, statement: str, *_a: Any) -> None:
         sql["n"] += 1
         sql["t"] += time.perf_counter() - started.pop()
+        if len(trace) < 64:
+            trace.append(" ".join(statement.split())[:160])
 
     event.listen(rt.engine, "before_cursor_execute", before)
     event.listen(rt.engine, "after_cursor_execute", after)
@@ -1167,7 +1171,7 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
                 meta["pub_nirs"][i % len(meta["pub_nirs"])], rng.randbytes(DOC_BYTES), when=now
             )
         )
-        for i in range(2 * n65 + 10)
+        for i in range(2 * n65 + 11)
     ]
     params = [("patient.identifier", f"{SYSTEM_NIR}|{meta['target_nir']}"), ("status", "current")]
     from dmp.fhir.validate import validate
@@ -1231,6 +1235,9 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
             ("iti65", n65, lambda st, i: one65(bodies[10 + i], st)),
             ("iti67", n67, lambda st, i: one67(st)),
         ):
+            trace.clear()
+            fn(Counter(), n)  # one traced request (statements in order)
+            statements = list(trace)
             st: Counter[str] = Counter()
             c0 = sql["commit"]
             t = time.perf_counter()
@@ -1244,6 +1251,7 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
                 "stages_ms": stages,
                 "sql_statements_per_req": st["_statements"] / n,
                 "transactions_per_req": (sql["commit"] - c0) / n,
+                "statements": statements,
             }
             if name == "iti67":
                 out[name]["response_bytes"] = st["_bytes"] // n
@@ -1252,7 +1260,7 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
             k = min(n, 150 if name == "iti65" else 400)
             prof.enable()
             for i in range(k):
-                fn(pst, i) if name == "iti67" else one65(bodies[10 + n + i], pst)
+                fn(pst, i) if name == "iti67" else one65(bodies[11 + n + i], pst)
             prof.disable()
             stats = pstats.Stats(prof)
             rows = []
@@ -1284,6 +1292,9 @@ def print_anatomy(an: dict[str, Any]) -> None:
         )
         for stage, ms in a["stages_ms"].items():
             print(f"  {ms:7.3f} ms  {stage}")
+        print("  instructions SQL d'une requête :")
+        for q in a.get("statements", []):
+            print(f"    {q[:130]}")
         print("  cProfile, temps propre (tottime) :")
         for r in a["cprofile_top_tottime"][:15]:
             print(f"    {r['tottime_ms_per_req']:7.3f} ms  {r['calls_per_req']:6.1f}×  {r['func']}")

@@ -13,10 +13,10 @@ from typing import Any
 
 import pyotp
 import pytest
-from conftest import Api, Identity, new_identity, patient_resource
 from helpers import CDA, bundle, doc
 from starlette.testclient import TestClient
 
+from conftest import Api, Identity, new_identity, patient_resource
 from dmp.accounts import service
 from dmp.accounts.service import DirectoryEntry
 from dmp.outbox import EMAIL, SMS, LoggingSmsTransport, SmtpTransport, Transport, deliver_due
@@ -113,20 +113,29 @@ class Portal:
 
     def patient_account(self, pid: uuid.UUID, **contact: str) -> str:
         with self.runtime.engine.begin() as conn:
-            return service.create_patient_account(conn, pid, self.clock.now, settings=self.runtime.settings,
-                                                  **contact)
+            return service.create_patient_account(
+                conn, pid, self.clock.now, settings=self.runtime.settings, **contact
+            )
 
     def representative(self, pid: uuid.UUID, email: str) -> str | None:
         with self.runtime.engine.begin() as conn:
-            return service.add_representative(conn, pid, self.clock.now, settings=self.runtime.settings,
-                                              email=email, agent="Agent TEST").activation_code
+            return service.add_representative(
+                conn, pid, self.clock.now, settings=self.runtime.settings, email=email, agent="Agent TEST"
+            ).activation_code
 
     def professional(self, card: str = "doctor", email: str = "dr@cabinet.test") -> tuple[str, str]:
         from conftest import CARDS
 
         rpps, profession, specialty, name, *_ = CARDS[card]
-        entry = DirectoryEntry(rpps=rpps, profession=profession, name=name, specialty=specialty,
-                               structure_id=f"S-{card}", structure_name=f"Structure {card}", email=email)
+        entry = DirectoryEntry(
+            rpps=rpps,
+            profession=profession,
+            name=name,
+            specialty=specialty,
+            structure_id=f"S-{card}",
+            structure_name=f"Structure {card}",
+            email=email,
+        )
         with self.runtime.engine.begin() as conn:
             issued = service.upsert_professional(conn, entry, self.clock.now, settings=self.runtime.settings)
         assert issued.activation_code
@@ -161,7 +170,9 @@ class Portal:
 
     # ---- flows -----------------------------------------------------------------------------
 
-    def activate(self, b: Browser, login: str, code: str, *, factor: str = "totp", contact: str = "") -> dict[str, Any]:
+    def activate(
+        self, b: Browser, login: str, code: str, *, factor: str = "totp", contact: str = ""
+    ) -> dict[str, Any]:
         """Activation through the pages; returns the TOTP secret (if any) and the recovery codes."""
         p = b.space
         r = b.form(f"{p}/activation", identifiant=login, code=code)
@@ -205,8 +216,8 @@ class Portal:
         return self.second_factor(b, self.totp(secret))
 
 
-@pytest.fixture()
-def portal(api: Api, tmp_path: Path) -> Iterator[Portal]:
+@pytest.fixture(name="portal")
+def portal_fixture(api: Api, tmp_path: Path) -> Iterator[Portal]:
     clock = Clock()
     api.runtime.clock = clock
     p = Portal(api, clock, LoggingSmsTransport(tmp_path / "sms.log"))

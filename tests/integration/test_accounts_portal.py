@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from portal import PASSWORD, Browser, Portal, portal, txt  # noqa: F401  (fixture)
+from portal import PASSWORD, Browser, Portal, portal_fixture, txt  # noqa: F401  (fixture)
 from sqlalchemy import select
 from test_outbox_delivery import SmtpServer, free_port
 
@@ -23,8 +23,9 @@ def smtp() -> Iterator[SmtpServer]:
     server.stop()
 
 
-def _activated(portal: Portal, factor: str = "totp", contact: str = "", **account_contact: str
-               ) -> tuple[Browser, str, dict[str, object], str]:
+def _activated(
+    portal: Portal, factor: str = "totp", contact: str = "", **account_contact: str
+) -> tuple[Browser, str, dict[str, object], str]:
     ident, pid = portal.record()
     doc_id = portal.publish(ident, title="Compte rendu de consultation")
     code = portal.patient_account(pid, **account_contact)
@@ -166,12 +167,16 @@ def test_same_answer_for_unknown_identifier_and_wrong_password(portal: Portal) -
     portal.patient_account(pid2)  # exists, not activated
     b = portal.browser()
     b.get("/connexion")
-    answers = [portal.login(b, who, "un mauvais mot de passe") for who in (nir, "279035121518989", ident2.nir)]
+    answers = [
+        portal.login(b, who, "un mauvais mot de passe") for who in (nir, "279035121518989", ident2.nir)
+    ]
     assert {a.status_code for a in answers} == {401}
     assert answers[0].text == answers[1].text == answers[2].text
     assert "Identifiant ou mot de passe incorrect." in answers[0].text
     # Activation: unknown identifier and wrong code answer alike too.
-    act = [b.form("/activation", identifiant=who, code="ACDE-FGHJ-KMNP-QRTU") for who in (ident2.nir, "x@y.fr")]
+    act = [
+        b.form("/activation", identifiant=who, code="ACDE-FGHJ-KMNP-QRTU") for who in (ident2.nir, "x@y.fr")
+    ]
     assert act[0].status_code == act[1].status_code == 401 and act[0].text == act[1].text
     # Unknown identifiers are locked out like real ones: a lockout reveals nothing.
     for _ in range(5):
@@ -188,8 +193,12 @@ def test_forms_refuse_a_missing_or_wrong_csrf_token(portal: Portal) -> None:
     assert r.status_code == 403 and "jeton de sécurité" in txt(r)
     # No session cookie at all.
     fresh = portal.browser()
-    assert fresh.client.post("/connexion", data={"identifiant": nir, "mot_de_passe": PASSWORD,
-                                                 "csrf": "x"}).status_code == 403
+    assert (
+        fresh.client.post(
+            "/connexion", data={"identifiant": nir, "mot_de_passe": PASSWORD, "csrf": "x"}
+        ).status_code
+        == 403
+    )
     # Logged in: logging out needs the token too.
     assert portal.full_login_totp(b, nir, str(out["secret"])).status_code == 303
     assert b.client.post("/deconnexion", data={}).status_code == 403
@@ -280,7 +289,9 @@ def test_pages_are_french_and_accessible(portal: Portal) -> None:
     assert 'aria-describedby="identifiant-aide"' in html
     r = portal.login(b, "1800175056123", "mauvais mot de passe")
     assert 'role="alert"' in txt(r) and 'aria-live="assertive"' in txt(r)
-    assert 'aria-invalid="true"' in txt(r) and "erreurs" in re.findall(r'aria-describedby="([^"]+)"', r.text)[0]
+    assert (
+        'aria-invalid="true"' in txt(r) and "erreurs" in re.findall(r'aria-describedby="([^"]+)"', r.text)[0]
+    )
     assert "Erreur :" in txt(r)  # not by colour alone
     css = b.get("/static/dmp.css").text
     assert ":focus-visible" in css

@@ -7,19 +7,24 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import Api, Identity
 from helpers import CDA, bundle, doc
 from sqlalchemy import select
 from test_policy_api import as_patient, consent, patient_id, publish
 
+from conftest import Api, Identity
 from dmp.audit import AuditAction
 from dmp.store.schema_audit import audit_entry
 
 
 def entries(api: Api, pid: str) -> list[Any]:
     with api.runtime.engine.connect() as conn:
-        return list(conn.execute(select(audit_entry).where(audit_entry.c.patient_id == uuid.UUID(pid))
-                                 .order_by(audit_entry.c.seq)))
+        return list(
+            conn.execute(
+                select(audit_entry)
+                .where(audit_entry.c.patient_id == uuid.UUID(pid))
+                .order_by(audit_entry.c.seq)
+            )
+        )
 
 
 def new_entries(api: Api, pid: str, before: int) -> list[Any]:
@@ -69,15 +74,30 @@ def test_each_action_writes_exactly_one_entry(api: Api, patient: Identity) -> No
     e = one(api, pid, n, AuditAction.DOCUMENT_REPLACE)
     assert {f"DocumentReference/{new_id}", f"DocumentReference/{doc_id}"} <= set(targets(e))
 
-    mask = [{"op": "add", "path": "/securityLabel/-", "value": {"coding": [{
-        "system": "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument",
-        "code": "MASQUE_PS"}]}}]
+    mask = [
+        {
+            "op": "add",
+            "path": "/securityLabel/-",
+            "value": {
+                "coding": [
+                    {
+                        "system": "https://mos.esante.gouv.fr/NOS/TRE_A07-StatutVisibiliteDocument/FHIR/TRE-A07-StatutVisibiliteDocument",
+                        "code": "MASQUE_PS",
+                    }
+                ]
+            },
+        }
+    ]
     n = len(entries(api, pid))
     assert api.patch(f"DocumentReference/{new_id}", mask).status_code == 200
     one(api, pid, n, AuditAction.DOCUMENT_MASK)
     n = len(entries(api, pid))
-    assert api.patch(f"DocumentReference/{new_id}", [{"op": "replace", "path": "/status",
-                                                      "value": "entered-in-error"}]).status_code == 200
+    assert (
+        api.patch(
+            f"DocumentReference/{new_id}", [{"op": "replace", "path": "/status", "value": "entered-in-error"}]
+        ).status_code
+        == 200
+    )
     one(api, pid, n, AuditAction.DOCUMENT_DELETE)
 
     me = as_patient(api, pid)
@@ -97,8 +117,9 @@ def test_refused_access_is_traced(api: Api, patient: Identity) -> None:
     pid = patient_id(api, patient)
     doc_id = publish(api, patient)
     n = len(entries(api, pid))
-    resp = api.get("DocumentReference", who="doctor2",
-                   params={"patient.identifier": f"{patient.system}|{patient.nir}"})
+    resp = api.get(
+        "DocumentReference", who="doctor2", params={"patient.identifier": f"{patient.system}|{patient.nir}"}
+    )
     assert resp.status_code == 403
     e = one(api, pid, n, AuditAction.ACCESS_REFUSED)
     assert e.outcome == "refused" and e.rule_id == "AC-01.not-authorised"
@@ -114,16 +135,19 @@ def test_break_glass_is_traced_with_its_justification(api: Api, patient: Identit
     publish(api, patient)
     token = api.token("urgentist", purpose="ETREAT", justification="coma, aucun proche joignable")
     n = len(entries(api, pid))
-    api.client.get(f"/fhir/DocumentReference?patient.identifier={patient.system}|{patient.nir}",
-                   headers={"Authorization": f"Bearer {token}"})
+    api.client.get(
+        f"/fhir/DocumentReference?patient.identifier={patient.system}|{patient.nir}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     added = new_entries(api, pid, n)
     assert [e.action for e in added] == [AuditAction.BREAK_GLASS.value, AuditAction.RECORD_SEARCH.value]
     assert all(e.access_mode == "bris_de_glace" for e in added)
     assert added[0].justification == "coma, aucun proche joignable"
 
 
-def test_a_read_that_cannot_be_traced_is_not_served(api: Api, patient: Identity,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_that_cannot_be_traced_is_not_served(
+    api: Api, patient: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
     doc_id = publish(api, patient)
 
     def broken(*_a: Any, **_k: Any) -> None:
@@ -136,8 +160,11 @@ def test_a_read_that_cannot_be_traced_is_not_served(api: Api, patient: Identity,
     assert resp.status_code == 500
     assert CDA not in resp.content
     assert resp.json()["issue"][0]["details"]["coding"][0]["code"] == "INTERNAL_ERROR"
-    resp = client.get("/fhir/DocumentReference", headers=api.headers(),
-                      params={"patient.identifier": f"{patient.system}|{patient.nir}"})
+    resp = client.get(
+        "/fhir/DocumentReference",
+        headers=api.headers(),
+        params={"patient.identifier": f"{patient.system}|{patient.nir}"},
+    )
     assert resp.status_code == 500 and doc_id not in resp.text
 
 
@@ -146,13 +173,17 @@ def test_audit_events_for_the_patient_and_for_a_professional(api: Api, patient: 
 
     pid = patient_id(api, patient)
     publish(api, patient)
-    api.get("DocumentReference", who="doctor2", params={"patient.identifier": f"{patient.system}|{patient.nir}"})
+    api.get(
+        "DocumentReference", who="doctor2", params={"patient.identifier": f"{patient.system}|{patient.nir}"}
+    )
     me = as_patient(api, pid)
     mine = api.get("AuditEvent", who=me, params={"patient": f"Patient/{pid}"}).json()
     actions = [e["resource"] for e in mine["entry"]]
     for resource in actions:
         validate(resource, "AuditEvent")
-    who = {a["agent"][0]["who"]["identifier"]["value"] for a in actions if "identifier" in a["agent"][0]["who"]}
+    who = {
+        a["agent"][0]["who"]["identifier"]["value"] for a in actions if "identifier" in a["agent"][0]["who"]
+    }
     assert {api.cards["doctor"].idnps, api.cards["doctor2"].idnps} <= who  # the refusal is there too
     theirs = api.get("AuditEvent", who="doctor2", params={"patient": f"Patient/{pid}"}).json()
     ids_seen = {a["resource"]["agent"][0]["who"]["identifier"]["value"] for a in theirs["entry"]}

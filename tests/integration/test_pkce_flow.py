@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from click.testing import CliRunner
-from portal import PASSWORD, Browser, Portal, portal, txt  # noqa: F401  (fixture)
+from portal import PASSWORD, Browser, Portal, portal_fixture, txt  # noqa: F401  (fixture)
 from test_representative_portal import _env
 
 from dmp.cli import main
@@ -25,15 +25,24 @@ def _pkce() -> tuple[str, str]:
 
 
 def _register(portal: Portal) -> str:
-    result = CliRunner().invoke(main, ["app", "register", "--name", "Mon carnet santé", "--redirect-uri",
-                                       REDIRECT], env=_env(portal))
+    result = CliRunner().invoke(
+        main, ["app", "register", "--name", "Mon carnet santé", "--redirect-uri", REDIRECT], env=_env(portal)
+    )
     assert result.exit_code == 0, result.output
     return result.output.split("client_id : ")[1].split()[0]
 
 
 def _authorize_url(client_id: str, challenge: str, state: str = "etat-123", **extra: str) -> str:
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": state,
-              "code_challenge": challenge, "code_challenge_method": "S256", "scope": "patient/*.rs", **extra}
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "state": state,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "scope": "patient/*.rs",
+        **extra,
+    }
     return "/oauth/authorize?" + urlencode(params)
 
 
@@ -51,9 +60,16 @@ def _consent(b: Browser, url: str, decision: str = "autoriser") -> dict[str, lis
 
 
 def _token(portal: Portal, client_id: str, code: str, verifier: str, redirect: str = REDIRECT) -> Any:
-    return portal.api.client.post("/oauth/token", data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "client_id": client_id,
-        "code_verifier": verifier})
+    return portal.api.client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "client_id": client_id,
+            "code_verifier": verifier,
+        },
+    )
 
 
 def _patient_logged_in(portal: Portal) -> tuple[Browser, Any, Any, str]:
@@ -131,8 +147,15 @@ def test_refusal_and_bad_requests(portal: Portal) -> None:
     r = b.get(_authorize_url(client_id, challenge, response_type="token"))
     assert "error=unsupported_response_type" in r.headers["location"]
     # Token endpoint: missing verifier.
-    resp = portal.api.client.post("/oauth/token", data={"grant_type": "authorization_code", "code": "x",
-                                                        "client_id": client_id, "redirect_uri": REDIRECT})
+    resp = portal.api.client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": "x",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+        },
+    )
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
 
 
@@ -148,8 +171,7 @@ def test_authorize_asks_for_login_first_and_comes_back(portal: Portal) -> None:
     assert r.status_code == 303 and r.headers["location"].startswith("/connexion?suivant=")
     login_page = b.get(r.headers["location"])
     assert 'name="suivant"' in txt(login_page)
-    r = b.post("/connexion", identifiant=ident.nir, mot_de_passe=PASSWORD,
-               suivant=url)
+    r = b.post("/connexion", identifiant=ident.nir, mot_de_passe=PASSWORD, suivant=url)
     assert r.status_code == 303
     portal.clock.advance(seconds=30)
     r = portal.second_factor(b, portal.totp(out["secret"]))

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from click.testing import CliRunner
-from portal import Portal, portal, txt  # noqa: F401  (fixture)
+from portal import Portal, portal_fixture, txt  # noqa: F401  (fixture)
 from test_representative_portal import _env
 
 from dmp.accounts import service
@@ -80,30 +80,51 @@ def test_suspended_professional_is_logged_out_and_refused(portal: Portal) -> Non
 
 def test_pro_add_and_import_commands(portal: Portal, tmp_path: Path) -> None:
     env = _env(portal)
-    added = CliRunner().invoke(main, ["pro", "add", "--rpps", "10001234565", "--profession", "10", "--name",
-                                      "Charles MULLER", "--specialty", "SM26", "--email", "muller@cabinet.test"],
-                               env=env)
+    added = CliRunner().invoke(
+        main,
+        [
+            "pro",
+            "add",
+            "--rpps",
+            "10001234565",
+            "--profession",
+            "10",
+            "--name",
+            "Charles MULLER",
+            "--specialty",
+            "SM26",
+            "--email",
+            "muller@cabinet.test",
+        ],
+        env=env,
+    )
     assert added.exit_code == 0 and "Code d'activation" in added.output, added.output
-    bad = CliRunner().invoke(main, ["pro", "add", "--rpps", "10001234566", "--profession", "10", "--name", "X",
-                                    "--email", "x@y.fr"], env=env)
+    bad = CliRunner().invoke(
+        main,
+        ["pro", "add", "--rpps", "10001234566", "--profession", "10", "--name", "X", "--email", "x@y.fr"],
+        env=env,
+    )
     assert bad.exit_code == 1 and "Luhn" in bad.output
     csv_file = tmp_path / "extrait.csv"
     csv_file.write_text(
-        "\ufeffType d'identifiant PP|Identifiant PP|Identification nationale PP|Nom d'exercice|Prénom d'exercice|"
-        "Code profession|Libellé profession|Code savoir-faire|Identifiant technique de la structure|"
-        "Raison sociale site|Adresse e-mail (coord. structure)\n"
+        "\ufeffType d'identifiant PP|Identifiant PP|Identification nationale PP|Nom d'exercice|"
+        "Prénom d'exercice|Code profession|Libellé profession|Code savoir-faire|"
+        "Identifiant technique de la structure|Raison sociale site|Adresse e-mail (coord. structure)\n"
         "8|10003456786|810003456786|DIDOT|Pierre|21|Pharmacien||S1|Pharmacie de la Gare|\n"
         "8|10003456786|810003456786|DIDOT|Pierre|21|Pharmacien||S2|Autre site|\n"
         "8|10004567896|810004567896|LEROY|Anne|60|Infirmier||S3|Cabinet infirmier|anne@cab.test\n"
         "8|10001234565|810001234565|MULLER|Charles|10|Médecin|SM26|S4|Cabinet du Parc|\n"
         "8|12345678901|812345678901|FAUX|Numéro|10|Médecin||||\n"
         "8|10002345675|810002345675|DAVID|Charles|99|Inconnue||||\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     codes = tmp_path / "codes.csv"
     result = CliRunner().invoke(main, ["pro", "import", str(csv_file), "--codes-out", str(codes)], env=env)
     assert result.exit_code == 1, result.output  # some lines were refused
-    assert "Comptes créés : 2 ; mis à jour : 1 ; lignes en double ignorées : 1 ; lignes en erreur : 2" in \
-        result.output
+    assert (
+        "Comptes créés : 2 ; mis à jour : 1 ; lignes en double ignorées : 1 ; lignes en erreur : 2"
+        in result.output
+    )
     assert "ligne 6" in result.output and "ligne 7" in result.output
     assert codes.read_text().splitlines()[1].startswith("10003456786;")  # DIDOT: no address
     assert len(codes.read_text().splitlines()) == 2

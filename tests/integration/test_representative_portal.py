@@ -10,10 +10,10 @@ from typing import Any
 from uuid import UUID
 
 from click.testing import CliRunner
-from conftest import new_identity
-from portal import Portal, portal, txt  # noqa: F401  (fixture)
+from portal import Portal, portal_fixture, txt  # noqa: F401  (fixture)
 from sqlalchemy import select
 
+from conftest import new_identity
 from dmp.cli import main
 from dmp.outbox.templates import PARIS
 from dmp.store.schema_outbox import outbox_message
@@ -22,8 +22,11 @@ from dmp.store.schema_policy import patient_notification, record_consent
 
 def _env(portal: Portal) -> dict[str, str]:
     s = portal.runtime.settings
-    return {"DMP_DATABASE_URL": portal.runtime.engine.url.render_as_string(hide_password=False),
-            "DMP_VAR_DIR": str(s.var_dir), "DMP_BASE_URL": s.base_url}
+    return {
+        "DMP_DATABASE_URL": portal.runtime.engine.url.render_as_string(hide_password=False),
+        "DMP_VAR_DIR": str(s.var_dir),
+        "DMP_BASE_URL": s.base_url,
+    }
 
 
 def _cli(portal: Portal, *args: str) -> Any:
@@ -39,15 +42,29 @@ def _code(output: str) -> str:
 
 
 def _minor(portal: Portal, born: date | None = None) -> tuple[Any, UUID]:
-    return portal.record(new_identity(given="Léo", birth_date=born or date(2016, 4, 12), sex=new_identity().sex))
+    return portal.record(
+        new_identity(given="Léo", birth_date=born or date(2016, 4, 12), sex=new_identity().sex)
+    )
 
 
 def test_representative_sees_the_child_record_but_not_hidden_documents(portal: Portal) -> None:
     ident, pid = _minor(portal)
     portal.publish(ident, title="Carnet de vaccination")
     portal.publish(ident, title="Consultation confidentielle", flags=("INVISIBLE_REPRESENTANTS_LEGAUX",))
-    out = _cli(portal, "record", "add-representative", f"Patient/{pid}", "--email", "Parent@Exemple.fr",
-               "--phone", "06 11 22 33 44", "--name", "Camille PARENT", "--agent", "Agent ACCUEIL").output
+    out = _cli(
+        portal,
+        "record",
+        "add-representative",
+        f"Patient/{pid}",
+        "--email",
+        "Parent@Exemple.fr",
+        "--phone",
+        "06 11 22 33 44",
+        "--name",
+        "Camille PARENT",
+        "--agent",
+        "Agent ACCUEIL",
+    ).output
     assert "compte créé" in out
     b = portal.browser()
     rep = portal.activate(b, "parent@exemple.fr", _code(out))
@@ -58,8 +75,9 @@ def test_representative_sees_the_child_record_but_not_hidden_documents(portal: P
     with portal.runtime.engine.connect() as conn:
         from dmp.store.schema import document
 
-        hidden = conn.execute(select(document.c.id).where(document.c.title == "Consultation confidentielle")
-                              ).scalar_one()
+        hidden = conn.execute(
+            select(document.c.id).where(document.c.title == "Consultation confidentielle")
+        ).scalar_one()
     assert b.get(f"/documents/{hidden}").status_code == 404
     # The holder's own account sees both.
     child_code = portal.patient_account(pid)
@@ -70,8 +88,16 @@ def test_representative_sees_the_child_record_but_not_hidden_documents(portal: P
     # A second child: same account (no new code), the representative chooses the record.
     ident2, pid2 = _minor(portal, date(2019, 9, 3))
     portal.publish(ident2, title="Bilan de santé 3 ans")
-    again = _cli(portal, "record", "add-representative", f"Patient/{pid2}", "--email", "parent@exemple.fr",
-                 "--agent", "Agent ACCUEIL").output
+    again = _cli(
+        portal,
+        "record",
+        "add-representative",
+        f"Patient/{pid2}",
+        "--email",
+        "parent@exemple.fr",
+        "--agent",
+        "Agent ACCUEIL",
+    ).output
     assert "compte existant" in again and "Code d'activation" not in again
     b2 = portal.browser()
     r = portal.full_login_totp(b2, "parent@exemple.fr", rep["secret"])
@@ -82,15 +108,26 @@ def test_representative_sees_the_child_record_but_not_hidden_documents(portal: P
     assert r.status_code == 303
     assert "Bilan de santé 3 ans" in txt(b2.get("/"))
     # Removing a representative ends that access at once.
-    _cli(portal, "record", "remove-representative", f"Patient/{pid2}", "--email", "parent@exemple.fr",
-         "--agent", "Agent ACCUEIL")
+    _cli(
+        portal,
+        "record",
+        "remove-representative",
+        f"Patient/{pid2}",
+        "--email",
+        "parent@exemple.fr",
+        "--agent",
+        "Agent ACCUEIL",
+    )
     assert b2.get("/").headers.get("location") == "/dossiers"
 
 
 def test_representative_of_an_adult_is_refused(portal: Portal) -> None:
     _, pid = portal.record()  # born in 1980
-    result = CliRunner().invoke(main, ["record", "add-representative", f"Patient/{pid}", "--email", "p@exemple.fr",
-                                       "--agent", "Agent"], env=_env(portal))
+    result = CliRunner().invoke(
+        main,
+        ["record", "add-representative", f"Patient/{pid}", "--email", "p@exemple.fr", "--agent", "Agent"],
+        env=_env(portal),
+    )
     assert result.exit_code == 1 and "majeur" in result.output
 
 
@@ -121,14 +158,25 @@ def test_majority_ends_representation_and_asks_the_holder_to_confirm(portal: Por
     assert r.headers["location"] == "/dossiers"
     assert "Aucun dossier ne vous est accessible" in txt(b.get("/dossiers"))
     with portal.runtime.engine.connect() as conn:
-        statuses = conn.execute(select(record_consent.c.status, record_consent.c.ended_by).where(
-            record_consent.c.patient_id == pid, record_consent.c.kind == "representative")).all()
+        statuses = conn.execute(
+            select(record_consent.c.status, record_consent.c.ended_by).where(
+                record_consent.c.patient_id == pid, record_consent.c.kind == "representative"
+            )
+        ).all()
         assert [(s, by) for s, by in statuses] == [("inactive", "systeme:majorite")]
-        notice = conn.execute(select(outbox_message.c.recipient).where(
-            outbox_message.c.template == "majority_notice")).scalars().all()
+        notice = (
+            conn.execute(
+                select(outbox_message.c.recipient).where(outbox_message.c.template == "majority_notice")
+            )
+            .scalars()
+            .all()
+        )
         assert notice == ["ado@exemple.fr"]
-        texts = conn.execute(select(patient_notification.c.text).where(
-            patient_notification.c.patient_id == pid)).scalars().all()
+        texts = (
+            conn.execute(select(patient_notification.c.text).where(patient_notification.c.patient_id == pid))
+            .scalars()
+            .all()
+        )
         assert any("majeur" in t for t in texts)
     # The holder is asked to confirm at the next login, and sees nothing before.
     h = portal.browser()
@@ -152,9 +200,14 @@ def test_majority_check_command(portal: Portal, tmp_path: Path) -> None:
     born = _turns_18_tomorrow(today - timedelta(days=3))  # turned 18 two days ago
     ident, pid = _minor(portal, born)
     with portal.runtime.engine.begin() as conn:
-        issued = service.add_representative(conn, pid, portal.clock.now - timedelta(days=5),
-                                            settings=portal.runtime.settings, email="mere@exemple.fr",
-                                            agent="Agent")
+        issued = service.add_representative(
+            conn,
+            pid,
+            portal.clock.now - timedelta(days=5),
+            settings=portal.runtime.settings,
+            email="mere@exemple.fr",
+            agent="Agent",
+        )
     assert issued.activation_code
     out = _cli(portal, "record", "majority-check").output
     assert "1 dossier(s) passé(s) à la majorité" in out and f"Patient/{pid}" in out

@@ -331,7 +331,8 @@ def add_representative(
         )
     email_n, phone_n = _contact(email, phone)
     assert email_n is not None
-    existing = find(conn, PERSON, email_n)
+    login = normalize_login(PERSON, email_n)
+    existing = find(conn, PERSON, login)
     created = existing is None
     code: str | None = None
     if existing is not None:
@@ -349,7 +350,7 @@ def add_representative(
                 id=acc_id,
                 realm=PERSON,
                 kind=REPRESENTATIVE,
-                login=email_n,
+                login=login,
                 display_name=name or email_n,
                 email=email_n,
                 phone=phone_n,
@@ -835,6 +836,37 @@ def finish_activation(conn: Connection, keys: AccountKeys, account_id: UUID, now
         .values(status=ACTIVE, activation_hash=None, activation_expires_at=None, updated_at=now)
     )
     return new_recovery_codes(conn, keys, account_id, now)
+
+
+def provision(
+    conn: Connection, account_id: UUID, now: datetime, *, settings: Settings, password: str, totp_secret: str
+) -> list[str]:
+    """Activate an account with a known password and TOTP secret, without the activation pages.
+
+    For the demonstration instance (``dmp demo``) and tests only: the password still has to pass
+    the policy (``ValueError`` otherwise). Returns the recovery codes.
+    """
+    acc = get(conn, account_id)
+    if acc is None:
+        raise DmpError("NOT_FOUND")
+    problems = password_problems(password, personal=personal_words(conn, acc))
+    if problems:
+        raise ValueError(" ".join(problems))
+    keys = keys_for(settings)
+    conn.execute(
+        update(account)
+        .where(account.c.id == account_id)
+        .values(
+            password_hash=hash_password(password),
+            password_changed_at=now,
+            totp_secret=keys.seal_totp(account_id, totp_secret),
+            totp_pending=None,
+            totp_last_step=None,
+            second_factor=TOTP,
+            updated_at=now,
+        )
+    )
+    return finish_activation(conn, keys, account_id, now)
 
 
 def new_recovery_codes(conn: Connection, keys: AccountKeys, account_id: UUID, now: datetime) -> list[str]:

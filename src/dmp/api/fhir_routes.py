@@ -15,9 +15,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dmp.api.auth import authenticate
-from dmp.audit import AuditRecord, append_committed
 from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_json
 from dmp.api.state import AppState
+from dmp.audit import AuditRecord, append_committed
 from dmp.domain.actor import Actor
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
@@ -30,8 +30,8 @@ from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.validate import validate
 from dmp.policy import Action, decide
 from dmp.services import access, consents, documents, publish, records, search, trail
-from dmp.services.trail import AuditAction
 from dmp.services.subjects import parse_uuid
+from dmp.services.trail import AuditAction
 
 T = TypeVar("T")
 
@@ -198,11 +198,18 @@ async def search_patients(request: Request) -> Response:
         raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> attendu une fois")
     system, _, value = idents[0].partition("|")
     ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
+
     def check(conn: Connection) -> Any:
         row = records.find_by_ins(conn, ins)
         # TD0.2 is traced whether a record exists or not (the search itself is an access).
-        trail.record(conn, actor, AuditAction.RECORD_CHECK, patient_id=row.id if row else None,
-                     at=rt.now(), detail=None if row else "aucun DMP pour cet INS")
+        trail.record(
+            conn,
+            actor,
+            AuditAction.RECORD_CHECK,
+            patient_id=row.id if row else None,
+            at=rt.now(),
+            detail=None if row else "aucun DMP pour cet INS",
+        )
         return row
 
     row = await _in_transaction(state, check)
@@ -290,8 +297,16 @@ async def create_consent(request: Request) -> Response:
     def work(conn: Connection) -> Any:
         row = _consent_record(conn, reference)
         cid, decision = consents.add(conn, actor, consents.facts(conn, row), kind, subject, permit_, rt.now())
-        trail.record(conn, actor, AuditAction.CONSENT_CHANGE, patient_id=row.id, at=rt.now(), decision=decision,
-                     targets=[f"Consent/{cid}"], detail=f"{kind.value} ajouté")
+        trail.record(
+            conn,
+            actor,
+            AuditAction.CONSENT_CHANGE,
+            patient_id=row.id,
+            at=rt.now(),
+            decision=decision,
+            targets=[f"Consent/{cid}"],
+            detail=f"{kind.value} ajouté",
+        )
         return next(r for r in consents.list_rows(conn, row.id) if r.id == cid)
 
     created = await _in_transaction(state, work)
@@ -342,8 +357,16 @@ async def revoke_consent(request: Request) -> Response:
             raise DmpError("NOT_FOUND")
         row = _consent_record(conn, f"Patient/{pid}")
         decision = consents.revoke(conn, actor, consents.facts(conn, row), cid, rt.now())
-        trail.record(conn, actor, AuditAction.CONSENT_CHANGE, patient_id=row.id, at=rt.now(), decision=decision,
-                     targets=[f"Consent/{cid}"], detail="consentement retiré")
+        trail.record(
+            conn,
+            actor,
+            AuditAction.CONSENT_CHANGE,
+            patient_id=row.id,
+            at=rt.now(),
+            decision=decision,
+            targets=[f"Consent/{cid}"],
+            detail="consentement retiré",
+        )
 
     await _in_transaction(state, work)
     return Response(status_code=204)
@@ -364,8 +387,8 @@ async def search_audit_events(request: Request) -> Response:
     count, offset = 50, 0
     patient_ref = None
     for key, value in params:
-        if key == "patient":
-            patient_ref = value
+        if key in ("patient", "patient.identifier"):
+            patient_ref = (key, value)
         elif key == "date":
             prefix, raw = (value[:2], value[2:]) if value[:2] in ("ge", "lt", "gt", "le") else ("eq", value)
             lo, hi = parse_datetime_range(raw, "date")
@@ -384,19 +407,42 @@ async def search_audit_events(request: Request) -> Response:
         elif key != "_format":
             raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge pour AuditEvent")
     if patient_ref is None:
-        raise DmpError("INVALID_SEARCH", "patient=Patient/<id> attendu")
-    pid = _id(patient_ref.removeprefix("Patient/"))
-    events, more = await _in_transaction(state, lambda c: trail_read.audit_events(
-        c, rt, actor, pid, start=start, end=end, count=count, offset=offset))
+        raise DmpError("INVALID_SEARCH", "patient=Patient/<id> ou patient.identifier=<système>|<INS> attendu")
+    if patient_ref[0] == "patient":
+        pid = _id(patient_ref[1].removeprefix("Patient/"))
+    else:
+        system, _, value = patient_ref[1].partition("|")
+        ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
+        found = await _in_transaction(state, lambda c: records.find_by_ins(c, ins))
+        if found is None:
+            raise DmpError("NOT_FOUND")
+        pid = found.id
+    events, more = await _in_transaction(
+        state,
+        lambda c: trail_read.audit_events(
+            c, rt, actor, pid, start=start, end=end, count=count, offset=offset
+        ),
+    )
     kept = [(k, v) for k, v in params if k != "_offset"]
-    links = [{"relation": "self", "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset))])}"}]
+    links = [
+        {
+            "relation": "self",
+            "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset))])}",
+        }
+    ]
     if more:
-        links.append({"relation": "next",
-                      "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset + count))])}"})
+        links.append(
+            {
+                "relation": "next",
+                "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset + count))])}",
+            }
+        )
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
     if events:
-        bundle["entry"] = [{"fullUrl": f"{rt.fhir_base}/AuditEvent/{e['id']}", "resource": e,
-                            "search": {"mode": "match"}} for e in events]
+        bundle["entry"] = [
+            {"fullUrl": f"{rt.fhir_base}/AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}
+            for e in events
+        ]
     return FhirResponse(bundle)
 
 

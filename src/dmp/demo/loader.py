@@ -20,6 +20,7 @@ from dmp.domain.ins import SYSTEM_NIR, compute_key, parse_ins
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.patient import CreationRequest
 from dmp.services import publish, records
+from dmp.services.context import Runtime
 from dmp.settings import Settings
 from dmp.store.db import upgrade
 
@@ -179,3 +180,60 @@ Pour essayer l'API (dans un autre terminal, après « dmp serve ») :
     "{base}/fhir/DocumentReference?patient.identifier={SYSTEM_NIR}|{first_ins}&status=current"
   curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Binary/<id du document>"
 Cartes de démonstration : {", ".join(p.slug for p in PROFESSIONALS)}.""")
+    _demo_accounts(rt, settings, first_ins or "279035121518989", doctor)
+
+
+
+# ---- web accounts of the demonstration instance (docs/accounts.md) ------------------------------
+
+# Known on purpose: this is a demonstration instance. Never reuse them anywhere else.
+DEMO_PATIENT_PASSWORD = "Dossier-Demo-Patiente-2026"  # noqa: S105 - public demo credential
+DEMO_PATIENT_TOTP = "DEMOPATIENTEDMPTOTPSECRETJQKXYZW"
+DEMO_PRO_PASSWORD = "Cabinet-du-Parc-Demo-2026"  # noqa: S105 - public demo credential
+DEMO_PRO_TOTP = "DEMOPROMULLERDMPTOTPSECRETABCDEF"
+
+
+def _demo_accounts(rt: Runtime, settings: Settings, patient_ins: str, doctor: DemoProfessional) -> None:
+    """The first demo patient's account and dr-muller's web account, with known credentials."""
+    from dmp.accounts import DirectoryEntry, create_patient_account, patient_account, upsert_professional
+    from dmp.accounts.service import PENDING, PRO, find, provision
+
+    now = datetime.now(UTC)
+    with rt.engine.begin() as conn:
+        row = records.find_by_ins(conn, parse_ins(SYSTEM_NIR, patient_ins, allow_test=False))
+        if row is not None:
+            acc = patient_account(conn, row.id)
+            if acc is None:
+                create_patient_account(conn, row.id, now, settings=settings)  # no contact: nothing sent
+                acc = patient_account(conn, row.id)
+            if acc is not None and acc.status == PENDING:
+                provision(conn, acc.id, now, settings=settings, password=DEMO_PATIENT_PASSWORD,
+                          totp_secret=DEMO_PATIENT_TOTP)
+        pro = find(conn, PRO, doctor.rpps)
+        if pro is None:
+            upsert_professional(conn, DirectoryEntry(rpps=doctor.rpps, profession=doctor.profession,
+                                                     name=doctor.name, specialty=doctor.specialty,
+                                                     structure_name=doctor.structure), now, settings=settings)
+            pro = find(conn, PRO, doctor.rpps)
+        if pro is not None and pro.status == PENDING:
+            provision(conn, pro.id, now, settings=settings, password=DEMO_PRO_PASSWORD,
+                      totp_secret=DEMO_PRO_TOTP)
+    base = settings.base_url.rstrip("/")
+    totp = 'python -c "import pyotp; print(pyotp.TOTP(\'{}\').now())"'
+    click.echo(f"""
+Se connecter sur l'instance de démonstration (navigateur, après « dmp serve ») :
+  Espace patient       {base}/connexion
+    identifiant        {patient_ins}  (Dominique PAT-TROIS)
+    mot de passe       {DEMO_PATIENT_PASSWORD}
+    code à 6 chiffres  application d'authentification, clé {DEMO_PATIENT_TOTP}
+                       ou : {totp.format(DEMO_PATIENT_TOTP)}
+  Espace professionnel {base}/pro/connexion
+    RPPS               {doctor.rpps}  ({doctor.name})
+    mot de passe       {DEMO_PRO_PASSWORD}
+    code à 6 chiffres  application d'authentification, clé {DEMO_PRO_TOTP}
+                       ou : {totp.format(DEMO_PRO_TOTP)}
+Codes envoyés par courriel ou SMS (comptes activés ensuite, p. ex. « dmp record activation-code ») :
+  SMS        DMP_SMS_LOG_FILE=var/sms.log dmp outbox deliver   puis   tail -f var/sms.log
+  courriels  python -m aiosmtpd -n -l 127.0.0.1:8025 &   puis
+             DMP_SMTP_HOST=127.0.0.1 DMP_SMTP_PORT=8025 dmp outbox deliver
+Instance de démonstration uniquement : ces identifiants sont publics.""")

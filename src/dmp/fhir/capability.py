@@ -105,6 +105,13 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                     },
                     {"type": "Binary", "interaction": [{"code": "read"}]},
                     {
+                        "type": "AuditEvent",
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": _params(
+                            [("patient", "reference"), ("patient.identifier", "token"), ("date", "date")]
+                        ),
+                    },
+                    {
                         "type": "Consent",
                         "interaction": [{"code": "search-type"}, {"code": "create"}, {"code": "delete"}],
                         "searchParam": _params([("patient", "reference")]),

@@ -46,6 +46,7 @@ class CreationRequest:
     usual_given_name: str | None
     consent_at: datetime
     consent_channel: str
+    medecin_traitant: str | None = None  # IDNPS from Patient.generalPractitioner
 
 
 def find_ins(identifiers: Any, *, allow_test: bool) -> Ins | None:
@@ -143,7 +144,17 @@ def parse_creation(p: Json, *, allow_test: bool) -> CreationRequest:
     usual_given = None
     if usual and usual.get("given"):
         usual_given = str(usual["given"][0])
+    medecin: str | None = None
+    for gp in p.get("generalPractitioner") or []:
+        ident = gp.get("identifier") if isinstance(gp, dict) else None
+        if (
+            isinstance(ident, dict)
+            and ident.get("system") == "urn:oid:1.2.250.1.71.4.2.1"
+            and ident.get("value")
+        ):
+            medecin = str(ident["value"])
     return CreationRequest(
+        medecin_traitant=medecin,
         ins=ins,
         traits=traits,
         identity_status=parse_identity_status(p),

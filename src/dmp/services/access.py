@@ -29,9 +29,9 @@ from dmp.policy import (
     record_access,
 )
 from dmp.policy.sqlfilter import visible_condition
-from dmp.services import consents, notifications, records, trail
-from dmp.services.trail import AuditAction
+from dmp.services import alerts, consents, notifications, records, trail
 from dmp.services.context import Runtime
+from dmp.services.trail import AuditAction
 
 
 @dataclass(frozen=True)
@@ -94,13 +94,24 @@ def open_record(
     access = record_access(actor, replace(facts, open=True))
     if not access.decision.permitted:
         err = DmpError("NOT_FOUND") if hide_refusal else DmpError("FORBIDDEN", access.decision.reason)
-        raise trail.refused(err, actor, attempted, patient_id=patient_row.id, at=now,
-                            decision=access.decision, targets=targets)
+        raise trail.refused(
+            err,
+            actor,
+            attempted,
+            patient_id=patient_row.id,
+            at=now,
+            decision=access.decision,
+            targets=targets,
+        )
     if not facts.open:
         records.require_open(patient_row)
     if notifications.apply_emergency_obligations(conn, actor, patient_row.id, access.decision, now):
-        action = AuditAction.CENTRE_15 if access.decision.mode is AccessMode.CENTRE_15 else AuditAction.BREAK_GLASS
+        action = (
+            AuditAction.CENTRE_15 if access.decision.mode is AccessMode.CENTRE_15 else AuditAction.BREAK_GLASS
+        )
         trail.record(conn, actor, action, patient_id=patient_row.id, at=now, decision=access.decision)
+    elif not access.decision.obligations:
+        alerts.first_access(conn, actor, patient_row.id, now)
     return Opened(patient_row.id, facts, access, context(rt, history=history), actor)
 
 
@@ -108,8 +119,15 @@ def check_document(opened: Opened, doc_row: Any, attempted: AuditAction) -> Deci
     """Document-level READ: the same 404 as a missing document when denied."""
     decision = document_visible(opened.access, document_facts(doc_row), opened.ctx)
     if not decision.permitted:
-        raise trail.refused(DmpError("NOT_FOUND"), opened.actor, attempted, patient_id=opened.patient_id,
-                            at=opened.ctx.now, decision=decision, targets=(doc_row.id,))
+        raise trail.refused(
+            DmpError("NOT_FOUND"),
+            opened.actor,
+            attempted,
+            patient_id=opened.patient_id,
+            at=opened.ctx.now,
+            decision=decision,
+            targets=(doc_row.id,),
+        )
     return decision
 
 
@@ -136,10 +154,18 @@ def require(
 ) -> Decision:
     decision = decide(actor, action, consents.facts(conn, patient_row), doc, context(rt))
     if not decision.permitted:
-        attempted = _ATTEMPTED.get(action, AuditAction.CONSENT_CHANGE if "consent" in action.value
-                                   else AuditAction.DOCUMENT_STATUS)
-        raise trail.refused(DmpError("FORBIDDEN", decision.reason), actor, attempted,
-                            patient_id=patient_row.id, at=rt.now(), decision=decision, targets=targets)
+        attempted = _ATTEMPTED.get(
+            action, AuditAction.CONSENT_CHANGE if "consent" in action.value else AuditAction.DOCUMENT_STATUS
+        )
+        raise trail.refused(
+            DmpError("FORBIDDEN", decision.reason),
+            actor,
+            attempted,
+            patient_id=patient_row.id,
+            at=rt.now(),
+            decision=decision,
+            targets=targets,
+        )
     return decision
 
 

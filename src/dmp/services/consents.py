@@ -131,8 +131,14 @@ def add(
         )
     decision = decide(actor, _required_action(actor, kind, subject), record, None, Context(now=now))
     if not decision.permitted:
-        raise trail.refused(DmpError("FORBIDDEN", decision.reason), actor, trail.AuditAction.CONSENT_CHANGE,
-                            patient_id=UUID(record.patient_id), at=now, decision=decision)
+        raise trail.refused(
+            DmpError("FORBIDDEN", decision.reason),
+            actor,
+            trail.AuditAction.CONSENT_CHANGE,
+            patient_id=UUID(record.patient_id),
+            at=now,
+            decision=decision,
+        )
     pid = UUID(record.patient_id)
     if kind is ConsentKind.MEDECIN_TRAITANT:
         return _medecin_traitant(conn, actor, pid, subject or "", now), decision
@@ -253,8 +259,15 @@ def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID
     )
     decision = decide(actor, Action.MANAGE_CONSENTS, record, None, Context(now=now))
     if not decision.permitted and not own_attestation:
-        raise trail.refused(DmpError("FORBIDDEN", decision.reason), actor, trail.AuditAction.CONSENT_CHANGE,
-                            patient_id=pid, at=now, decision=decision, targets=[f"Consent/{consent_id}"])
+        raise trail.refused(
+            DmpError("FORBIDDEN", decision.reason),
+            actor,
+            trail.AuditAction.CONSENT_CHANGE,
+            patient_id=pid,
+            at=now,
+            decision=decision,
+            targets=[f"Consent/{consent_id}"],
+        )
     _end(conn, pid, record_consent.c.id == consent_id, actor, now)
     return decision
 

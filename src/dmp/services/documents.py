@@ -19,9 +19,9 @@ from dmp.fhir.common import Json, dumps, instant, loads
 from dmp.fhir.documentreference import IS_ARCHIVED_URL, parse_security_labels, security_labels
 from dmp.policy import Action
 from dmp.services import access, records, trail
-from dmp.services.trail import AuditAction
 from dmp.services.context import Runtime
 from dmp.services.publish import record_dek
+from dmp.services.trail import AuditAction
 from dmp.store import crypto
 from dmp.store.schema import document, submission_set
 
@@ -37,8 +37,9 @@ class Content:
     document_id: UUID
 
 
-def _visible_row(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, attempted: AuditAction, *,
-                 history: bool = True) -> tuple[Any, access.Opened]:
+def _visible_row(
+    conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, attempted: AuditAction, *, history: bool = True
+) -> tuple[Any, access.Opened]:
     """The document row if ``actor`` may see it; otherwise the same 404 as a missing one.
 
     Reads by id are version-history reads: a replaced version stays reachable.
@@ -47,16 +48,24 @@ def _visible_row(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, atte
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
     rec = records.get(conn, row.patient_id)
-    opened = access.open_record(conn, rt, actor, rec, attempted=attempted, history=history, hide_refusal=True,
-                                targets=(doc_id,))
+    opened = access.open_record(
+        conn, rt, actor, rec, attempted=attempted, history=history, hide_refusal=True, targets=(doc_id,)
+    )
     access.check_document(opened, row, attempted)
     return row, opened
 
 
 def read_document(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> bytes:
     row, opened = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_READ)
-    trail.record(conn, actor, AuditAction.DOCUMENT_READ, patient_id=row.patient_id, at=opened.ctx.now,
-                 decision=opened.decision, targets=[doc_id])
+    trail.record(
+        conn,
+        actor,
+        AuditAction.DOCUMENT_READ,
+        patient_id=row.patient_id,
+        at=opened.ctx.now,
+        decision=opened.decision,
+        targets=[doc_id],
+    )
     return bytes(row.resource_json)
 
 
@@ -89,8 +98,15 @@ def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Conte
     if hashlib.sha256(data).hexdigest() != row.sha256_hex:
         raise DmpError("INTEGRITY_ERROR")
     # Traced in the same transaction: the bytes leave only once the trace is committed.
-    trail.record(conn, actor, AuditAction.DOCUMENT_RETRIEVE, patient_id=row.patient_id, at=opened.ctx.now,
-                 decision=opened.decision, targets=[doc_id])
+    trail.record(
+        conn,
+        actor,
+        AuditAction.DOCUMENT_RETRIEVE,
+        patient_id=row.patient_id,
+        at=opened.ctx.now,
+        decision=opened.decision,
+        targets=[doc_id],
+    )
     return Content(data, row.mime_type, row.patient_id, row.id)
 
 

@@ -45,10 +45,11 @@ def apply_emergency_obligations(
     ).first()
     if open_session is not None:
         return False
+    session_id = uuid.uuid4()
     conn.execute(
         insert(emergency_access).values(
             patient_id=patient_id,
-            id=uuid.uuid4(),
+            id=session_id,
             actor_id=actor.id,
             actor_name=actor.name,
             mode=decision.mode.value,
@@ -62,6 +63,9 @@ def apply_emergency_obligations(
     if actor.justification:
         text += f". Motif déclaré : « {actor.justification} »"
     notify(conn, patient_id, f"emergency-{decision.mode.value}", text + ".", now)
+    from dmp.services import alerts
+
+    alerts.emergency_access(conn, actor, patient_id, decision.mode.value, session_id, now)
     return True
 
 

@@ -19,10 +19,10 @@ from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, DocumentFacts
-from dmp.services import access, records, trail
-from dmp.services.trail import AuditAction
+from dmp.services import access, alerts, records, trail
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
+from dmp.services.trail import AuditAction
 from dmp.store import crypto
 from dmp.store.schema import document, document_event, document_uid, record_key, submission_set
 
@@ -131,8 +131,16 @@ def publish(
     )
     response_entries[req.submission_index] = _created(f"List/{set_id}", now)
     replaced = [r for r in replaced_ids if r is not None]
-    trail.record(conn, actor, AuditAction.DOCUMENT_REPLACE if replaced else AuditAction.DOCUMENT_PUBLISH,
-                 patient_id=pid, at=now, decision=decision, targets=[*ids, *replaced])
+    alerts.new_documents(conn, actor, pid, set_id, now)
+    trail.record(
+        conn,
+        actor,
+        AuditAction.DOCUMENT_REPLACE if replaced else AuditAction.DOCUMENT_PUBLISH,
+        patient_id=pid,
+        at=now,
+        decision=decision,
+        targets=[*ids, *replaced],
+    )
     for doc_id, d in zip(ids, req.documents, strict=True):
         if d.binary_index is not None:
             # Binaries are stored with their DocumentReference and read through its id.
@@ -252,8 +260,16 @@ def _replace(
     if actor.id not in (old_row.author_id, old_row.published_by):
         # Someone else's document: replaceable only if the replacer may read it.
         rec = records.get(conn, pid)
-        opened = access.open_record(conn, rt, actor, rec, attempted=AuditAction.DOCUMENT_REPLACE, history=True,
-                                    hide_refusal=True, targets=(old_row.id,))
+        opened = access.open_record(
+            conn,
+            rt,
+            actor,
+            rec,
+            attempted=AuditAction.DOCUMENT_REPLACE,
+            history=True,
+            hide_refusal=True,
+            targets=(old_row.id,),
+        )
         if not access.document_visible_for(opened, old_row):
             raise DmpError("REPLACED_UNKNOWN", target)
     if old_row.availability == Availability.DEPRECATED.value:

@@ -87,6 +87,27 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
     conn.execute(insert(ins_index).values(ins_oid=req.ins.oid, ins_value=req.ins.value, patient_id=pid))
     _, wrapped = rt.keyring.new_record_key()
     conn.execute(insert(record_key).values(patient_id=pid, wrapped_key=wrapped, kek_id=rt.keyring.kek_id))
+    if req.medecin_traitant:
+        # Designated by the patient at creation; active at once when that doctor opens the
+        # record, otherwise once the doctor accepts (POST Consent medecin-traitant).
+        by_doctor = actor.id == req.medecin_traitant
+        conn.execute(
+            insert(record_consent).values(
+                patient_id=pid,
+                id=uuid.uuid4(),
+                kind="medecin-traitant",
+                subject_id=req.medecin_traitant,
+                permit=True,
+                status="active" if by_doctor else "proposed",
+                accepted=by_doctor,
+                designated=True,
+                created_at=now,
+                created_by=actor.id,
+            )
+        )
+        from dmp.services import alerts
+
+        alerts.medecin_traitant_record_opened(conn, get(conn, pid), req.medecin_traitant, now)
     if actor.kind is ActorKind.PROFESSIONAL:
         # The professional who opens the record with the patient is authorised by that consent.
         conn.execute(
@@ -152,6 +173,21 @@ def reactivate(conn: Connection, actor: Actor, patient_id: UUID, now: datetime) 
         )
     )
     _event(conn, patient_id, now, "reactivated", actor, None, None)
+    medecin = consents_medecin_traitant(conn, patient_id)
+    if medecin:
+        from dmp.services import alerts
+
+        alerts.medecin_traitant_record_opened(conn, get(conn, patient_id), medecin, now)
+
+
+def consents_medecin_traitant(conn: Connection, patient_id: UUID) -> str | None:
+    return conn.execute(
+        select(record_consent.c.subject_id).where(
+            record_consent.c.patient_id == patient_id,
+            record_consent.c.kind == "medecin-traitant",
+            record_consent.c.status == "active",
+        )
+    ).scalar()
 
 
 def history(conn: Connection, patient_id: UUID) -> list[Any]:
@@ -177,8 +213,14 @@ def _event(
     """The record's lifecycle history, and its entry in the audit trail."""
     from dmp.services import trail
 
-    trail.record(conn, actor, trail.AuditAction[_TRAIL[kind]], patient_id=pid, at=now,
-                 detail=f"canal : {channel}" if channel else None)
+    trail.record(
+        conn,
+        actor,
+        trail.AuditAction[_TRAIL[kind]],
+        patient_id=pid,
+        at=now,
+        detail=f"canal : {channel}" if channel else None,
+    )
     conn.execute(
         insert(record_event).values(
             patient_id=pid,

@@ -24,9 +24,9 @@ from dmp.fhir.common import parse_datetime_range
 from dmp.policy import Decision, Transparency
 from dmp.policy.sqlfilter import hidden_by_mask_condition
 from dmp.services import access, records, trail
-from dmp.services.trail import AuditAction
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid
+from dmp.services.trail import AuditAction
 from dmp.store.schema import document, document_event, submission_set
 from dmp.terminology import valueset
 
@@ -257,8 +257,9 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     row = resolve_patient(conn, rt, params)
     if row is None:
         return Page(None, [], 0, None, offset, count)
-    opened = access.open_record(conn, rt, actor, row, attempted=AuditAction.RECORD_SEARCH,
-                                history=_asks_history(params))
+    opened = access.open_record(
+        conn, rt, actor, row, attempted=AuditAction.RECORD_SEARCH, history=_asks_history(params)
+    )
     filters = and_(*conds) if conds else true()
     where = and_(document.c.patient_id == row.id, opened.condition(), filters)
     rows = list(
@@ -275,8 +276,15 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
         # Counts use the same policy condition: hidden documents are never counted.
         total = conn.execute(select(func.count()).select_from(document).where(where)).scalar_one()
     more = len(rows) > count
-    trail.record(conn, actor, AuditAction.RECORD_SEARCH, patient_id=row.id, at=opened.ctx.now,
-                 decision=opened.decision, targets=[r.id for r in rows[:count]])
+    trail.record(
+        conn,
+        actor,
+        AuditAction.RECORD_SEARCH,
+        patient_id=row.id,
+        at=opened.ctx.now,
+        decision=opened.decision,
+        targets=[r.id for r in rows[:count]],
+    )
     page = Page(row.id, rows[:count], total, offset + count if more else None, offset, count, opened.decision)
     page.notice = _masked_notice(conn, opened, filters)
     return page
@@ -339,8 +347,15 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
         ):
             members.setdefault(set_id, []).append(doc_id)
     shown = [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
-    trail.record(conn, actor, AuditAction.SUBMISSION_SEARCH, patient_id=row.id, at=opened.ctx.now,
-                 decision=opened.decision, targets=[f"List/{r.id}" for r in rows])
+    trail.record(
+        conn,
+        actor,
+        AuditAction.SUBMISSION_SEARCH,
+        patient_id=row.id,
+        at=opened.ctx.now,
+        decision=opened.decision,
+        targets=[f"List/{r.id}" for r in rows],
+    )
     return Page(row.id, shown, None, offset + count if more else None, offset, count, opened.decision)
 
 

@@ -22,19 +22,53 @@ from dmp.policy import Decision
 __all__ = ["AuditAction", "record", "refused"]
 
 
-def record(conn: Connection, actor: Actor, action: AuditAction, *, patient_id: UUID | None, at: datetime,
-           decision: Decision | None = None, targets: Iterable[str | UUID] = (),
-           detail: str | None = None) -> None:
-    append(conn, AuditRecord.for_actor(actor, action, patient_id=patient_id, at=at, decision=decision,
-                                       targets=targets, detail=detail, source_address=actor.source_address))
+def record(
+    conn: Connection,
+    actor: Actor,
+    action: AuditAction,
+    *,
+    patient_id: UUID | None,
+    at: datetime,
+    decision: Decision | None = None,
+    targets: Iterable[str | UUID] = (),
+    detail: str | None = None,
+) -> None:
+    append(
+        conn,
+        AuditRecord.for_actor(
+            actor,
+            action,
+            patient_id=patient_id,
+            at=at,
+            decision=decision,
+            targets=targets,
+            detail=detail,
+            source_address=actor.source_address,
+        ),
+    )
 
 
-def refused(err: DmpError, actor: Actor, attempted: AuditAction, *, patient_id: UUID | None, at: datetime,
-            decision: Decision | None, targets: Iterable[str | UUID] = ()) -> DmpError:
+def refused(
+    err: DmpError,
+    actor: Actor,
+    attempted: AuditAction,
+    *,
+    patient_id: UUID | None,
+    at: datetime,
+    decision: Decision | None,
+    targets: Iterable[str | UUID] = (),
+) -> DmpError:
     """Attach the refusal's trail entry to the error the caller is about to raise."""
     detail = f"{attempted.value} refusé : {decision.reason if decision else err.message}"
     err.audit_record = AuditRecord.for_actor(
-        actor, AuditAction.ACCESS_REFUSED, patient_id=patient_id, at=at, decision=decision,
-        rule_id=decision.rule_id if decision else err.code, targets=targets, detail=detail,
-        source_address=actor.source_address)
+        actor,
+        AuditAction.ACCESS_REFUSED,
+        patient_id=patient_id,
+        at=at,
+        decision=decision,
+        rule_id=decision.rule_id if decision else err.code,
+        targets=targets,
+        detail=detail,
+        source_address=actor.source_address,
+    )
     return err

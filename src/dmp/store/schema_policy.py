@@ -70,3 +70,24 @@ patient_notification = Table(
     PrimaryKeyConstraint("patient_id", "id"),
     ForeignKeyConstraint(["patient_id"], ["patient.id"]),
 )
+
+
+# Professionals who already accessed a record: the first access of a new one alerts the patient.
+professional_seen = Table(
+    "professional_seen",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("first_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("patient_id", "actor_id"),
+    ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+)
+
+# The patient's alert preferences (Mon espace santé "NOTIF_DOCUMENT"): new documents are opt-in.
+alert_preference = Table(
+    "alert_preference",
+    metadata,
+    Column("patient_id", Uuid, primary_key=True),
+    Column("new_documents", Boolean, nullable=False),
+    ForeignKeyConstraint(["patient_id"], ["patient.id"]),
+)

@@ -57,8 +57,13 @@ def _record(ctx: Ctx, acc: Account) -> tuple[Actor, UUID] | Response:
             service.check_majority(ctx.conn, pid, ctx.now)
             if any(c.patient_id == pid for c in service.represented_records(ctx.conn, acc.id)):
                 return service.actor_for(acc), pid
-            ctx.session.patient_id = None
+        children = _children(ctx, acc)
+        if pid is None and len(children) == 1:  # one record only: no choice to make
+            ctx.session.patient_id = children[0].patient_id
             sessions.save(ctx.conn, ctx.session)
+            return service.actor_for(acc), children[0].patient_id
+        ctx.session.patient_id = None
+        sessions.save(ctx.conn, ctx.session)
         return ctx.redirect("/dossiers")
     return ctx.error_page(403, "Accès refusé", "Ce compte ne donne accès à aucun dossier.")
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:49:25.309497
+Create Date: 2026-11-23 11:59:06.459815
 """
 
 from __future__ import annotations
@@ -258,6 +258,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "id", name=op.f("pk_account_recovery_code")),
     )
     op.create_table(
+        "alert_preference",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("new_documents", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patient.id"], name=op.f("fk_alert_preference_patient_id_patient")
+        ),
+        sa.PrimaryKeyConstraint("patient_id", name=op.f("pk_alert_preference")),
+    )
+    op.create_table(
         "document",
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -333,6 +342,16 @@ def upgrade() -> None:
             ["patient_id"], ["patient.id"], name=op.f("fk_patient_notification_patient_id_patient")
         ),
         sa.PrimaryKeyConstraint("patient_id", "id", name=op.f("pk_patient_notification")),
+    )
+    op.create_table(
+        "professional_seen",
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("actor_id", sa.String(length=64), nullable=False),
+        sa.Column("first_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["patient_id"], ["patient.id"], name=op.f("fk_professional_seen_patient_id_patient")
+        ),
+        sa.PrimaryKeyConstraint("patient_id", "actor_id", name=op.f("pk_professional_seen")),
     )
     op.create_table(
         "record_consent",
@@ -434,6 +453,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_record_consent_patient_status")
 
     op.drop_table("record_consent")
+    op.drop_table("professional_seen")
     op.drop_table("patient_notification")
     with op.batch_alter_table("emergency_access", schema=None) as batch_op:
         batch_op.drop_index("ix_emergency_access_actor")
@@ -444,6 +464,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_document_id")
 
     op.drop_table("document")
+    op.drop_table("alert_preference")
     op.drop_table("account_recovery_code")
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index("ix_web_session_expires_at")
