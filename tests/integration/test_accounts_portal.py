@@ -295,3 +295,14 @@ def test_pages_are_french_and_accessible(portal: Portal) -> None:
     assert "Erreur :" in txt(r)  # not by colour alone
     css = b.get("/static/dmp.css").text
     assert ":focus-visible" in css
+
+
+def test_a_failing_download_answers_a_french_page(portal: Portal) -> None:
+    b, _, _, doc_id = _activated(portal)
+    for blob in (portal.runtime.settings.var_dir / "blobs").rglob("*"):
+        if blob.is_file():
+            blob.write_bytes(b"altered")
+    r = b.get(f"/documents/{doc_id}")
+    assert r.status_code >= 500 and r.headers["content-type"].startswith("text/html")
+    assert '<html lang="fr">' in r.text and "Erreur" in r.text
+    assert b.get("/").status_code == 200  # still logged in

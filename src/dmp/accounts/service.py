@@ -1020,13 +1020,23 @@ def use_recovery_code(
     return bool(used)
 
 
-def actor_for(acc: Account) -> Actor:
+def actor_for(acc: Account, *, source_address: str | None = None) -> Actor:
     """The Actor of a logged-in account: the same as an API token's for that person."""
     if acc.kind == PATIENT:
         assert acc.patient_id is not None
-        return Actor(kind=ActorKind.PATIENT, id=str(acc.patient_id), name=acc.display_name)
+        return Actor(
+            kind=ActorKind.PATIENT,
+            id=str(acc.patient_id),
+            name=acc.display_name,
+            source_address=source_address,
+        )
     if acc.kind == REPRESENTATIVE:
-        return Actor(kind=ActorKind.REPRESENTATIVE, id=str(acc.id), name=acc.display_name)
+        return Actor(
+            kind=ActorKind.REPRESENTATIVE,
+            id=str(acc.id),
+            name=acc.display_name,
+            source_address=source_address,
+        )
     return Actor(
         kind=ActorKind.PROFESSIONAL,
         id="8" + acc.login,
@@ -1035,6 +1045,7 @@ def actor_for(acc: Account) -> Actor:
         specialty=acc.specialty,
         structure_id=acc.structure_id,
         structure_name=acc.structure_name,
+        source_address=source_address,
     )
 
 

@@ -33,6 +33,29 @@ _MOVE_HEAD = (
     .where(audit_head.c.patient_id == bindparam("pid"), audit_head.c.seq == bindparam("old_seq"))
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
+
+
+
+def _insert_and_move() -> Any:
+    cols = [c.name for c in audit_entry.columns]
+    inserted = (
+        insert(audit_entry)
+        .values({c: bindparam(f"e_{c}") for c in cols})
+        .returning(audit_entry.c.seq)
+        .cte("inserted")
+    )
+    return (
+        update(audit_head)
+        .where(
+            audit_head.c.patient_id == bindparam("pid"),
+            audit_head.c.seq == bindparam("old_seq"),
+            select(inserted.c.seq).scalar_subquery() == bindparam("new_seq"),
+        )
+        .values(seq=bindparam("h_seq"), hash=bindparam("h_hash"))
+    )
+
+
+_INSERT_AND_MOVE = _insert_and_move()
 _NEW_HEAD = {
     name: dialect.insert(audit_head)
     .values(patient_id=bindparam("pid"), seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -66,10 +89,15 @@ def append(conn: Connection, entry: AuditRecord) -> StoredEntry:
                 return stored
             continue
         stored = StoredEntry.build(entry, int(head.seq) + 1, head.hash)
-        conn.execute(_INSERT_ENTRY, stored.values())
-        moved = conn.execute(
-            _MOVE_HEAD, {"pid": pid, "old_seq": head.seq, "new_seq": stored.seq, "new_hash": stored.hash}
-        ).rowcount
+        move = {"pid": pid, "old_seq": head.seq, "new_seq": stored.seq, "new_hash": stored.hash}
+        if conn.dialect.name == "postgresql":
+            # One round trip: insert the entry and move the head in a single statement.
+            params = {f"e_{k}": v for k, v in stored.values().items()}
+            params.update(pid=pid, old_seq=head.seq, new_seq=stored.seq, h_seq=stored.seq, h_hash=stored.hash)
+            moved = conn.execute(_INSERT_AND_MOVE, params).rowcount
+        else:
+            conn.execute(_INSERT_ENTRY, stored.values())
+            moved = conn.execute(_MOVE_HEAD, move).rowcount
         if moved != 1:
             raise AuditWriteError(f"tête de chaîne déplacée pendant l'ajout (dossier {pid})")
         return stored

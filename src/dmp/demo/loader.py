@@ -233,7 +233,7 @@ Se connecter sur l'instance de démonstration (navigateur, après « dmp serve �
     code à 6 chiffres  application d'authentification, clé {DEMO_PRO_TOTP}
                        ou : {totp.format(DEMO_PRO_TOTP)}
 Codes envoyés par courriel ou SMS (comptes activés ensuite, p. ex. « dmp record activation-code ») :
-  SMS        DMP_SMS_LOG_FILE=var/sms.log dmp outbox deliver   puis   tail -f var/sms.log
-  courriels  python -m aiosmtpd -n -l 127.0.0.1:8025 &   puis
-             DMP_SMTP_HOST=127.0.0.1 DMP_SMTP_PORT=8025 dmp outbox deliver
+  python -m aiosmtpd -n -l 127.0.0.1:8025 &      (les courriels s'affichent dans ce terminal)
+  DMP_SMS_LOG_FILE=var/sms.log DMP_SMTP_HOST=127.0.0.1 DMP_SMTP_PORT=8025 dmp outbox deliver &
+  tail -f var/sms.log                            (les SMS)
 Instance de démonstration uniquement : ces identifiants sont publics.""")

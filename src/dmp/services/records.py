@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from dmp.domain.actor import Actor, ActorKind
 from dmp.domain.identity import check_ins_against_traits, traits_conflict
@@ -21,13 +21,15 @@ from dmp.store.schema_policy import record_consent
 OPEN, CLOSED = "open", "closed"
 
 
+_BY_INS = (
+    select(patient)
+    .join(ins_index, ins_index.c.patient_id == patient.c.id)
+    .where(ins_index.c.ins_oid == bindparam("oid"), ins_index.c.ins_value == bindparam("value"))
+)
+
+
 def find_by_ins(conn: Connection, ins: Ins) -> Any | None:
-    pid = conn.execute(
-        select(ins_index.c.patient_id).where(
-            ins_index.c.ins_oid == ins.oid, ins_index.c.ins_value == ins.value
-        )
-    ).scalar()
-    return get(conn, pid) if pid is not None else None
+    return conn.execute(_BY_INS, {"oid": ins.oid, "value": ins.value}).first()
 
 
 def get(conn: Connection, patient_id: UUID, *, for_update: bool = False) -> Any | None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dmp.accounts import service, sessions
+from dmp.accounts import service, sessions, throttle
 from dmp.accounts.service import PRO, TOTP, Account, Outcome
 from dmp.outbox import EMAIL, SMS, mask_email, mask_phone
 from dmp.web.common import Ctx, Space, form_handler, lock_message, page_handler, safe_next
@@ -65,6 +65,7 @@ def login_post(ctx: Ctx, form: dict[str, str]) -> Response:
     if r.outcome is not Outcome.OK or r.account is None:
         return _login_form(ctx, 401, [INVALID_LOGIN], next_=next_)
     sessions.purge_expired(ctx.conn, ctx.now)
+    throttle.purge(ctx.conn, ctx.now)
     s = ctx.rotate(sessions.MFA, r.account.id, data={"next": next_} if next_ else None)
     service.send_login_code(ctx.conn, ctx.keys, s, r.account, ctx.now)
     return ctx.redirect(ctx.space.url("/connexion/code"))

@@ -8,6 +8,7 @@ headers to whatever response it returns.
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,11 +23,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from dmp.accounts import sessions
 from dmp.accounts.keys import AccountKeys, keys_for, same
-from dmp.accounts.service import PERSON, PRO, Account, get
+from dmp.accounts.service import PERSON, PRO, Account, actor_for, get
+from dmp.audit import AuditRecord, append_committed
 from dmp.auth.tokens import TokenSigner
+from dmp.domain.actor import Actor
+from dmp.errors import DmpError
 from dmp.outbox.templates import PARIS
 from dmp.services.context import Runtime
 
+log = logging.getLogger("dmp.web")
 MAX_FORM_BYTES = 64 * 1024
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -234,6 +239,10 @@ class Ctx:
             self._account = get(self.conn, self.session.account_id)
         return self._account
 
+    def actor(self, acc: Account) -> Actor:
+        """The account's Actor for this request (with the client address, for the trail)."""
+        return actor_for(acc, source_address=self.address)
+
     def full_account(self) -> Account | None:
         """The logged-in account (session at stage ``full``, account still active)."""
         if self.session is None or self.session.stage != sessions.FULL:
@@ -292,34 +301,65 @@ class Ctx:
 Work = Callable[[Ctx], Response]
 
 
-async def handle(request: Request, space: Space, work: Work) -> Response:
+OnError = Callable[["Ctx", DmpError], Response | None]
+
+ERROR_TITLES = {403: "Accès refusé", 404: "Introuvable", 409: "Action impossible"}
+
+
+async def handle(request: Request, space: Space, work: Work, on_error: OnError | None = None) -> Response:
+    """Run ``work`` in one transaction. A ``DmpError`` rolls it back; a refusal's trail entry is
+    then written in a transaction of its own (as the API does), and the error page is built by
+    ``on_error`` (or a default one) from a read-only connection."""
     w = web_state(request)
     token = request.cookies.get(w.cookie_name(space.realm))
     address = client_address(request)
 
     def run() -> Response:
-        with w.runtime.engine.begin() as conn:
+        try:
+            with w.runtime.engine.begin() as conn:
+                ctx = Ctx(w, conn, space, request, token, w.runtime.now(), address)
+                ctx.load()
+                try:
+                    response = work(ctx)
+                except CsrfRefused:
+                    response = ctx.render(
+                        "message.html",
+                        status=403,
+                        title="Requête refusée",
+                        errors=[
+                            "Le jeton de sécurité du formulaire est absent ou invalide (protection contre la "
+                            "falsification de requête). Rechargez la page et recommencez."
+                        ],
+                    )
+                return ctx.finish(response)
+        except DmpError as err:  # the transaction was rolled back: nothing of the request remains
+            if isinstance(err.audit_record, AuditRecord):
+                append_committed(w.runtime.engine, err.audit_record)
+            return failure(err.status, ERROR_TITLES.get(err.status, "Action impossible"), err.message, err)
+        except Exception as exc:
+            # Never log form values or identifiers: the route and the exception type only.
+            log.exception(
+                "internal error on %s %s (%s)", request.method, request.url.path, type(exc).__name__
+            )
+            return failure(
+                500,
+                "Erreur interne",
+                "Erreur interne du service ; aucune donnée n'a été enregistrée. "
+                "Réessayez dans quelques instants.",
+            )
+
+    def failure(status: int, title: str, message: str, err: DmpError | None = None) -> Response:
+        with w.runtime.engine.connect() as conn:  # read only: rendered, then rolled back
             ctx = Ctx(w, conn, space, request, token, w.runtime.now(), address)
-            ctx.load()
-            try:
-                response = work(ctx)
-            except CsrfRefused:
-                response = ctx.render(
-                    "message.html",
-                    status=403,
-                    title="Requête refusée",
-                    errors=[
-                        "Le jeton de sécurité du formulaire est absent ou invalide (protection contre la "
-                        "falsification de requête). Rechargez la page et recommencez."
-                    ],
-                )
-            return ctx.finish(response)
+            ctx.session, _ = sessions.load(conn, token, space.realm, ctx.now)
+            response = on_error(ctx, err) if on_error is not None and err is not None else None
+            return ctx.finish(response or ctx.error_page(status, title, message))
 
     return await run_in_threadpool(run)
 
 
 def form_handler(
-    space: Space, work: Callable[[Ctx, dict[str, str]], Response]
+    space: Space, work: Callable[[Ctx, dict[str, str]], Response], on_error: OnError | None = None
 ) -> Callable[[Request], Awaitable[Response]]:
     """A POST route: read the form, then check the CSRF token before anything else."""
 
@@ -336,14 +376,16 @@ def form_handler(
             ctx.require_csrf(form)
             return work(ctx, form)
 
-        return await handle(request, space, run)
+        return await handle(request, space, run, on_error)
 
     return endpoint
 
 
-def page_handler(space: Space, work: Work) -> Callable[[Request], Awaitable[Response]]:
+def page_handler(
+    space: Space, work: Work, on_error: OnError | None = None
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return await handle(request, space, work)
+        return await handle(request, space, work, on_error)
 
     return endpoint
 

@@ -94,23 +94,14 @@ def _filename(title: str, mime: str) -> tuple[str, str]:
 
 
 def download(ctx: Ctx, actor: Actor, raw_id: str) -> Response:
-    """ITI-68 through ``documents.retrieve``: the same 404 for missing and not visible."""
+    """ITI-68 through ``documents.retrieve``: the same 404 for missing and not visible. Refusals
+    propagate (``download_error`` renders them) so that the transaction rolls back and the
+    refusal is traced like on the API."""
     try:
         doc_id = UUID(raw_id)
     except ValueError:
-        return ctx.error_page(
-            404, "Document introuvable", "Ce document n'existe pas ou ne vous est pas accessible."
-        )
-    try:
-        content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
-    except DmpError as err:
-        if err.code == "RECORD_CLOSED":
-            return ctx.error_page(409, "Dossier fermé", err.message)
-        if err.status == 404:
-            return ctx.error_page(
-                404, "Document introuvable", "Ce document n'existe pas ou ne vous est pas accessible."
-            )
-        raise
+        return ctx.error_page(404, "Document introuvable", NOT_VISIBLE)
+    content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
     title = (
         ctx.conn.execute(
             select(document.c.title).where(
@@ -128,3 +119,14 @@ def download(ctx: Ctx, actor: Actor, raw_id: str) -> Response:
             "Content-Security-Policy": "sandbox; default-src 'none'",
         },
     )
+
+
+NOT_VISIBLE = "Ce document n'existe pas ou ne vous est pas accessible."
+
+
+def download_error(ctx: Ctx, err: DmpError) -> Response | None:
+    if err.status == 404:
+        return ctx.error_page(404, "Document introuvable", NOT_VISIBLE)
+    if err.code == "RECORD_CLOSED":
+        return ctx.error_page(409, "Dossier fermé", err.message)
+    return None

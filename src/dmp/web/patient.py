@@ -18,7 +18,7 @@ from dmp.services import notifications, records
 from dmp.store.schema import patient
 from dmp.web import auth_pages
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
-from dmp.web.documents import download, list_documents, offset_param
+from dmp.web.documents import download, download_error, list_documents, offset_param
 
 SPACE = PERSON_SPACE
 
@@ -50,18 +50,18 @@ def _record(ctx: Ctx, acc: Account) -> tuple[Actor, UUID] | Response:
     if acc.kind == PATIENT and acc.patient_id is not None:
         if acc.majority_confirmation:
             return ctx.redirect("/majorite")
-        return service.actor_for(acc), acc.patient_id
+        return ctx.actor(acc), acc.patient_id
     if acc.kind == REPRESENTATIVE and ctx.session is not None:
         pid = ctx.session.patient_id
         if pid is not None:
             service.check_majority(ctx.conn, pid, ctx.now)
             if any(c.patient_id == pid for c in service.represented_records(ctx.conn, acc.id)):
-                return service.actor_for(acc), pid
+                return ctx.actor(acc), pid
         children = _children(ctx, acc)
         if pid is None and len(children) == 1:  # one record only: no choice to make
             ctx.session.patient_id = children[0].patient_id
             sessions.save(ctx.conn, ctx.session)
-            return service.actor_for(acc), children[0].patient_id
+            return ctx.actor(acc), children[0].patient_id
         ctx.session.patient_id = None
         sessions.save(ctx.conn, ctx.session)
         return ctx.redirect("/dossiers")
@@ -81,14 +81,7 @@ def home(ctx: Ctx) -> Response:
     if isinstance(found, Response):
         return found
     actor, pid = found
-    try:
-        page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
-    except DmpError as err:
-        if err.code == "RECORD_CLOSED":
-            return ctx.error_page(409, "Dossier fermé", err.message)
-        if err.code == "FORBIDDEN":
-            return ctx.error_page(403, "Accès refusé", err.message)
-        raise
+    page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
     unread = sum(1 for _ in notifications.list_for(ctx.conn, pid))
     return ctx.render(
         "home.html",
@@ -99,6 +92,12 @@ def home(ctx: Ctx) -> Response:
         notifications=unread,
         several=acc.kind == REPRESENTATIVE and len(service.represented_records(ctx.conn, acc.id)) > 1,
     )
+
+
+def record_error(ctx: Ctx, err: DmpError) -> Response | None:
+    if err.code == "RECORD_CLOSED":
+        return ctx.error_page(409, "Dossier fermé", err.message)
+    return None
 
 
 def document_download(ctx: Ctx) -> Response:
@@ -242,8 +241,8 @@ def _match_identity(ctx: Ctx, values: dict[str, str]) -> UUID | None:
 def routes() -> list[Route]:
     get, post = page_handler, form_handler
     return [
-        Route("/", get(SPACE, home), methods=["GET"]),
-        Route("/documents/{id}", get(SPACE, document_download), methods=["GET"]),
+        Route("/", get(SPACE, home, record_error), methods=["GET"]),
+        Route("/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
         Route("/dossiers", get(SPACE, records_get), methods=["GET"]),
         Route("/dossiers", post(SPACE, records_post), methods=["POST"]),

@@ -6,6 +6,7 @@ The professional's Actor is the one an API token carries (AU-05); every read goe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,7 @@ from dmp.services import consents, records
 from dmp.services.consents import ConsentKind
 from dmp.web import auth_pages
 from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
-from dmp.web.documents import download, list_documents, offset_param
+from dmp.web.documents import download, download_error, list_documents, offset_param
 
 SPACE = PRO_SPACE
 
@@ -43,85 +44,66 @@ def home(ctx: Ctx) -> Response:
     return ctx.render("pro_home.html", title="Rechercher un patient", ins="")
 
 
+def _search_form(ctx: Ctx, status: int, ins: str, message: str) -> Response:
+    return ctx.render(
+        "pro_home.html", status=status, title="Rechercher un patient", ins=ins, errors=[message]
+    )
+
+
+def _holder(row: Any, ins: Ins) -> dict[str, Any]:
+    return {"name": service.patient_display_name(row), "birth_date": row.birth_date, "ins": ins.value}
+
+
 def patient_page(ctx: Ctx) -> Response:
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
     raw = ctx.request.query_params.get("ins", "")
     if not raw.strip():
-        return ctx.render(
-            "pro_home.html",
-            status=400,
-            title="Rechercher un patient",
-            ins="",
-            errors=["Saisissez l'INS (NIR ou NIA) du patient."],
-        )
+        return _search_form(ctx, 400, "", "Saisissez l'INS (NIR ou NIA) du patient.")
     try:
         ins = _parse(raw, ctx.rt.settings.test_instance)
     except DmpError as err:
-        return ctx.render(
-            "pro_home.html", status=400, title="Rechercher un patient", ins=raw[:40], errors=[err.message]
-        )
-    actor = service.actor_for(acc)
+        return _search_form(ctx, 400, raw[:40], err.message)
     row = records.find_by_ins(ctx.conn, ins)
     if row is None:
-        return ctx.render(
-            "pro_home.html",
-            status=404,
-            title="Rechercher un patient",
-            ins=ins.value,
-            errors=["Aucun DMP n'existe pour cet INS."],
-        )
-    holder: dict[str, Any] = {
-        "name": service.patient_display_name(row),
-        "birth_date": row.birth_date,
-        "ins": ins.value,
-    }
-    if row.record_status != "open":
-        return ctx.render(
-            "pro_patient.html",
-            status=409,
-            title="Dossier du patient",
-            holder=holder,
-            page=None,
-            attest=False,
-            errors=[f"Ce DMP est fermé depuis le {row.closed_at:%d/%m/%Y}."],
-        )
-    decision = record_access(actor, consents.facts(ctx.conn, row)).decision
-    if not decision.permitted:
-        return ctx.render(
-            "pro_patient.html",
-            status=403,
-            title="Dossier du patient",
-            holder=holder,
-            page=None,
-            attest=decision.rule_id == "AC-01.not-authorised",
-            errors=[f"Accès refusé : {decision.reason}."],
-        )
-    try:
-        page = list_documents(
-            ctx,
-            actor,
-            [("patient.identifier", f"{ins.system}|{ins.value}"), ("status", "current")],
-            offset_param(ctx),
-        )
-    except DmpError as err:
-        return ctx.render(
-            "pro_patient.html",
-            status=err.status,
-            title="Dossier du patient",
-            holder=holder,
-            page=None,
-            attest=False,
-            errors=[err.message],
-        )
+        return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
+    # Refusals (policy, closed record) propagate: rolled back, traced, rendered by patient_error.
+    page = list_documents(
+        ctx,
+        ctx.actor(acc),
+        [("patient.identifier", f"{ins.system}|{ins.value}"), ("status", "current")],
+        offset_param(ctx),
+    )
     return ctx.render(
         "pro_patient.html",
         title="Dossier du patient",
-        holder=holder,
+        holder=_holder(row, ins),
         page=page,
         attest=False,
         ins_query=quote(ins.value),
+    )
+
+
+def patient_error(ctx: Ctx, err: DmpError) -> Response | None:
+    """A refused search: the reason, and the attestation form when the patient's authorisation
+    is what is missing (AC-01)."""
+    acc = ctx.full_account()
+    if acc is None:
+        return None
+    ins = _parse(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
+    row = records.find_by_ins(ctx.conn, ins)
+    if row is None:
+        return None
+    decision = record_access(ctx.actor(acc), replace(consents.facts(ctx.conn, row), open=True)).decision
+    return ctx.render(
+        "pro_patient.html",
+        status=err.status,
+        title="Dossier du patient",
+        holder=_holder(row, ins),
+        page=None,
+        attest=err.code == "FORBIDDEN" and decision.rule_id == "AC-01.not-authorised",
+        errors=[err.message],
     )
 
 
@@ -133,36 +115,29 @@ def attest(ctx: Ctx, form: dict[str, str]) -> Response:
     try:
         ins = _parse(form.get("ins", ""), ctx.rt.settings.test_instance)
     except DmpError as err:
-        return ctx.render(
-            "pro_home.html", status=400, title="Rechercher un patient", ins="", errors=[err.message]
-        )
+        return _search_form(ctx, 400, "", err.message)
     row = records.find_by_ins(ctx.conn, ins)
     if row is None:
-        return ctx.render(
-            "pro_home.html",
-            status=404,
-            title="Rechercher un patient",
-            ins=ins.value,
-            errors=["Aucun DMP n'existe pour cet INS."],
-        )
+        return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
     back = SPACE.url("/patient") + "?ins=" + quote(ins.value)
     if form.get("atteste") != "oui":
         return ctx.redirect(back)
-    actor = service.actor_for(acc)
-    try:
-        consents.add(
-            ctx.conn, actor, consents.facts(ctx.conn, row), ConsentKind.AUTHORISATION, actor.id, True, ctx.now
-        )
-    except DmpError as err:
-        return ctx.error_page(err.status, "Attestation refusée", err.message)
+    actor = ctx.actor(acc)
+    consents.add(
+        ctx.conn, actor, consents.facts(ctx.conn, row), ConsentKind.AUTHORISATION, actor.id, True, ctx.now
+    )
     return ctx.redirect(back)
+
+
+def attest_error(ctx: Ctx, err: DmpError) -> Response | None:
+    return ctx.error_page(err.status, "Attestation refusée", err.message)
 
 
 def document_download(ctx: Ctx) -> Response:
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
-    return download(ctx, service.actor_for(acc), ctx.request.path_params["id"])
+    return download(ctx, ctx.actor(acc), ctx.request.path_params["id"])
 
 
 def routes() -> list[Route]:
@@ -170,8 +145,8 @@ def routes() -> list[Route]:
     return [
         Route("/pro", get(SPACE, home), methods=["GET"]),
         Route("/pro/", get(SPACE, home), methods=["GET"]),
-        Route("/pro/patient", get(SPACE, patient_page), methods=["GET"]),
-        Route("/pro/patient/autorisation", post(SPACE, attest), methods=["POST"]),
-        Route("/pro/documents/{id}", get(SPACE, document_download), methods=["GET"]),
+        Route("/pro/patient", get(SPACE, patient_page, patient_error), methods=["GET"]),
+        Route("/pro/patient/autorisation", post(SPACE, attest, attest_error), methods=["POST"]),
+        Route("/pro/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         *auth_pages.routes(SPACE, after_login),
     ]
