@@ -8,11 +8,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from portal import Portal, portal_fixture, txt  # noqa: F401  (fixture)
+from sqlalchemy import select
 from test_representative_portal import _env
 
 from dmp.accounts import service
 from dmp.cli import main
 from dmp.domain.actor import ActorKind
+from dmp.store.schema_audit import audit_entry
 
 
 def test_professional_logs_in_and_reads_through_the_policy(portal: Portal) -> None:
@@ -57,6 +59,13 @@ def test_unauthorised_professional_attests_then_reads(portal: Portal) -> None:
     assert refused.status_code == 403 and "n'a pas autorisé" in txt(refused)
     assert "Lettre de liaison" not in txt(refused)
     assert b.get(f"/pro/documents/{doc_id}").status_code == 404  # same as a missing document
+    with portal.runtime.engine.connect() as conn:  # the refusals are in the audit trail, with the address
+        refused_rows = conn.execute(
+            select(audit_entry.c.rule_id, audit_entry.c.source_address).where(
+                audit_entry.c.action == "access.refused", audit_entry.c.actor_id == "8" + rpps
+            )
+        ).all()
+    assert ("AC-01.not-authorised", "testclient") in [tuple(r) for r in refused_rows]
     r = b.post("/pro/patient/autorisation", ins=ident.nir, atteste="oui")
     assert r.status_code == 303
     assert "Lettre de liaison" in txt(b.get(f"/pro/patient?ins={ident.nir}"))

@@ -7,6 +7,7 @@ compilation); this module only gathers inputs and enforces outputs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
@@ -50,6 +51,18 @@ class Opened:
 
     def condition(self) -> ColumnElement[bool]:
         return visible_condition(self.access, self.ctx)
+
+    def trace(self, conn: Connection, action: AuditAction, targets: Iterable[str | UUID] = ()) -> None:
+        """The trail entry of a read this opening allowed, in the caller's transaction."""
+        trail.record(
+            conn,
+            self.actor,
+            action,
+            patient_id=self.patient_id,
+            at=self.ctx.now,
+            decision=self.decision,
+            targets=targets,
+        )
 
 
 def context(rt: Runtime, *, history: bool = False) -> Context:

@@ -57,15 +57,7 @@ def _visible_row(
 
 def read_document(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> bytes:
     row, opened = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_READ)
-    trail.record(
-        conn,
-        actor,
-        AuditAction.DOCUMENT_READ,
-        patient_id=row.patient_id,
-        at=opened.ctx.now,
-        decision=opened.decision,
-        targets=[doc_id],
-    )
+    opened.trace(conn, AuditAction.DOCUMENT_READ, [doc_id])
     return bytes(row.resource_json)
 
 
@@ -98,15 +90,7 @@ def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Conte
     if hashlib.sha256(data).hexdigest() != row.sha256_hex:
         raise DmpError("INTEGRITY_ERROR")
     # Traced in the same transaction: the bytes leave only once the trace is committed.
-    trail.record(
-        conn,
-        actor,
-        AuditAction.DOCUMENT_RETRIEVE,
-        patient_id=row.patient_id,
-        at=opened.ctx.now,
-        decision=opened.decision,
-        targets=[doc_id],
-    )
+    opened.trace(conn, AuditAction.DOCUMENT_RETRIEVE, [doc_id])
     return Content(data, row.mime_type, row.patient_id, row.id)
 
 

@@ -23,7 +23,7 @@ from dmp.errors import DmpError
 from dmp.fhir.common import parse_datetime_range
 from dmp.policy import Decision, Transparency
 from dmp.policy.sqlfilter import hidden_by_mask_condition
-from dmp.services import access, records, trail
+from dmp.services import access, records
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
@@ -276,15 +276,7 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
         # Counts use the same policy condition: hidden documents are never counted.
         total = conn.execute(select(func.count()).select_from(document).where(where)).scalar_one()
     more = len(rows) > count
-    trail.record(
-        conn,
-        actor,
-        AuditAction.RECORD_SEARCH,
-        patient_id=row.id,
-        at=opened.ctx.now,
-        decision=opened.decision,
-        targets=[r.id for r in rows[:count]],
-    )
+    opened.trace(conn, AuditAction.RECORD_SEARCH, [r.id for r in rows[:count]])
     page = Page(row.id, rows[:count], total, offset + count if more else None, offset, count, opened.decision)
     page.notice = _masked_notice(conn, opened, filters)
     return page
@@ -347,15 +339,7 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
         ):
             members.setdefault(set_id, []).append(doc_id)
     shown = [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
-    trail.record(
-        conn,
-        actor,
-        AuditAction.SUBMISSION_SEARCH,
-        patient_id=row.id,
-        at=opened.ctx.now,
-        decision=opened.decision,
-        targets=[f"List/{r.id}" for r in rows],
-    )
+    opened.trace(conn, AuditAction.SUBMISSION_SEARCH, [f"List/{r.id}" for r in rows])
     return Page(row.id, shown, None, offset + count if more else None, offset, count, opened.decision)
 
 

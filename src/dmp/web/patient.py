@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -16,6 +16,7 @@ from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
 from dmp.services import notifications, records
 from dmp.store.schema import patient
+from dmp.store.schema_policy import patient_notification
 from dmp.web import auth_pages
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param
@@ -82,7 +83,11 @@ def home(ctx: Ctx) -> Response:
         return found
     actor, pid = found
     page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
-    unread = sum(1 for _ in notifications.list_for(ctx.conn, pid))
+    unread = ctx.conn.execute(
+        select(func.count()).where(
+            patient_notification.c.patient_id == pid, patient_notification.c.read.is_(False)
+        )
+    ).scalar_one()
     return ctx.render(
         "home.html",
         title="Mon DMP",
@@ -118,6 +123,11 @@ def notifications_page(ctx: Ctx) -> Response:
     if isinstance(found, Response):
         return found
     items = list(reversed(notifications.list_for(ctx.conn, found[1])))
+    ctx.conn.execute(
+        update(patient_notification)
+        .where(patient_notification.c.patient_id == found[1], patient_notification.c.read.is_(False))
+        .values(read=True)
+    )
     return ctx.render(
         "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, found[1])
     )
