@@ -125,3 +125,19 @@ async def token_endpoint(request: Request) -> Response:
         {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": scope},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+def _scope_writes(scope: str) -> bool:
+    """SMART v1 (``.write``, ``.*``) or v2 (``.cruds`` letters c, u or d) write permission."""
+    permission = scope.rpartition(".")[2]
+    return permission in ("write", "*") or any(letter in permission for letter in "cud")
+
+
+def require_write_scope(actor: Actor) -> None:
+    """A token granted with read-only scopes (e.g. a patient app's ``patient/*.rs``) cannot write.
+
+    Tokens without scopes (professional software, SMART Backend Services) are not limited here;
+    what they may do is the policy's decision.
+    """
+    if actor.scopes and not any(_scope_writes(s) for s in actor.scopes):
+        raise DmpError("FORBIDDEN", f"jeton en lecture seule (portée {' '.join(sorted(actor.scopes))})")

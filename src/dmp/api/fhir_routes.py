@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dmp.api.auth import authenticate
+from dmp.accounts import create_patient_account
+from dmp.api.auth import authenticate, require_write_scope
 from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_json
 from dmp.api.state import AppState
 from dmp.audit import AuditRecord, append_committed
@@ -88,6 +89,7 @@ async def metadata(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
+    require_write_scope(actor)
     rt = state.runtime
     bundle = await read_json(request, rt.settings.max_request_bytes)
     req = parse_provide_bundle(
@@ -120,6 +122,7 @@ async def read_document_reference(request: Request) -> Response:
 async def patch_document_reference(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
+    require_write_scope(actor)
     rt = state.runtime
     ops = await read_json(request, 1024 * 1024, PATCH_TYPES)
     raw_id = request.path_params.get("id")
@@ -249,6 +252,7 @@ async def create_patient(request: Request) -> Response:
     """TD1: a professional opens the record, attesting the patient's consent."""
     state = _state(request)
     actor: Actor = authenticate(request, state)
+    require_write_scope(actor)
     access.require_health_professional(actor)
     rt = state.runtime
     body = await read_json(request, 256 * 1024, JSON_TYPES)
@@ -260,9 +264,17 @@ async def create_patient(request: Request) -> Response:
     def work(conn: Connection) -> Any:
         now = rt.now()
         pid = records.create(conn, rt, actor, req, now)
-        return records.get(conn, pid)
+        # The patient's account, pending activation (docs/accounts.md): the code goes back to
+        # the professional to hand over, and to the patient's contact when one was given.
+        try:
+            code = create_patient_account(
+                conn, pid, now, settings=rt.settings, email=req.email, phone=req.phone
+            )
+        except ValueError as exc:
+            raise DmpError("INVALID_VALUE", str(exc)) from exc
+        return records.get(conn, pid), code
 
-    row = await _in_transaction(state, work)
+    row, code = await _in_transaction(state, work)
     return FhirResponse(
         patient_resource(row),
         201,
@@ -270,6 +282,9 @@ async def create_patient(request: Request) -> Response:
             "Location": f"{rt.fhir_base}/Patient/{row.id}/_history/{row.version}",
             "ETag": f'W/"{row.version}"',
             "Last-Modified": instant(row.updated_at),
+            # To hand to the patient (printed): it activates their account (docs/accounts.md).
+            "DMP-Activation-Code": code,
+            "Cache-Control": "no-store",
         },
     )
 
@@ -287,6 +302,7 @@ async def create_consent(request: Request) -> Response:
     professional's attestations ("le patient m'a autorisé", care team)."""
     state = _state(request)
     actor = authenticate(request, state)
+    require_write_scope(actor)
     rt = state.runtime
     body = await read_json(request, 64 * 1024)
     if not isinstance(body, dict):
@@ -344,6 +360,7 @@ async def search_consents(request: Request) -> Response:
 async def revoke_consent(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
+    require_write_scope(actor)
     rt = state.runtime
     cid = _id(request.path_params["id"])
 

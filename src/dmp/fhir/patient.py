@@ -47,6 +47,8 @@ class CreationRequest:
     consent_at: datetime
     consent_channel: str
     medecin_traitant: str | None = None  # IDNPS from Patient.generalPractitioner
+    email: str | None = None  # Patient.telecom: where the patient's account codes and alerts go
+    phone: str | None = None
 
 
 def find_ins(identifiers: Any, *, allow_test: bool) -> Ins | None:
@@ -153,7 +155,15 @@ def parse_creation(p: Json, *, allow_test: bool) -> CreationRequest:
             and ident.get("value")
         ):
             medecin = str(ident["value"])
+    email = phone = None
+    for t in p.get("telecom") or []:
+        if isinstance(t, dict) and t.get("system") == "email" and t.get("value"):
+            email = str(t["value"])
+        elif isinstance(t, dict) and t.get("system") in ("phone", "sms") and t.get("value"):
+            phone = str(t["value"])
     return CreationRequest(
+        email=email,
+        phone=phone,
         medecin_traitant=medecin,
         ins=ins,
         traits=traits,
