@@ -39,8 +39,15 @@ from dmp.store.blobs import FileBlobStore
 from dmp.store.crypto import KeyRing
 from dmp.store.db import make_engine, upgrade
 
-DOCTOR = Actor(ActorKind.PROFESSIONAL, "810001234565", "Dr Muller", profession="10", specialty="SM26",
-               software="bench", source_address="127.0.0.1")
+DOCTOR = Actor(
+    ActorKind.PROFESSIONAL,
+    "810001234565",
+    "Dr Muller",
+    profession="10",
+    specialty="SM26",
+    software="bench",
+    source_address="127.0.0.1",
+)
 CONTENT = base64.b64encode(os.urandom(15_000))[:20_000]  # 20 KB
 
 
@@ -53,12 +60,27 @@ def create(rt: Runtime, i: int) -> str:
     n = nir(i)
     now = datetime.now(UTC)
     with rt.engine.begin() as conn:
-        records.create(conn, rt, DOCTOR, CreationRequest(
-            ins=parse_ins(SYSTEM_NIR, n, allow_test=False),
-            traits=StrictTraits(birth_family_name=f"BENCH{i}", birth_given_names=("Marie",), sex=Sex.FEMALE,
-                                birth_date=date(1980, 5, 17), birth_place_insee="75056"),
-            identity_status=IdentityStatus.QUAL, usual_family_name=None, usual_given_name=None,
-            consent_at=now, consent_channel="professional-software"), now)
+        records.create(
+            conn,
+            rt,
+            DOCTOR,
+            CreationRequest(
+                ins=parse_ins(SYSTEM_NIR, n, allow_test=False),
+                traits=StrictTraits(
+                    birth_family_name=f"BENCH{i}",
+                    birth_given_names=("Marie",),
+                    sex=Sex.FEMALE,
+                    birth_date=date(1980, 5, 17),
+                    birth_place_insee="75056",
+                ),
+                identity_status=IdentityStatus.QUAL,
+                usual_family_name=None,
+                usual_given_name=None,
+                consent_at=now,
+                consent_channel="professional-software",
+            ),
+            now,
+        )
     return n
 
 
@@ -66,12 +88,20 @@ _uid = iter(range(10**9))
 
 
 def publish_one(rt: Runtime, n: str) -> str:
-    dr = document_reference(CONTENT, ins_system=SYSTEM_NIR, ins_value=n,
-                            unique_id=f"1.2.250.1.999.88.{os.getpid()}.{next(_uid)}", type_code="11488-4",
-                            title="CR", date="2026-03-10T10:00:00+01:00", author_idnps=DOCTOR.id,
-                            author_name="Charles MULLER")
-    b = parse_provide_bundle(provide_bundle([(dr, None)], ins_system=SYSTEM_NIR, ins_value=n),
-                             max_document_bytes=10**7)
+    dr = document_reference(
+        CONTENT,
+        ins_system=SYSTEM_NIR,
+        ins_value=n,
+        unique_id=f"1.2.250.1.999.88.{os.getpid()}.{next(_uid)}",
+        type_code="11488-4",
+        title="CR",
+        date="2026-03-10T10:00:00+01:00",
+        author_idnps=DOCTOR.id,
+        author_name="Charles MULLER",
+    )
+    b = parse_provide_bundle(
+        provide_bundle([(dr, None)], ins_system=SYSTEM_NIR, ins_value=n), max_document_bytes=10**7
+    )
     with rt.engine.begin() as conn:
         return str(publish.publish(conn, rt, DOCTOR, b, datetime.now(UTC)).document_ids[0])
 
@@ -118,8 +148,12 @@ def main() -> None:
     engine = make_engine(url, pool_size=12)
     upgrade(engine)
     tmp = Path(tempfile.mkdtemp(prefix="dmp-bench-trail-"))
-    rt = Runtime(Settings(var_dir=tmp, database_url=url), engine, KeyRing(b"t" * 32),
-                 FileBlobStore(tmp / "blobs", fsync=False))
+    rt = Runtime(
+        Settings(var_dir=tmp, database_url=url),
+        engine,
+        KeyRing(b"t" * 32),
+        FileBlobStore(tmp / "blobs", fsync=False),
+    )
     print("Chargement…", file=sys.stderr)
     target = create(rt, 1)
     doc_ids = [publish_one(rt, target) for _ in range(200)]
@@ -130,8 +164,9 @@ def main() -> None:
 
     def do_search() -> None:
         with engine.begin() as conn:
-            search.searchset(search.search_documents(conn, rt, DOCTOR, params), rt.fhir_base,
-                             "DocumentReference", params)
+            search.searchset(
+                search.search_documents(conn, rt, DOCTOR, params), rt.fhir_base, "DocumentReference", params
+            )
 
     def do_retrieve() -> None:
         from uuid import UUID
@@ -140,8 +175,9 @@ def main() -> None:
             documents.retrieve(conn, rt, DOCTOR, UUID(doc_ids[7]))
 
     real_record = trail.record
-    results: dict[str, list[tuple[float, float]]] = {k: [] for k in
-                                                     ("search on", "search off", "retrieve on", "retrieve off")}
+    results: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("search on", "search off", "retrieve on", "retrieve off")
+    }
     rates: dict[str, list[float]] = {"on": [], "off": []}
     for run in range(args.runs):
         for mode in ("on", "off"):
@@ -153,8 +189,12 @@ def main() -> None:
             results[f"retrieve {mode}"].append((pct(r, 0.5), pct(r, 0.95)))
             rates[mode].append(throughput(rt, writers, args.per_thread))
         trail.record = real_record  # type: ignore[assignment]
-        print(f"run {run + 1}: " + ", ".join(f"{k} p95 {v[-1][1]:.2f} ms" for k, v in results.items())
-              + f", publish 8 threads on {rates['on'][-1]:.0f}/s off {rates['off'][-1]:.0f}/s", file=sys.stderr)
+        print(
+            f"run {run + 1}: "
+            + ", ".join(f"{k} p95 {v[-1][1]:.2f} ms" for k, v in results.items())
+            + f", publish 8 threads on {rates['on'][-1]:.0f}/s off {rates['off'][-1]:.0f}/s",
+            file=sys.stderr,
+        )
 
     def med(key: str, i: int) -> float:
         return statistics.median(x[i] for x in results[key])
@@ -162,14 +202,25 @@ def main() -> None:
     print(f"\nMedians over {args.runs} runs (PostgreSQL, in-process, service level):\n")
     print("| scenario | trail on p50 | trail on p95 | trail off p50 | trail off p95 | cost at p95 |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for what, label in (("search", "ITI-67 search, 200-document record"), ("retrieve", "ITI-68 retrieve, 20 KB")):
-        on50, on95, off50, off95 = med(f"{what} on", 0), med(f"{what} on", 1), med(f"{what} off", 0), med(
-            f"{what} off", 1)
-        print(f"| {label} | {on50:.2f} ms | {on95:.2f} ms | {off50:.2f} ms | {off95:.2f} ms | "
-              f"{100 * (on95 / off95 - 1):+.1f} % |")
+    for what, label in (
+        ("search", "ITI-67 search, 200-document record"),
+        ("retrieve", "ITI-68 retrieve, 20 KB"),
+    ):
+        on50, on95, off50, off95 = (
+            med(f"{what} on", 0),
+            med(f"{what} on", 1),
+            med(f"{what} off", 0),
+            med(f"{what} off", 1),
+        )
+        print(
+            f"| {label} | {on50:.2f} ms | {on95:.2f} ms | {off50:.2f} ms | {off95:.2f} ms | "
+            f"{100 * (on95 / off95 - 1):+.1f} % |"
+        )
     on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
-    print(f"\n| ITI-65, 8 threads on 8 records | trail on {on:.0f} docs/s | trail off {off:.0f} docs/s | "
-          f"ratio {on / off:.2f} |")
+    print(
+        f"\n| ITI-65, 8 threads on 8 records | trail on {on:.0f} docs/s | trail off {off:.0f} docs/s | "
+        f"ratio {on / off:.2f} |"
+    )
     engine.dispose()
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import Api, Identity, new_identity, patient_resource
 from test_policy_api import consent, patient_id, publish
 
+from conftest import Api, Identity, new_identity, patient_resource
 from dmp.domain.actor import Actor, ActorKind
 
 
