@@ -306,3 +306,29 @@ def test_a_failing_download_answers_a_french_page(portal: Portal) -> None:
     assert r.status_code >= 500 and r.headers["content-type"].startswith("text/html")
     assert '<html lang="fr">' in r.text and "Erreur" in r.text
     assert b.get("/").status_code == 200  # still logged in
+
+
+def test_patient_logins_are_in_the_trail(portal: Portal) -> None:
+    """TR-02: the patient sees their own logins, successful or refused, in their trail."""
+    import uuid as _uuid
+
+    from sqlalchemy import select
+
+    from dmp.store.schema_audit import audit_entry
+
+    b, nir, out, _ = _activated(portal)
+    other = portal.browser()
+    assert portal.full_login_totp(other, nir, str(out["secret"])).status_code == 303
+    third = portal.browser()
+    assert portal.login(third, nir).status_code == 303
+    assert portal.second_factor(third, "000000").status_code == 401
+    found = portal.api.get("Patient", params={"identifier": f"urn:oid:1.2.250.1.213.1.4.8|{nir}"}).json()
+    pid = _uuid.UUID(found["entry"][0]["resource"]["id"])
+    with portal.api.runtime.engine.connect() as conn:
+        logins = conn.execute(
+            select(audit_entry.c.outcome, audit_entry.c.source_address).where(
+                audit_entry.c.patient_id == pid, audit_entry.c.action == "patient.login"
+            )
+        ).all()
+    assert [o for o, _ in logins] == ["success", "refused"]
+    assert all(addr for _, addr in logins)

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection
 
-from dmp.audit import AuditAction, AuditRecord, append
+from dmp.audit import AuditAction, AuditRecord, Outcome, append
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import Decision
@@ -32,6 +32,7 @@ def record(
     decision: Decision | None = None,
     targets: Iterable[str | UUID] = (),
     detail: str | None = None,
+    outcome: Outcome | None = None,
 ) -> None:
     append(
         conn,
@@ -43,6 +44,7 @@ def record(
             decision=decision,
             targets=targets,
             detail=detail,
+            outcome=outcome,
             source_address=actor.source_address,
         ),
     )

@@ -118,14 +118,35 @@ def make_code_post(after_login: AfterLogin) -> Callable[[Ctx, dict[str, str]], R
             ctx.end_session()
             return _login_form(ctx, 403, ["Ce compte est suspendu."])
         if r.outcome is not Outcome.OK or r.account is None:
+            _trace_login(ctx, acc, ok=False)
             what = "Code de secours incorrect ou déjà utilisé." if recovery else "Code incorrect."
             return _code_form(ctx, acc, 401, [what])
+        _trace_login(ctx, r.account, ok=True)
         next_ = safe_next(s.data.get("next"), ctx.space)
         ctx.rotate(sessions.FULL, acc.id)
         target = after_login(ctx, r.account)
         return ctx.redirect(target if target != ctx.space.home else (next_ or target))
 
     return code_post
+
+
+def _trace_login(ctx: Ctx, acc: Account, *, ok: bool) -> None:
+    """TR-02: the patient's (or representative's) logins are in the record's trail."""
+    if acc.realm != service.PERSON:
+        return
+    from dmp.audit import Outcome as AuditOutcome
+    from dmp.services import trail
+
+    actor = service.actor_for(acc, source_address=ctx.address)
+    trail.record(
+        ctx.conn,
+        actor,
+        trail.AuditAction.PATIENT_LOGIN,
+        patient_id=acc.patient_id,
+        at=ctx.now,
+        detail=None if ok else "second facteur refusé",
+        outcome=AuditOutcome.SUCCESS if ok else AuditOutcome.REFUSED,
+    )
 
 
 def logout(ctx: Ctx, form: dict[str, str]) -> Response:
