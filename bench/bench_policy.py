@@ -98,10 +98,11 @@ def load(rt: Runtime, n_docs: int) -> str:
 def policy_off() -> None:
     """Measurement only: open every record and keep only the status filter."""
 
-    def open_record(conn, rt, actor, row, *, history=False, hide_refusal=False):  # type: ignore[no-untyped-def]
+    def open_record(conn, rt, actor, row, *, attempted, history=False, hide_refusal=False, targets=()):  # type: ignore[no-untyped-def]  # noqa: E501
+        # No consents loaded, no decision: only what a search does without a policy.
         permitted = Decision(Effect.PERMIT, "OFF", AccessMode.NORMAL)
         acc = RecordAccess(permitted, "professional", actor.id, TypeRule(True, frozenset()), True)
-        return access.Opened(row.id, None, acc, access.context(rt, history=history))  # type: ignore[arg-type]
+        return access.Opened(row.id, None, acc, access.context(rt, history=history), actor)  # type: ignore[arg-type]
 
     def condition(self: access.Opened) -> ColumnElement[bool]:
         return document.c.availability.in_(["approved", "archived"])

@@ -53,6 +53,13 @@ class FileBlobStore:
                     f.flush()
                     os.fdatasync(f.fileno())
             os.replace(tmp, path)
+            if self.fsync:
+                # The rename itself must survive a power loss before the row that names it commits.
+                dir_fd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

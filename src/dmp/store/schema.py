@@ -176,6 +176,7 @@ submission_set = Table(
     PrimaryKeyConstraint("patient_id", "id"),
     ForeignKeyConstraint(["patient_id"], ["patient.id"]),
     Index("ix_submission_set_patient_time", "patient_id", "submission_time"),
+    Index("ix_submission_set_id", "id"),  # List/<id> reads carry no patient id
 )
 
 revoked_certificate = Table(

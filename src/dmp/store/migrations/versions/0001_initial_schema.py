@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:59:06.459815
+Create Date: 2026-11-23 12:40:29.486582
 """
 
 from __future__ import annotations
@@ -418,6 +418,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("patient_id", "id", name=op.f("pk_submission_set")),
     )
     with op.batch_alter_table("submission_set", schema=None) as batch_op:
+        batch_op.create_index("ix_submission_set_id", ["id"], unique=False)
         batch_op.create_index(
             "ix_submission_set_patient_time", ["patient_id", "submission_time"], unique=False
         )
@@ -445,6 +446,7 @@ def downgrade() -> None:
     op.drop_table("document_event")
     with op.batch_alter_table("submission_set", schema=None) as batch_op:
         batch_op.drop_index("ix_submission_set_patient_time")
+        batch_op.drop_index("ix_submission_set_id")
 
     op.drop_table("submission_set")
     op.drop_table("record_key")
