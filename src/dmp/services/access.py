@@ -95,12 +95,13 @@ def open_record(
     history: bool = False,
     hide_refusal: bool = False,
     targets: tuple[str | UUID, ...] = (),
+    facts: RecordFacts | None = None,
 ) -> Opened:
     """Record-level READ: 403 with the reason (or 404 when ``hide_refusal``) if denied.
 
     Refusals carry their trail entry; an emergency session that opens is traced here.
     """
-    facts = consents.facts(conn, patient_row)
+    facts = facts or consents.facts(conn, patient_row)
     now = rt.now()
     # Decide as if the record were open: someone who may not see it must not learn it is
     # closed (ADR 0004); someone who may is told why nothing is served.

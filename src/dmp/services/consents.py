@@ -8,6 +8,7 @@ Stored as rows of ``record_consent``; served as FHIR ``Consent`` resources
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +23,28 @@ from dmp.policy import Action, EmergencyConsents, RecordConsents, RecordFacts, d
 from dmp.policy.model import Context, Decision
 from dmp.services import trail
 from dmp.store.schema_policy import record_consent
+
+
+def _record_by_ins_query() -> Any:
+    from sqlalchemy import bindparam
+
+    from dmp.store.schema import ins_index, patient
+
+    joined = patient.join(ins_index, ins_index.c.patient_id == patient.c.id).outerjoin(
+        record_consent,
+        and_(record_consent.c.patient_id == patient.c.id, record_consent.c.status == "active"),
+    )
+    return (
+        select(
+            patient,
+            record_consent.c.kind.label("c_kind"),
+            record_consent.c.subject_id.label("c_subject"),
+            record_consent.c.permit.label("c_permit"),
+        )
+        .select_from(joined)
+        .where(ins_index.c.ins_oid == bindparam("oid"), ins_index.c.ins_value == bindparam("value"))
+        .order_by(record_consent.c.created_at)
+    )
 
 
 class ConsentKind(StrEnum):
@@ -43,6 +66,7 @@ EMERGENCY_KINDS = {
     ConsentKind.EMERGENCY_MASKED,
 }
 SUBJECT_KINDS = set(ConsentKind) - EMERGENCY_KINDS
+_RECORD_BY_INS = _record_by_ins_query()
 
 
 @dataclass(frozen=True)
@@ -59,19 +83,21 @@ class ConsentRow:
 
 def load(conn: Connection, patient_id: UUID) -> RecordConsents:
     rows = conn.execute(
-        select(
-            record_consent.c.kind,
-            record_consent.c.subject_id,
-            record_consent.c.permit,
-            record_consent.c.created_at,
-        )
+        select(record_consent.c.kind, record_consent.c.subject_id, record_consent.c.permit)
         .where(record_consent.c.patient_id == patient_id, record_consent.c.status == "active")
         .order_by(record_consent.c.created_at)
     ).all()
+    return build(rows)
+
+
+def build(rows: Iterable[Any]) -> RecordConsents:
+    """RecordConsents from active (kind, subject_id, permit) rows, oldest first."""
     sets: dict[str, set[str]] = {k.value: set() for k in SUBJECT_KINDS}
     emergency = {"samu": True, "break_glass": True, "masked": False}
     medecin: str | None = None
-    for kind, subject, allowed, _ in rows:
+    for kind, subject, allowed in rows:
+        if kind is None:  # the outer join of a record without consents
+            continue
         if kind == ConsentKind.MEDECIN_TRAITANT:
             medecin = subject  # the latest active one
         elif kind == ConsentKind.EMERGENCY_SAMU:
@@ -92,6 +118,16 @@ def load(conn: Connection, patient_id: UUID) -> RecordConsents:
         representatives=frozenset(sets[ConsentKind.REPRESENTATIVE]),
         emergency=EmergencyConsents(**emergency),
     )
+
+
+def record_by_ins(conn: Connection, ins_oid: str, ins_value: str) -> tuple[Any, RecordFacts] | None:
+    """The record of an INS and its facts in one round trip (the hot path of every search)."""
+    rows = conn.execute(_RECORD_BY_INS, {"oid": ins_oid, "value": ins_value}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    consents = build((r.c_kind, r.c_subject, r.c_permit) for r in rows)
+    return first, RecordFacts(str(first.id), first.record_status == "open", consents)
 
 
 def facts(conn: Connection, patient_row: Any) -> RecordFacts:

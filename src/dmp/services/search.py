@@ -21,9 +21,9 @@ from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFl
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
 from dmp.fhir.common import parse_datetime_range
-from dmp.policy import Decision, Transparency
+from dmp.policy import Decision, RecordFacts, Transparency
 from dmp.policy.sqlfilter import hidden_by_mask_condition
-from dmp.services import access, records
+from dmp.services import access, consents, records
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
@@ -85,8 +85,9 @@ def _int(raw: str, name: str, lo: int, hi: int) -> int:
     return value
 
 
-def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> Any | None:
-    """The record a search names (None when it names an unknown patient)."""
+def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> tuple[Any, RecordFacts | None] | None:
+    """The record a search names (None when it names an unknown patient), with its facts
+    when they came in the same round trip."""
     named = [(k, v) for k, v in params if k in ("patient", "patient.identifier", "subject")]
     if len(named) != 1:
         raise DmpError(
@@ -95,11 +96,11 @@ def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> Any | None
     key, value = named[0]
     if key == "patient.identifier":
         system, code = _token(value)
-        row = records.find_by_ins(conn, parse_ins(system or "", code, allow_test=rt.settings.test_instance))
-    else:
-        pid = parse_uuid(value.removeprefix("Patient/"))
-        row = records.get(conn, pid) if pid else None
-    return row  # open or closed: access.open_record tells which answer the caller gets
+        ins = parse_ins(system or "", code, allow_test=rt.settings.test_instance)
+        return consents.record_by_ins(conn, ins.oid, ins.value)
+    pid = parse_uuid(value.removeprefix("Patient/"))
+    row = records.get(conn, pid) if pid else None
+    return (row, None) if row is not None else None
 
 
 def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
@@ -254,11 +255,12 @@ def _masked_notice(conn: Connection, opened: access.Opened, where: ColumnElement
 def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
     count, offset = _paging(params, rt)
     conds = document_conditions(params)  # validate every parameter before any lookup
-    row = resolve_patient(conn, rt, params)
-    if row is None:
+    found = resolve_patient(conn, rt, params)
+    if found is None:
         return Page(None, [], 0, None, offset, count)
+    row, facts = found
     opened = access.open_record(
-        conn, rt, actor, row, attempted=AuditAction.RECORD_SEARCH, history=_asks_history(params)
+        conn, rt, actor, row, attempted=AuditAction.RECORD_SEARCH, history=_asks_history(params), facts=facts
     )
     filters = and_(*conds) if conds else true()
     where = and_(document.c.patient_id == row.id, opened.condition(), filters)
@@ -311,10 +313,11 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
             conds.append(s.content_type_code.in_([_token(v)[1] for v in values]))
         else:
             raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge")
-    row = resolve_patient(conn, rt, params)
-    if row is None:
+    found = resolve_patient(conn, rt, params)
+    if found is None:
         return Page(None, [], 0, None, offset, count)
-    opened = access.open_record(conn, rt, actor, row, attempted=AuditAction.SUBMISSION_SEARCH)
+    row, facts = found
+    opened = access.open_record(conn, rt, actor, row, attempted=AuditAction.SUBMISSION_SEARCH, facts=facts)
     # A submission set is shown with the documents the actor may see, and only if there
     # is at least one: a list must not reveal that masked documents exist.
     visible = and_(document.c.patient_id == row.id, opened.condition())
