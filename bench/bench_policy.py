@@ -37,7 +37,7 @@ from dmp.fhir.patient import CreationRequest  # noqa: E402
 from dmp.policy import AccessMode, Decision, Effect  # noqa: E402
 from dmp.policy.matrix import TypeRule  # noqa: E402
 from dmp.policy.rules import RecordAccess  # noqa: E402
-from dmp.services import access, publish, records, search  # noqa: E402
+from dmp.services import access, consents, publish, records, search  # noqa: E402
 from dmp.services.context import Runtime  # noqa: E402
 from dmp.settings import Settings  # noqa: E402
 from dmp.store.blobs import FileBlobStore  # noqa: E402
@@ -98,7 +98,7 @@ def load(rt: Runtime, n_docs: int) -> str:
 def policy_off() -> None:
     """Measurement only: open every record and keep only the status filter."""
 
-    def open_record(conn, rt, actor, row, *, attempted, history=False, hide_refusal=False, targets=()):  # type: ignore[no-untyped-def]  # noqa: E501
+    def open_record(conn, rt, actor, row, *, attempted, history=False, hide_refusal=False, targets=(), facts=None):  # type: ignore[no-untyped-def]  # noqa: E501
         # No consents loaded, no decision: only what a search does without a policy.
         permitted = Decision(Effect.PERMIT, "OFF", AccessMode.NORMAL)
         acc = RecordAccess(permitted, "professional", actor.id, TypeRule(True, frozenset()), True)
@@ -107,8 +107,15 @@ def policy_off() -> None:
     def condition(self: access.Opened) -> ColumnElement[bool]:
         return document.c.availability.in_(["approved", "archived"])
 
+    def record_by_ins(conn, oid, value):  # type: ignore[no-untyped-def]
+        from dmp.domain.ins import Ins
+
+        row = records.find_by_ins(conn, Ins(value, oid))  # the record without its consents
+        return (row, None) if row is not None else None
+
     access.open_record = open_record  # type: ignore[assignment]
     access.Opened.condition = condition  # type: ignore[method-assign]
+    consents.record_by_ins = record_by_ins  # type: ignore[assignment]
 
 
 def measure(rt: Runtime, nir: str, n: int) -> list[float]:
@@ -149,7 +156,7 @@ def main() -> None:
     nir = load(rt, args.docs)
     with engine.begin() as conn:  # fresh statistics, as autovacuum would give a live server
         conn.exec_driver_sql("ANALYZE")
-    saved = (access.open_record, access.Opened.condition)
+    saved = (access.open_record, access.Opened.condition, consents.record_by_ins)
     on_runs, off_runs = [], []
     for run in range(args.runs):
         measure(rt, nir, 20)  # warm-up
@@ -157,7 +164,7 @@ def main() -> None:
         policy_off()
         measure(rt, nir, 20)
         off = measure(rt, nir, args.requests)
-        access.open_record, access.Opened.condition = saved  # type: ignore[method-assign]
+        access.open_record, access.Opened.condition, consents.record_by_ins = saved  # type: ignore[method-assign]
         on_runs.append((pct(on, 0.5), pct(on, 0.95)))
         off_runs.append((pct(off, 0.5), pct(off, 0.95)))
         print(
