@@ -45,29 +45,32 @@ def test_canonical_form_is_sorted_compact_utf8_json_of_every_field() -> None:
     e = StoredEntry.build(record(), 1, GENESIS)
     raw = canonical_bytes(e.values(), e.prev_hash)
     doc = json.loads(raw)
-    assert set(doc) == {*FIELDS, "v", "prev_hash"}
+    # The body: every field but the position; position and link are chained in binary.
+    assert set(doc) == {*FIELDS, "v"} - {"seq"}
     assert raw == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert doc["at"] == "2026-11-23T09:30:15.123456Z"
-    assert doc["patient_id"] == str(PID) and doc["seq"] == 1 and doc["prev_hash"] == GENESIS
+    assert doc["patient_id"] == str(PID) and doc["v"] == 2
     assert "LPS Démo" in raw.decode("utf-8")  # UTF-8, not \u escapes
-    assert e.hash == hashlib.sha256(raw).hexdigest()
+    link = (1).to_bytes(8, "big") + bytes.fromhex(GENESIS)
+    assert e.hash == hashlib.sha256(hashlib.sha256(raw).digest() + link).hexdigest()
 
 
 def test_known_answer() -> None:
     """Freezes the format: a change here breaks every stored chain (bump FORMAT_VERSION)."""
     e = StoredEntry.build(record(), 1, GENESIS)
     assert e.hash == entry_hash(e.values(), GENESIS)
-    expected = hashlib.sha256(
+    body = (
         b'{"access_mode":"normal","action":"document.retrieve","actor_id":"810001234565",'
         b'"actor_kind":"professional","actor_name":"Charles MULLER","actor_profession":"10",'
         b'"actor_specialty":null,"actor_structure_id":"1750803447","actor_structure_name":"Cabinet du Parc",'
         b'"at":"2026-11-23T09:30:15.123456Z","detail":null,"id":"11111111-2222-4333-8444-555555555555",'
         b'"justification":null,"on_behalf_of":null,"on_behalf_of_name":null,"on_behalf_of_role":null,'
         b'"outcome":"success","patient_id":"6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",'
-        b'"prev_hash":"' + GENESIS.encode() + b'","rule_id":"R-LECTURE-PS","seq":1,'
+        b'"rule_id":"R-LECTURE-PS",'
         b'"software":"LPS D\xc3\xa9mo 1.0","source_address":"192.0.2.10",'
-        b'"target_ids":"[\\"DocumentReference/0d9a1c5e-1111-4222-8333-944455556666\\"]","v":1}'
-    ).hexdigest()
+        b'"target_ids":"[\\"DocumentReference/0d9a1c5e-1111-4222-8333-944455556666\\"]","v":2}'
+    )
+    expected = hashlib.sha256(hashlib.sha256(body).digest() + (1).to_bytes(8, "big") + bytes(32)).hexdigest()
     assert e.hash == expected
 
 

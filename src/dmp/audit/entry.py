@@ -21,7 +21,7 @@ from uuid import UUID
 from dmp.audit.actions import AccessMode, AuditAction, Outcome
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 NIL_PATIENT = UUID(int=0)  # the chain of entries that concern no record (failed logins…)
 GENESIS = "0" * 64  # prev_hash of every chain's first entry
 
@@ -148,17 +148,37 @@ class AuditRecord:
             target_ids=tuple(_reference(t) for t in targets),
             detail=detail,
             # forward-compatible: taken from the actor if authentication ever records it there
-            source_address=source_address if source_address is not None
+            source_address=source_address
+            if source_address is not None
             else getattr(actor, "source_address", None),
         )
 
 
 # The hashed fields, in storage form; "v" (format version) and "prev_hash" are added.
 FIELDS = (
-    "patient_id", "seq", "id", "at", "actor_kind", "actor_id", "actor_name", "actor_profession",
-    "actor_specialty", "actor_structure_id", "actor_structure_name", "software", "on_behalf_of",
-    "on_behalf_of_name", "on_behalf_of_role", "action", "outcome", "rule_id", "access_mode",
-    "justification", "target_ids", "detail", "source_address",
+    "patient_id",
+    "seq",
+    "id",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "actor_profession",
+    "actor_specialty",
+    "actor_structure_id",
+    "actor_structure_name",
+    "software",
+    "on_behalf_of",
+    "on_behalf_of_name",
+    "on_behalf_of_role",
+    "action",
+    "outcome",
+    "rule_id",
+    "access_mode",
+    "justification",
+    "target_ids",
+    "detail",
+    "source_address",
 )
 
 
@@ -251,21 +271,39 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_bytes(values: Mapping[str, Any], prev_hash: str) -> bytes:
-    """The exact bytes that are hashed: sorted-key compact JSON of FIELDS + prev_hash."""
-    doc: dict[str, Any] = {"v": FORMAT_VERSION, "prev_hash": prev_hash}
+def canonical_bytes(values: Mapping[str, Any], prev_hash: str | None = None) -> bytes:
+    """The entry's body as hashed: sorted-key compact UTF-8 JSON of FIELDS but ``seq``.
+
+    The position (``seq``) and the link (``prev_hash``) enter the hash in ``entry_hash``, in
+    binary, so that PostgreSQL can chain an entry in the statement that inserts it
+    (``prev_hash`` is accepted here and ignored).
+    """
+    doc: dict[str, Any] = {"v": FORMAT_VERSION}
     for name in FIELDS:
+        if name == "seq":
+            continue
         value = values[name]
         if name == "at":
             value = _timestamp(value)
         elif isinstance(value, UUID):
             value = str(value)
-        elif name == "seq":
-            value = int(value)
         doc[name] = value
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def body_digest(values: Mapping[str, Any]) -> bytes:
+    return hashlib.sha256(canonical_bytes(values)).digest()
+
+
+def chain_hash(digest: bytes, seq: int, prev_hash: str) -> str:
+    """SHA-256 (hex) of body digest, seq (8 bytes, big endian) and the previous hash (32 bytes).
+
+    PostgreSQL computes the same: ``sha256(digest || int8send(seq) || decode(prev, 'hex'))``.
+    """
+    link = int(seq).to_bytes(8, "big", signed=True) + bytes.fromhex(prev_hash)
+    return hashlib.sha256(digest + link).hexdigest()
+
+
 def entry_hash(values: Mapping[str, Any], prev_hash: str) -> str:
     """SHA-256 (hex) of an entry given its stored field values and its predecessor's hash."""
-    return hashlib.sha256(canonical_bytes(values, prev_hash)).hexdigest()
+    return chain_hash(body_digest(values), int(values["seq"]), prev_hash)

@@ -16,7 +16,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dmp.audit.entry import GENESIS, NIL_PATIENT, AuditRecord, StoredEntry
+from dmp.audit.entry import FIELDS, GENESIS, NIL_PATIENT, AuditRecord, StoredEntry, body_digest
 from dmp.store.schema_audit import audit_entry, audit_head
 
 
@@ -35,27 +35,32 @@ _MOVE_HEAD = (
 )
 
 
+def _chain_in_sql() -> Any:
+    """PostgreSQL: lock the head, insert the entry chained to it and move the head, in one
+    statement (one round trip). The hash is computed by PostgreSQL exactly as
+    ``entry.chain_hash`` does from the body digest computed in Python."""
+    from sqlalchemy import text
 
-def _insert_and_move() -> Any:
-    cols = [c.name for c in audit_entry.columns]
-    inserted = (
-        insert(audit_entry)
-        .values({c: bindparam(f"e_{c}") for c in cols})
-        .returning(audit_entry.c.seq)
-        .cte("inserted")
-    )
-    return (
-        update(audit_head)
-        .where(
-            audit_head.c.patient_id == bindparam("pid"),
-            audit_head.c.seq == bindparam("old_seq"),
-            select(inserted.c.seq).scalar_subquery() == bindparam("new_seq"),
+    cols = [c for c in FIELDS if c not in ("patient_id", "seq")]
+    return text(f"""
+        WITH head AS (
+            SELECT seq, hash FROM audit_head WHERE patient_id = :pid FOR UPDATE
+        ), ins AS (
+            INSERT INTO audit_entry (patient_id, seq, {", ".join(cols)}, prev_hash, hash)
+            SELECT :pid, head.seq + 1, {", ".join(":" + c for c in cols)}, head.hash,
+                   encode(sha256(:digest || int8send(head.seq + 1) || decode(head.hash, 'hex')), 'hex')
+            FROM head
+            RETURNING seq, prev_hash, hash
+        ), moved AS (
+            UPDATE audit_head SET seq = ins.seq, hash = ins.hash FROM ins
+            WHERE audit_head.patient_id = :pid
+            RETURNING audit_head.seq
         )
-        .values(seq=bindparam("h_seq"), hash=bindparam("h_hash"))
-    )
+        SELECT ins.seq, ins.prev_hash, ins.hash, (SELECT count(*) FROM moved) AS moved FROM ins
+    """)  # noqa: S608 (column names come from the schema, values are bound)
 
 
-_INSERT_AND_MOVE = _insert_and_move()
+_CHAIN_IN_SQL = _chain_in_sql()
 _NEW_HEAD = {
     name: dialect.insert(audit_head)
     .values(patient_id=bindparam("pid"), seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -78,6 +83,16 @@ def _insert_head_if_absent(conn: Connection, patient_id: UUID, seq: int, hash_he
 def append(conn: Connection, entry: AuditRecord) -> StoredEntry:
     """Add ``entry`` at the end of its record's chain, in the caller's transaction."""
     pid = entry.patient_id or NIL_PATIENT
+    if conn.dialect.name == "postgresql":
+        body = StoredEntry.build(entry, 0, GENESIS)  # seq and link are chained by the database
+        values = body.values()
+        params = {c: values[c] for c in FIELDS if c not in ("patient_id", "seq")}
+        row = conn.execute(_CHAIN_IN_SQL, {**params, "pid": pid, "digest": body_digest(values)}).first()
+        if row is not None:
+            if row.moved != 1:
+                raise AuditWriteError(f"tête de chaîne déplacée pendant l'ajout (dossier {pid})")
+            return StoredEntry(**{**values, "seq": row.seq, "prev_hash": row.prev_hash, "hash": row.hash})
+        # No head yet: this record's first entry goes through the path below.
     for _ in range(3):
         head = _lock_head(conn, pid)
         if head is None:
@@ -90,14 +105,8 @@ def append(conn: Connection, entry: AuditRecord) -> StoredEntry:
             continue
         stored = StoredEntry.build(entry, int(head.seq) + 1, head.hash)
         move = {"pid": pid, "old_seq": head.seq, "new_seq": stored.seq, "new_hash": stored.hash}
-        if conn.dialect.name == "postgresql":
-            # One round trip: insert the entry and move the head in a single statement.
-            params = {f"e_{k}": v for k, v in stored.values().items()}
-            params.update(pid=pid, old_seq=head.seq, new_seq=stored.seq, h_seq=stored.seq, h_hash=stored.hash)
-            moved = conn.execute(_INSERT_AND_MOVE, params).rowcount
-        else:
-            conn.execute(_INSERT_ENTRY, stored.values())
-            moved = conn.execute(_MOVE_HEAD, move).rowcount
+        conn.execute(_INSERT_ENTRY, stored.values())
+        moved = conn.execute(_MOVE_HEAD, move).rowcount
         if moved != 1:
             raise AuditWriteError(f"tête de chaîne déplacée pendant l'ajout (dossier {pid})")
         return stored
