@@ -509,7 +509,7 @@ def audit_protect(role: str | None) -> None:
             install_protection(conn)
             if role:
                 restrict_role(conn, role)
-    except (NotImplementedError, ValueError) as exc:
+    except ValueError as exc:  # includes UnsupportedDatabase
         _fail(str(exc))
     finally:
         engine.dispose()

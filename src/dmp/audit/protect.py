@@ -74,6 +74,10 @@ def install_sqlite_protection(conn: Connection) -> None:
         )
 
 
+class UnsupportedDatabase(ValueError):
+    """The operation has no meaning on this database engine."""
+
+
 def install_protection(conn: Connection) -> None:
     """The refusing triggers for the connection's engine (PostgreSQL or SQLite)."""
     if conn.dialect.name == "postgresql":
@@ -81,7 +85,7 @@ def install_protection(conn: Connection) -> None:
     elif conn.dialect.name == "sqlite":
         install_sqlite_protection(conn)
     else:  # pragma: no cover
-        raise NotImplementedError(conn.dialect.name)
+        raise UnsupportedDatabase(f"moteur de base de données non pris en charge : {conn.dialect.name}")
 
 
 def uninstall_protection(conn: Connection) -> None:
@@ -104,7 +108,7 @@ def restrict_role(conn: Connection, role: str = "dmp_app") -> None:
     neither DELETE nor TRUNCATE anywhere in the trail.
     """
     if conn.dialect.name != "postgresql":
-        raise NotImplementedError("les rôles n'existent que sous PostgreSQL")
+        raise UnsupportedDatabase("les rôles n'existent que sous PostgreSQL")
     if not _ROLE.match(role):
         raise ValueError(f"nom de rôle invalide : {role!r}")
     tables = ", ".join(APPEND_ONLY)
