@@ -102,13 +102,18 @@ async def transaction(request: Request) -> Response:
     return FhirResponse(result.response, 200)
 
 
-async def search_document_references(request: Request) -> Response:
+async def _searchset(request: Request, resource_type: str, run: Callable[..., search.Page]) -> Response:
+    """ITI-67 / ITI-66: one search use case in one transaction, rendered as a searchset."""
     state = _state(request)
     actor = authenticate(request, state)
     rt = state.runtime
     params = _params(request)
-    page = await _in_transaction(state, lambda c: search.search_documents(c, rt, actor, params))
-    return FhirResponse(search.searchset(page, rt.fhir_base, "DocumentReference", params))
+    page = await _in_transaction(state, lambda c: run(c, rt, actor, params))
+    return FhirResponse(search.searchset(page, rt.fhir_base, resource_type, params))
+
+
+async def search_document_references(request: Request) -> Response:
+    return await _searchset(request, "DocumentReference", search.search_documents)
 
 
 async def read_document_reference(request: Request) -> Response:
@@ -141,12 +146,7 @@ async def patch_document_reference(request: Request) -> Response:
 
 
 async def search_lists(request: Request) -> Response:
-    state = _state(request)
-    actor = authenticate(request, state)
-    rt = state.runtime
-    params = _params(request)
-    page = await _in_transaction(state, lambda c: search.search_lists(c, rt, actor, params))
-    return FhirResponse(search.searchset(page, rt.fhir_base, "List", params))
+    return await _searchset(request, "List", search.search_lists)
 
 
 async def read_list(request: Request) -> Response:
