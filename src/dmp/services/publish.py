@@ -63,7 +63,10 @@ def publish(
     allow_test = rt.settings.test_instance
     row = resolve_subject(conn, req.subject, allow_test=allow_test)
     for d in req.documents:
-        if resolve_subject(conn, d.resource.get("subject"), allow_test=allow_test).id != row.id:
+        subject = d.resource.get("subject")
+        if subject == req.subject:
+            continue  # the same reference as the submission set's: already resolved
+        if resolve_subject(conn, subject, allow_test=allow_test).id != row.id:
             raise DmpError(
                 "INVALID_VALUE",
                 "toutes les fiches doivent concerner le patient du lot de soumission",
