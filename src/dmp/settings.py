@@ -65,7 +65,10 @@ class Settings:
         else:
             path = self.keys_dir / "master.key"
             if not path.exists():
-                _write_secret(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+                try:
+                    _write_secret(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+                except FileExistsError:  # another process created it first: use theirs
+                    pass
             key = base64.b64decode(path.read_bytes().strip())
         if len(key) != 32:
             raise ValueError("DMP_MASTER_KEY doit contenir 32 octets encodés en base64")
