@@ -9,6 +9,7 @@ is created with mode 0600 on first use and never committed (``var/`` is ignored)
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -65,10 +66,7 @@ class Settings:
         else:
             path = self.keys_dir / "master.key"
             if not path.exists():
-                try:
-                    _write_secret(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
-                except FileExistsError:  # another process created it first: use theirs
-                    pass
+                _write_secret(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
             key = base64.b64decode(path.read_bytes().strip())
         if len(key) != 32:
             raise ValueError("DMP_MASTER_KEY doit contenir 32 octets encodés en base64")
@@ -90,7 +88,17 @@ class Settings:
 
 
 def _write_secret(path: Path, data: bytes) -> None:
+    """Create ``path`` (0600) with ``data``, complete or not at all; if another process
+    created it meanwhile, theirs is kept (link() refuses to replace it)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
