@@ -26,6 +26,11 @@ from dmp.services.trail import AuditAction
 from dmp.store import crypto
 from dmp.store.schema import document, document_event, document_uid, record_key, submission_set
 
+# Built once: the hot path only binds values (no statement construction per request).
+_INSERT_DOCUMENT = insert(document)
+_INSERT_SUBMISSION_SET = insert(submission_set)
+_INSERT_UID = insert(document_uid)
+
 
 @dataclass
 class Published:
@@ -119,7 +124,8 @@ def publish(
     sub_resource = _submission_resource(req.submission_set, set_id, pid, ids, base, now)
     sub = req.submission_set
     conn.execute(
-        insert(submission_set).values(
+        _INSERT_SUBMISSION_SET,
+        dict(
             patient_id=pid,
             id=set_id,
             unique_id=_submission_unique_id(sub) or f"urn:uuid:{set_id}",
@@ -130,7 +136,7 @@ def publish(
             title=sub.get("title"),
             archived=False,
             resource_json=dumps(sub_resource),
-        )
+        ),
     )
     response_entries[req.submission_index] = _created(f"List/{set_id}", now)
     replaced = [r for r in replaced_ids if r is not None]
@@ -196,7 +202,8 @@ def _store_document(
     )
     a = e.author
     conn.execute(
-        insert(document).values(
+        _INSERT_DOCUMENT,
+        dict(
             patient_id=pid,
             id=doc_id,
             unique_id=e.unique_id,
@@ -232,9 +239,9 @@ def _store_document(
             published_by=actor.id,
             last_updated=now,
             resource_json=dumps(resource),
-        )
+        ),
     )
-    conn.execute(insert(document_uid).values(unique_id=e.unique_id, patient_id=pid, document_id=doc_id))
+    conn.execute(_INSERT_UID, {"unique_id": e.unique_id, "patient_id": pid, "document_id": doc_id})
     if e.event_codes:
         conn.execute(
             insert(document_event),
