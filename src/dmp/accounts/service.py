@@ -204,6 +204,38 @@ def _new_activation(conn: Connection, keys: AccountKeys, acc_id: UUID, now: date
     return code
 
 
+def _new_person_account(
+    conn: Connection,
+    kind: str,
+    login: str,
+    display_name: str,
+    email: str | None,
+    phone: str | None,
+    now: datetime,
+    *,
+    patient_id: UUID | None = None,
+) -> UUID:
+    """A pending account of a patient or a legal representative; returns its id."""
+    acc_id = uuid.uuid4()
+    conn.execute(
+        insert(account).values(
+            id=acc_id,
+            realm=PERSON,
+            kind=kind,
+            login=login,
+            patient_id=patient_id,
+            display_name=display_name,
+            email=email,
+            phone=phone,
+            status=PENDING,
+            majority_confirmation=False,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return acc_id
+
+
 def create_patient_account(
     conn: Connection,
     patient_id: UUID,
@@ -250,22 +282,8 @@ def create_patient_account(
             "/activation",
         )
         return code
-    acc_id = uuid.uuid4()
-    conn.execute(
-        insert(account).values(
-            id=acc_id,
-            realm=PERSON,
-            kind=PATIENT,
-            login=row.ins_value,
-            patient_id=patient_id,
-            display_name=patient_display_name(row),
-            email=email_n,
-            phone=phone_n,
-            status=PENDING,
-            majority_confirmation=False,
-            created_at=now,
-            updated_at=now,
-        )
+    acc_id = _new_person_account(
+        conn, PATIENT, row.ins_value, patient_display_name(row), email_n, phone_n, now, patient_id=patient_id
     )
     code = _new_activation(conn, keys, acc_id, now)
     _send_activation(conn, settings, acc_id, patient_id, code, email_n, phone_n, now, "/activation")
@@ -344,21 +362,8 @@ def add_representative(
         if existing.status == PENDING:
             code = _new_activation(conn, keys, acc_id, now)
     else:
-        acc_id = uuid.uuid4()
-        conn.execute(
-            insert(account).values(
-                id=acc_id,
-                realm=PERSON,
-                kind=REPRESENTATIVE,
-                login=login,
-                display_name=name or email_n,
-                email=email_n,
-                phone=phone_n,
-                status=PENDING,
-                majority_confirmation=False,
-                created_at=now,
-                updated_at=now,
-            )
+        acc_id = _new_person_account(
+            conn, REPRESENTATIVE, login, name or email_n or login, email_n, phone_n, now
         )
         code = _new_activation(conn, keys, acc_id, now)
     if code is not None:

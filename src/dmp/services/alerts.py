@@ -39,7 +39,8 @@ def _patient_contact(conn: Connection, patient_id: UUID) -> tuple[str, str] | No
     return None
 
 
-def _who(actor: Actor) -> str:
+def professional_label(actor: Actor) -> str:
+    """« Name (structure) », as patients read it in alerts and notifications."""
     return actor.name + (f" ({actor.structure_name})" if actor.structure_name else "")
 
 
@@ -77,7 +78,7 @@ def emergency_access(
             conn,
             patient_id,
             "centre15_alert",
-            {"professional": _who(actor), "at": now},
+            {"professional": professional_label(actor), "at": now},
             now,
             dedup_key=f"centre15:{session_id}",
         )
@@ -86,7 +87,11 @@ def emergency_access(
             conn,
             patient_id,
             "break_glass_alert",
-            {"professional": _who(actor), "at": now, "reason": actor.justification or "non précisé"},
+            {
+                "professional": professional_label(actor),
+                "at": now,
+                "reason": actor.justification or "non précisé",
+            },
             now,
             dedup_key=f"break-glass:{session_id}",
         )
@@ -137,7 +142,7 @@ def first_access(conn: Connection, actor: Actor, patient_id: UUID, now: datetime
         conn,
         patient_id,
         "new_professional_access",
-        {"professional": _who(actor), "at": now},
+        {"professional": professional_label(actor), "at": now},
         now,
         dedup_key=f"first-access:{actor.id}",
     )
@@ -170,7 +175,7 @@ def new_documents(conn: Connection, actor: Actor, patient_id: UUID, set_id: UUID
             conn,
             patient_id,
             "new_document",
-            {"author": _who(actor), "at": now},
+            {"author": professional_label(actor), "at": now},
             now,
             dedup_key=f"new-document:{set_id}",
         )

@@ -58,7 +58,9 @@ def apply_emergency_obligations(
             expires_at=now + EMERGENCY_WINDOW,
         )
     )
-    who = actor.name + (f" ({actor.structure_name})" if actor.structure_name else "")
+    from dmp.services.alerts import professional_label
+
+    who = professional_label(actor)
     text = f"Votre DMP a été consulté {_MODE_TEXT.get(decision.mode, 'en urgence')} par {who}"
     if actor.justification:
         text += f". Motif déclaré : « {actor.justification} »"

@@ -175,21 +175,13 @@ def reactivate(conn: Connection, actor: Actor, patient_id: UUID, now: datetime) 
         )
     )
     _event(conn, patient_id, now, "reactivated", actor, None, None)
-    medecin = consents_medecin_traitant(conn, patient_id)
+    from dmp.services import consents
+
+    medecin = consents.load(conn, patient_id).medecin_traitant
     if medecin:
         from dmp.services import alerts
 
         alerts.medecin_traitant_record_opened(conn, get(conn, patient_id), medecin, now)
-
-
-def consents_medecin_traitant(conn: Connection, patient_id: UUID) -> str | None:
-    return conn.execute(
-        select(record_consent.c.subject_id).where(
-            record_consent.c.patient_id == patient_id,
-            record_consent.c.kind == "medecin-traitant",
-            record_consent.c.status == "active",
-        )
-    ).scalar()
 
 
 def history(conn: Connection, patient_id: UUID) -> list[Any]:
