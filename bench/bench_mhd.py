@@ -685,7 +685,10 @@ def prepare_var_dir(url: str) -> tuple[Path, Path]:
     return var_dir, card_dir
 
 
-def start_server(url: str, var_dir: Path, card_dir: Path, workers: int = 2) -> Server:
+def start_server(
+    url: str, var_dir: Path, card_dir: Path, workers: int = 2, factory: str = "dmp.bootstrap:asgi_app"
+) -> Server:
+    """``factory`` may name a module of bench/ (bench_trail.py measures a build without the trail)."""
     from dmp.store.db import make_engine, upgrade
 
     engine = make_engine(url, pool_size=1)
@@ -699,6 +702,7 @@ def start_server(url: str, var_dir: Path, card_dir: Path, workers: int = 2) -> S
         "DMP_VAR_DIR": str(var_dir),
         "DMP_BASE_URL": base,
         "DMP_MASTER_KEY": BENCH_MASTER_KEY,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("DMP_TEST_INSTANCE", None)
     log_path = var_dir / "server.log"
@@ -707,7 +711,7 @@ def start_server(url: str, var_dir: Path, card_dir: Path, workers: int = 2) -> S
         "-m",
         "uvicorn",
         "--factory",
-        "dmp.bootstrap:asgi_app",
+        factory,
         "--host",
         "127.0.0.1",
         "--port",
@@ -780,6 +784,8 @@ def _build_requests(spec: dict[str, Any], count: int) -> list[tuple[str, str, by
             content = rng.randbytes(DOC_BYTES)
             out.append(("POST", "/fhir/", orjson.dumps(publication_bundle(nir, content, when=now))))
         return out
+    if spec["kind"] == "iti68":  # bench_trail.py: one document of the target record
+        return [("GET", spec["binary_path"], None)] * count
     nirs = spec.get("spread_nirs") or [spec["target_nir"]]  # spread: one record per client
     path = SEARCH_PATH.format(system=SYSTEM_NIR, nir=nirs[spec["idx"] % len(nirs)])
     return [("GET", path, None)] * count
@@ -879,6 +885,7 @@ def http_scenario(
                 "pub_nirs": meta["pub_nirs"],
                 "target_nir": meta["target_nir"],
                 "spread_nirs": meta.get("spread_nirs"),
+                "binary_path": meta.get("binary_path"),
             }
             p = ctx.Process(target=_client_main, args=(spec, ready, go, results), daemon=True)
             p.start()

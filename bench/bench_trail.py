@@ -1,20 +1,30 @@
 #!/usr/bin/env python
 """Cost of the audit trail (issue 5), trail on vs off in the same run, on PostgreSQL.
 
-    python bench/bench_trail.py [--runs 5] [--requests 300]
+    python bench/bench_trail.py [--runs 5] [--requests 300] [--per-client 40] [--level both]
 
-In-process, at the service level, like bench_policy.py:
-* ITI-67 search (one record of 200 documents, first page) and ITI-68 retrieve (a 20 KB
-  document), sequential: p50/p95 with the trail, and with ``dmp.services.trail.record``
-  replaced by a no-op for measurement only (inside this process; nothing ships a switch);
-* ITI-65 publication throughput with 8 threads, each on its own record (the chain locks
+Two levels, each comparing the code as shipped with the same code whose trail writes are
+no-ops (for measurement only: ``bench/untraced_app.py`` and a patch inside this process;
+nothing in ``src/`` ships a switch):
+
+* **http** (the IHE transactions as a client sees them): two real servers (uvicorn, 2
+  workers each, as deployed) on the same database, one built with the trail and one without. Sequential
+  ITI-67 searches (one record of 200 documents, first page) and ITI-68 retrievals (a 20 KB
+  document) over one keep-alive connection, alternating which server goes first in each run;
+  then the same from 8 client processes, and ITI-65 publications from 8 client processes, each
+  on its own record (the chain locks
   only the record's head, so unrelated patients must not wait for each other).
+* **service** (the use case alone, without HTTP, authentication or JSON rendering): the same
+  search and retrieval in-process, and publication from 8 threads. This isolates the trace's
+  own cost, which the HTTP level dilutes in the fixed cost of a request.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import collections
+import dataclasses
 import os
 import statistics
 import sys
@@ -24,6 +34,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from dmp.demo.bundles import document_reference, provide_bundle
 from dmp.devtools.pgcluster import fresh_database, postgres_url
@@ -138,13 +149,43 @@ def throughput(rt: Runtime, nirs: list[str], per_thread: int) -> float:
     return len(nirs) * per_thread / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--per-thread", type=int, default=40)
-    args = ap.parse_args()
-    url = fresh_database(postgres_url(), "dmp_bench_trail")
+def summary_rows(results: dict[str, list[tuple[float, float]]]) -> list[str]:
+    def med(key: str, i: int) -> float:
+        return statistics.median(x[i] for x in results[key])
+
+    rows = [
+        "| scenario | trail on p50 | trail on p95 | trail off p50 | trail off p95 "
+        "| cost at p50 | cost at p95 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for what, label in (
+        ("search", "ITI-67 search, 200-document record"),
+        ("retrieve", "ITI-68 retrieve, 20 KB"),
+    ):
+        on50, on95 = med(f"{what} on", 0), med(f"{what} on", 1)
+        off50, off95 = med(f"{what} off", 0), med(f"{what} off", 1)
+        rows.append(
+            f"| {label} | {on50:.2f} ms | {on95:.2f} ms | {off50:.2f} ms | {off95:.2f} ms | "
+            f"{100 * (on50 / off50 - 1):+.1f} % | {100 * (on95 / off95 - 1):+.1f} % |"
+        )
+    return rows
+
+
+def rate_row(label: str, rates: dict[str, list[float]], unit: str, prefix: str = "") -> str:
+    on, off = statistics.median(rates[prefix + "on"]), statistics.median(rates[prefix + "off"])
+    return f"| {label} | trail on {on:.0f} {unit} | trail off {off:.0f} {unit} | ratio {on / off:.2f} |"
+
+
+def load(rt: Runtime, n_docs: int) -> tuple[str, list[str], list[str]]:
+    target = create(rt, 1)
+    doc_ids = [publish_one(rt, target) for _ in range(n_docs)]
+    writers = [create(rt, 100 + i) for i in range(8)]
+    with rt.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return target, doc_ids, writers
+
+
+def service_level(args: argparse.Namespace, url: str) -> list[str]:
     engine = make_engine(url, pool_size=12)
     upgrade(engine)
     tmp = Path(tempfile.mkdtemp(prefix="dmp-bench-trail-"))
@@ -154,12 +195,8 @@ def main() -> None:
         KeyRing(b"t" * 32),
         FileBlobStore(tmp / "blobs", fsync=False),
     )
-    print("Chargement…", file=sys.stderr)
-    target = create(rt, 1)
-    doc_ids = [publish_one(rt, target) for _ in range(200)]
-    writers = [create(rt, 100 + i) for i in range(8)]
-    with engine.begin() as conn:
-        conn.exec_driver_sql("ANALYZE")
+    print("Chargement (niveau service)…", file=sys.stderr)
+    target, doc_ids, writers = load(rt, 200)
     params = [("patient.identifier", f"{SYSTEM_NIR}|{target}"), ("status", "current")]
 
     def do_search() -> None:
@@ -169,8 +206,6 @@ def main() -> None:
             )
 
     def do_retrieve() -> None:
-        from uuid import UUID
-
         with engine.begin() as conn:
             documents.retrieve(conn, rt, DOCTOR, UUID(doc_ids[7]))
 
@@ -180,7 +215,7 @@ def main() -> None:
     }
     rates: dict[str, list[float]] = {"on": [], "off": []}
     for run in range(args.runs):
-        for mode in ("on", "off"):
+        for mode in ("on", "off") if run % 2 == 0 else ("off", "on"):
             trail.record = real_record if mode == "on" else (lambda *a, **k: None)  # type: ignore[assignment]
             timed(do_search, 20)
             s = timed(do_search, args.requests)
@@ -190,38 +225,133 @@ def main() -> None:
             rates[mode].append(throughput(rt, writers, args.per_thread))
         trail.record = real_record  # type: ignore[assignment]
         print(
-            f"run {run + 1}: "
+            f"service, run {run + 1}: "
             + ", ".join(f"{k} p95 {v[-1][1]:.2f} ms" for k, v in results.items())
             + f", publish 8 threads on {rates['on'][-1]:.0f}/s off {rates['off'][-1]:.0f}/s",
             file=sys.stderr,
         )
-
-    def med(key: str, i: int) -> float:
-        return statistics.median(x[i] for x in results[key])
-
-    print(f"\nMedians over {args.runs} runs (PostgreSQL, in-process, service level):\n")
-    print("| scenario | trail on p50 | trail on p95 | trail off p50 | trail off p95 | cost at p95 |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for what, label in (
-        ("search", "ITI-67 search, 200-document record"),
-        ("retrieve", "ITI-68 retrieve, 20 KB"),
-    ):
-        on50, on95, off50, off95 = (
-            med(f"{what} on", 0),
-            med(f"{what} on", 1),
-            med(f"{what} off", 0),
-            med(f"{what} off", 1),
-        )
-        print(
-            f"| {label} | {on50:.2f} ms | {on95:.2f} ms | {off50:.2f} ms | {off95:.2f} ms | "
-            f"{100 * (on95 / off95 - 1):+.1f} % |"
-        )
-    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
-    print(
-        f"\n| ITI-65, 8 threads on 8 records | trail on {on:.0f} docs/s | trail off {off:.0f} docs/s | "
-        f"ratio {on / off:.2f} |"
-    )
     engine.dispose()
+    return [
+        f"Service level (in-process, no HTTP), medians over {args.runs} runs:",
+        "",
+        *summary_rows(results),
+        "",
+        "| scenario | on | off | ratio |",
+        "| --- | --- | --- | --- |",
+        rate_row("ITI-65 publication, 8 threads on 8 records", rates, "docs/s"),
+    ]
+
+
+def http_level(args: argparse.Namespace, url: str) -> list[str]:
+    import bench_mhd as mhd
+    import httpx
+
+    from dmp.bootstrap import build_runtime
+
+    engine = make_engine(url, pool_size=2)
+    upgrade(engine)
+    engine.dispose()
+    var_dir, card_dir = mhd.prepare_var_dir(url)
+    rt = build_runtime(mhd.bench_settings(var_dir, url), pool_size=4)
+    print("Chargement (niveau HTTP)…", file=sys.stderr)
+    target, doc_ids, writers = load(rt, 200)
+    rt.engine.dispose()
+    servers = {
+        "on": mhd.start_server(url, var_dir, card_dir, workers=args.workers),
+        "off": mhd.start_server(
+            url, var_dir, card_dir, workers=args.workers, factory="untraced_app:asgi_app"
+        ),
+    }
+    search_path = mhd.SEARCH_PATH.format(system=SYSTEM_NIR, nir=target)
+    binary_path = f"/fhir/Binary/{doc_ids[7]}"
+    results: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("search on", "search off", "retrieve on", "retrieve off")
+    }
+    rates: dict[str, list[float]] = collections.defaultdict(list)
+    meta = {"pub_nirs": writers, "target_nir": target, "binary_path": binary_path}
+    loaded: dict[str, list[tuple[float, float]]] = {
+        f"{k} {m}": [] for k in ("iti67", "iti68") for m in ("on", "off")
+    }
+    sizes = dataclasses.replace(mhd.QUICK, time_limit=60.0)
+
+    def sequential(client: httpx.Client, path: str, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            r = client.get(path)
+            out.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                raise RuntimeError(f"{path} : {r.status_code} {r.text[:300]}")
+        return out
+
+    try:
+        for run in range(args.runs):
+            for mode in ("on", "off") if run % 2 == 0 else ("off", "on"):
+                server = servers[mode]
+                mhd.wait_quiet(10.0)
+                headers = {"Authorization": f"Bearer {mhd.get_token(server)}", "Accept": "*/*"}
+                with httpx.Client(base_url=server.base, headers=headers, timeout=30.0) as client:
+                    sequential(client, search_path, 20)
+                    sequential(client, binary_path, 20)
+                    s = sequential(client, search_path, args.requests)
+                    r = sequential(client, binary_path, args.requests)
+                results[f"search {mode}"].append((pct(s, 0.5), pct(s, 0.95)))
+                results[f"retrieve {mode}"].append((pct(r, 0.5), pct(r, 0.95)))
+                for kind, n in (("iti67", args.per_client * 5), ("iti68", args.per_client * 5)):
+                    got = mhd.http_scenario(kind, 8, n, server, meta, sizes, seed=run)
+                    if got["errors"]:
+                        raise RuntimeError(f"{kind} : {got['errors']} erreurs, {got['first_error']}")
+                    loaded[f"{kind} {mode}"].append((got["p50_ms"], got["p95_ms"]))
+                    rates[f"{kind} {mode}"].append(got["rate"])
+                pub = mhd.http_scenario("iti65", 8, args.per_client, server, meta, sizes, seed=run)
+                if pub["errors"]:
+                    raise RuntimeError(f"ITI-65 : {pub['errors']} erreurs, {pub['first_error']}")
+                rates[mode].append(pub["rate"])
+            print(
+                f"http, run {run + 1}: "
+                + ", ".join(f"{k} p95 {v[-1][1]:.2f} ms" for k, v in results.items())
+                + f", ITI-65 x8 on {rates['on'][-1]:.0f}/s off {rates['off'][-1]:.0f}/s",
+                file=sys.stderr,
+            )
+    finally:
+        for server in servers.values():
+            mhd.stop_server(server)
+    under_load = {k.replace("iti67", "search").replace("iti68", "retrieve"): v for k, v in loaded.items()}
+    return [
+        f"HTTP level (two uvicorn servers, {args.workers} worker(s) each), medians over {args.runs} runs.",
+        "",
+        "One client, sequential requests:",
+        "",
+        *summary_rows(results),
+        "",
+        "8 client processes (ITI-67 and ITI-68 on the same record, ITI-65 on 8 records):",
+        "",
+        *summary_rows(under_load),
+        "",
+        "| scenario | on | off | ratio |",
+        "| --- | --- | --- | --- |",
+        rate_row("ITI-67 search, 8 clients", rates, "req/s", "iti67 "),
+        rate_row("ITI-68 retrieve, 8 clients", rates, "req/s", "iti68 "),
+        rate_row("ITI-65 publication, 8 clients on 8 records", rates, "req/s"),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=300, help="sequential ITI-67 and ITI-68 requests per run")
+    ap.add_argument("--per-thread", type=int, default=40, help="service level: publications per thread")
+    ap.add_argument("--per-client", type=int, default=40, help="HTTP level: publications per client")
+    ap.add_argument("--level", choices=("http", "service", "both"), default="both")
+    ap.add_argument("--workers", type=int, default=2, help="HTTP level: uvicorn workers per server")
+    args = ap.parse_args()
+    out: list[str] = []
+    if args.level in ("http", "both"):
+        out += http_level(args, fresh_database(postgres_url(), "dmp_bench_trail_http"))
+        out.append("")
+    if args.level in ("service", "both"):
+        out += service_level(args, fresh_database(postgres_url(), "dmp_bench_trail"))
+    print("\n" + "\n".join(out))
 
 
 if __name__ == "__main__":

@@ -237,32 +237,37 @@ class StoredEntry:
 
     @classmethod
     def build(cls, rec: AuditRecord, seq: int, prev_hash: str) -> StoredEntry:
-        values: dict[str, Any] = {
-            "patient_id": rec.patient_id or NIL_PATIENT,
-            "seq": seq,
-            "id": rec.id,
-            "at": rec.at.astimezone(UTC),
-            "actor_kind": rec.actor_kind,
-            "actor_id": rec.actor_id,
-            "actor_name": rec.actor_name,
-            "actor_profession": rec.actor_profession,
-            "actor_specialty": rec.actor_specialty,
-            "actor_structure_id": rec.actor_structure_id,
-            "actor_structure_name": rec.actor_structure_name,
-            "software": rec.software,
-            "on_behalf_of": rec.on_behalf_of,
-            "on_behalf_of_name": rec.on_behalf_of_name,
-            "on_behalf_of_role": rec.on_behalf_of_role,
-            "action": str(rec.action),
-            "outcome": str(rec.outcome),
-            "rule_id": rec.rule_id,
-            "access_mode": str(rec.access_mode),
-            "justification": rec.justification,
-            "target_ids": json.dumps(list(rec.target_ids), separators=(",", ":"), ensure_ascii=False),
-            "detail": rec.detail,
-            "source_address": rec.source_address,
-        }
+        values = storage_values(rec)
+        values["seq"] = seq
         return cls(**values, prev_hash=prev_hash, hash=entry_hash(values, prev_hash))
+
+
+def storage_values(rec: AuditRecord) -> dict[str, Any]:
+    """The stored form of ``rec``'s fields (FIELDS but ``seq``, which the chain assigns)."""
+    return {
+        "patient_id": rec.patient_id or NIL_PATIENT,
+        "id": rec.id,
+        "at": rec.at.astimezone(UTC),
+        "actor_kind": rec.actor_kind,
+        "actor_id": rec.actor_id,
+        "actor_name": rec.actor_name,
+        "actor_profession": rec.actor_profession,
+        "actor_specialty": rec.actor_specialty,
+        "actor_structure_id": rec.actor_structure_id,
+        "actor_structure_name": rec.actor_structure_name,
+        "software": rec.software,
+        "on_behalf_of": rec.on_behalf_of,
+        "on_behalf_of_name": rec.on_behalf_of_name,
+        "on_behalf_of_role": rec.on_behalf_of_role,
+        "action": str(rec.action),
+        "outcome": str(rec.outcome),
+        "rule_id": rec.rule_id,
+        "access_mode": str(rec.access_mode),
+        "justification": rec.justification,
+        "target_ids": json.dumps(list(rec.target_ids), separators=(",", ":"), ensure_ascii=False),
+        "detail": rec.detail,
+        "source_address": rec.source_address,
+    }
 
 
 def _timestamp(value: datetime) -> str:

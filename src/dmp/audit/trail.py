@@ -15,8 +15,17 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
-from dmp.audit.entry import FIELDS, GENESIS, NIL_PATIENT, AuditRecord, StoredEntry, body_digest
+from dmp.audit.entry import (
+    FIELDS,
+    GENESIS,
+    NIL_PATIENT,
+    AuditRecord,
+    StoredEntry,
+    body_digest,
+    storage_values,
+)
 from dmp.store.schema_audit import audit_entry, audit_head
 
 
@@ -35,32 +44,35 @@ _MOVE_HEAD = (
 )
 
 
-def _chain_in_sql() -> Any:
+def _chain_statement() -> str:
     """PostgreSQL: lock the head, insert the entry chained to it and move the head, in one
     statement (one round trip). The hash is computed by PostgreSQL exactly as
-    ``entry.chain_hash`` does from the body digest computed in Python."""
-    from sqlalchemy import text
+    ``entry.chain_hash`` does from the body digest computed in Python.
 
+    Written for psycopg and run as a server-side prepared statement: tracing is on every
+    read's path, and going through SQLAlchemy's statement layer cost ~0.1 ms a call there
+    (BENCHMARKS.md, "Cost of the trail").
+    """
     cols = [c for c in FIELDS if c not in ("patient_id", "seq")]
-    return text(f"""
+    return f"""
         WITH head AS (
-            SELECT seq, hash FROM audit_head WHERE patient_id = :pid FOR UPDATE
+            SELECT seq, hash FROM audit_head WHERE patient_id = %(patient_id)s FOR UPDATE
         ), ins AS (
             INSERT INTO audit_entry (patient_id, seq, {", ".join(cols)}, prev_hash, hash)
-            SELECT :pid, head.seq + 1, {", ".join(":" + c for c in cols)}, head.hash,
-                   encode(sha256(:digest || int8send(head.seq + 1) || decode(head.hash, 'hex')), 'hex')
+            SELECT %(patient_id)s, head.seq + 1, {", ".join(f"%({c})s" for c in cols)}, head.hash,
+                   encode(sha256(%(digest)s || int8send(head.seq + 1) || decode(head.hash, 'hex')), 'hex')
             FROM head
             RETURNING seq, prev_hash, hash
         ), moved AS (
             UPDATE audit_head SET seq = ins.seq, hash = ins.hash FROM ins
-            WHERE audit_head.patient_id = :pid
+            WHERE audit_head.patient_id = %(patient_id)s
             RETURNING audit_head.seq
         )
         SELECT ins.seq, ins.prev_hash, ins.hash, (SELECT count(*) FROM moved) AS moved FROM ins
-    """)  # noqa: S608 (column names come from the schema, values are bound)
+    """  # noqa: S608 (column names come from the schema, values are bound)
 
 
-_CHAIN_IN_SQL = _chain_in_sql()
+_CHAIN_PG = _chain_statement()
 _NEW_HEAD = {
     name: dialect.insert(audit_head)
     .values(patient_id=bindparam("pid"), seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -68,6 +80,21 @@ _NEW_HEAD = {
     .returning(audit_head.c.patient_id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+
+
+def _execute_prepared(conn: Connection, statement: str, params: dict[str, Any]) -> Any:
+    """Run ``statement`` on the caller's psycopg session (same transaction), prepared on the
+    server; driver errors are raised as SQLAlchemy's, as if SQLAlchemy had run it."""
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        return driver.execute(statement, params, prepare=True).fetchone()
+    except psycopg.Error as err:
+        if driver.closed:
+            conn.invalidate(err)
+        raise DBAPIError.instance(statement, None, err, psycopg.Error, dialect=conn.dialect) from err
 
 
 def _lock_head(conn: Connection, patient_id: UUID) -> Any:
@@ -84,14 +111,14 @@ def append(conn: Connection, entry: AuditRecord) -> StoredEntry:
     """Add ``entry`` at the end of its record's chain, in the caller's transaction."""
     pid = entry.patient_id or NIL_PATIENT
     if conn.dialect.name == "postgresql":
-        body = StoredEntry.build(entry, 0, GENESIS)  # seq and link are chained by the database
-        values = body.values()
-        params = {c: values[c] for c in FIELDS if c not in ("patient_id", "seq")}
-        row = conn.execute(_CHAIN_IN_SQL, {**params, "pid": pid, "digest": body_digest(values)}).first()
+        values = storage_values(entry)  # seq and link are chained by the database
+        params = {**values, "digest": body_digest(values)}
+        row = _execute_prepared(conn, _CHAIN_PG, params)
         if row is not None:
-            if row.moved != 1:
+            seq, prev_hash, hash_hex, moved = row
+            if moved != 1:
                 raise AuditWriteError(f"tête de chaîne déplacée pendant l'ajout (dossier {pid})")
-            return StoredEntry(**{**values, "seq": row.seq, "prev_hash": row.prev_hash, "hash": row.hash})
+            return StoredEntry(**values, seq=seq, prev_hash=prev_hash, hash=hash_hex)
         # No head yet: this record's first entry goes through the path below.
     for _ in range(3):
         head = _lock_head(conn, pid)
