@@ -686,7 +686,12 @@ def prepare_var_dir(url: str) -> tuple[Path, Path]:
 
 
 def start_server(
-    url: str, var_dir: Path, card_dir: Path, workers: int = 2, factory: str = "dmp.bootstrap:asgi_app"
+    url: str,
+    var_dir: Path,
+    card_dir: Path,
+    workers: int = 2,
+    factory: str = "dmp.bootstrap:asgi_app",
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     """``factory`` may name a module of bench/ (bench_trail.py measures a build without the trail)."""
     from dmp.store.db import make_engine, upgrade
@@ -703,6 +708,7 @@ def start_server(
         "DMP_BASE_URL": base,
         "DMP_MASTER_KEY": BENCH_MASTER_KEY,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **(extra_env or {}),
     }
     env.pop("DMP_TEST_INSTANCE", None)
     log_path = var_dir / "server.log"
@@ -784,8 +790,9 @@ def _build_requests(spec: dict[str, Any], count: int) -> list[tuple[str, str, by
             content = rng.randbytes(DOC_BYTES)
             out.append(("POST", "/fhir/", orjson.dumps(publication_bundle(nir, content, when=now))))
         return out
-    if spec["kind"] == "iti68":  # bench_trail.py: one document of the target record
-        return [("GET", spec["binary_path"], None)] * count
+    if spec["kind"] == "iti68":  # bench_trail.py: one document per client (the same one, or spread)
+        paths = spec.get("binary_paths") or [spec["binary_path"]]
+        return [("GET", paths[spec["idx"] % len(paths)], None)] * count
     nirs = spec.get("spread_nirs") or [spec["target_nir"]]  # spread: one record per client
     path = SEARCH_PATH.format(system=SYSTEM_NIR, nir=nirs[spec["idx"] % len(nirs)])
     return [("GET", path, None)] * count
@@ -886,6 +893,7 @@ def http_scenario(
                 "target_nir": meta["target_nir"],
                 "spread_nirs": meta.get("spread_nirs"),
                 "binary_path": meta.get("binary_path"),
+                "binary_paths": meta.get("binary_paths"),
             }
             p = ctx.Process(target=_client_main, args=(spec, ready, go, results), daemon=True)
             p.start()

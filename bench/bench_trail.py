@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Cost of the audit trail (issue 5), trail on vs off in the same run, on PostgreSQL.
 
-    python bench/bench_trail.py [--runs 5] [--requests 300] [--per-client 40] [--level both]
+    python bench/bench_trail.py [--runs 5] [--requests 300] [--per-client 40] [--level both] [--floor]
 
 Two levels, each comparing the code as shipped with the same code whose trail writes are
 no-ops (for measurement only: ``bench/untraced_app.py`` and a patch inside this process;
@@ -14,6 +14,10 @@ nothing in ``src/`` ships a switch):
   then the same from 8 client processes, and ITI-65 publications from 8 client processes, each
   on its own record (the chain locks
   only the record's head, so unrelated patients must not wait for each other).
+* with ``--floor``, two more servers for the sequential part: one whose trace is the cheapest
+  durable write there can be (one bigserial row in the action's transaction), and the shipped
+  trail on sessions with ``synchronous_commit=off`` (measurement only). They show what any
+  durable write on a read's path costs on this machine, and what waiting for the flush costs.
 * **service** (the use case alone, without HTTP, authentication or JSON rendering): the same
   search and retrieval in-process, and publication from 8 threads. This isolates the trace's
   own cost, which the HTTP level dilutes in the fixed cost of a request.
@@ -176,13 +180,15 @@ def rate_row(label: str, rates: dict[str, list[float]], unit: str, prefix: str =
     return f"| {label} | trail on {on:.0f} {unit} | trail off {off:.0f} {unit} | ratio {on / off:.2f} |"
 
 
-def load(rt: Runtime, n_docs: int) -> tuple[str, list[str], list[str]]:
-    target = create(rt, 1)
-    doc_ids = [publish_one(rt, target) for _ in range(n_docs)]
+def load(rt: Runtime, n_docs: int, readers: int = 1) -> tuple[list[str], list[list[str]], list[str]]:
+    """``readers`` records of ``n_docs`` documents (the first is the sequential target) and 8
+    empty records for the publications."""
+    targets = [create(rt, 1 + i) for i in range(readers)]
+    doc_ids = [[publish_one(rt, t) for _ in range(n_docs)] for t in targets]
     writers = [create(rt, 100 + i) for i in range(8)]
     with rt.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
-    return target, doc_ids, writers
+    return targets, doc_ids, writers
 
 
 def service_level(args: argparse.Namespace, url: str) -> list[str]:
@@ -196,7 +202,7 @@ def service_level(args: argparse.Namespace, url: str) -> list[str]:
         FileBlobStore(tmp / "blobs", fsync=False),
     )
     print("Chargement (niveau service)…", file=sys.stderr)
-    target, doc_ids, writers = load(rt, 200)
+    (target,), (doc_ids,), writers = load(rt, 200)
     params = [("patient.identifier", f"{SYSTEM_NIR}|{target}"), ("status", "current")]
 
     def do_search() -> None:
@@ -251,10 +257,12 @@ def http_level(args: argparse.Namespace, url: str) -> list[str]:
     engine = make_engine(url, pool_size=2)
     upgrade(engine)
     engine.dispose()
+    mhd.DB_NAME = url.rsplit("/", 1)[-1]  # whose PostgreSQL backends the CPU figures count
     var_dir, card_dir = mhd.prepare_var_dir(url)
     rt = build_runtime(mhd.bench_settings(var_dir, url), pool_size=4)
     print("Chargement (niveau HTTP)…", file=sys.stderr)
-    target, doc_ids, writers = load(rt, 200)
+    targets, doc_ids, writers = load(rt, 200, readers=8)
+    target = targets[0]
     rt.engine.dispose()
     servers = {
         "on": mhd.start_server(url, var_dir, card_dir, workers=args.workers),
@@ -262,16 +270,27 @@ def http_level(args: argparse.Namespace, url: str) -> list[str]:
             url, var_dir, card_dir, workers=args.workers, factory="untraced_app:asgi_app"
         ),
     }
+    if args.floor:
+        servers["floor"] = mhd.start_server(
+            url, var_dir, card_dir, workers=args.workers, factory="untraced_app:floor_app"
+        )
+        # The trail as shipped, on sessions that do not wait for the WAL flush at commit
+        # (not an option of the product: ADR 0006 keeps read traces durable before the response).
+        servers["nosync"] = mhd.start_server(
+            url,
+            var_dir,
+            card_dir,
+            workers=args.workers,
+            extra_env={"PGOPTIONS": "-c synchronous_commit=off"},
+        )
     search_path = mhd.SEARCH_PATH.format(system=SYSTEM_NIR, nir=target)
-    binary_path = f"/fhir/Binary/{doc_ids[7]}"
-    results: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("search on", "search off", "retrieve on", "retrieve off")
-    }
+    binary_path = f"/fhir/Binary/{doc_ids[0][7]}"
+    results: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
     rates: dict[str, list[float]] = collections.defaultdict(list)
-    meta = {"pub_nirs": writers, "target_nir": target, "binary_path": binary_path}
-    loaded: dict[str, list[tuple[float, float]]] = {
-        f"{k} {m}": [] for k in ("iti67", "iti68") for m in ("on", "off")
-    }
+    same = {"pub_nirs": writers, "target_nir": target, "binary_path": binary_path}
+    spread = {**same, "spread_nirs": targets, "binary_paths": [f"/fhir/Binary/{ids[7]}" for ids in doc_ids]}
+    loaded: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    cpu: dict[str, list[dict[str, float]]] = collections.defaultdict(list)
     sizes = dataclasses.replace(mhd.QUICK, time_limit=60.0)
 
     def sequential(client: httpx.Client, path: str, n: int) -> list[float]:
@@ -286,7 +305,8 @@ def http_level(args: argparse.Namespace, url: str) -> list[str]:
 
     try:
         for run in range(args.runs):
-            for mode in ("on", "off") if run % 2 == 0 else ("off", "on"):
+            modes = [m for m in ("on", "floor", "nosync", "off") if m in servers]
+            for mode in modes if run % 2 == 0 else modes[::-1]:
                 server = servers[mode]
                 mhd.wait_quiet(10.0)
                 headers = {"Authorization": f"Bearer {mhd.get_token(server)}", "Accept": "*/*"}
@@ -297,13 +317,17 @@ def http_level(args: argparse.Namespace, url: str) -> list[str]:
                     r = sequential(client, binary_path, args.requests)
                 results[f"search {mode}"].append((pct(s, 0.5), pct(s, 0.95)))
                 results[f"retrieve {mode}"].append((pct(r, 0.5), pct(r, 0.95)))
-                for kind, n in (("iti67", args.per_client * 5), ("iti68", args.per_client * 5)):
-                    got = mhd.http_scenario(kind, 8, n, server, meta, sizes, seed=run)
-                    if got["errors"]:
-                        raise RuntimeError(f"{kind} : {got['errors']} erreurs, {got['first_error']}")
-                    loaded[f"{kind} {mode}"].append((got["p50_ms"], got["p95_ms"]))
-                    rates[f"{kind} {mode}"].append(got["rate"])
-                pub = mhd.http_scenario("iti65", 8, args.per_client, server, meta, sizes, seed=run)
+                if mode in ("floor", "nosync"):  # sequential only: about one request's latency
+                    continue
+                for where, meta in (("same", same), ("spread", spread)):
+                    for kind in ("iti67", "iti68"):
+                        got = mhd.http_scenario(kind, 8, args.per_client * 5, server, meta, sizes, seed=run)
+                        if got["errors"]:
+                            raise RuntimeError(f"{kind} : {got['errors']} erreurs, {got['first_error']}")
+                        loaded[f"{where} {kind} {mode}"].append((got["p50_ms"], got["p95_ms"]))
+                        cpu[f"{where} {kind} {mode}"].append(got["cpu_ms_per_req"])
+                        rates[f"{where} {kind} {mode}"].append(got["rate"])
+                pub = mhd.http_scenario("iti65", 8, args.per_client, server, same, sizes, seed=run)
                 if pub["errors"]:
                     raise RuntimeError(f"ITI-65 : {pub['errors']} erreurs, {pub['first_error']}")
                 rates[mode].append(pub["rate"])
@@ -316,23 +340,67 @@ def http_level(args: argparse.Namespace, url: str) -> list[str]:
     finally:
         for server in servers.values():
             mhd.stop_server(server)
-    under_load = {k.replace("iti67", "search").replace("iti68", "retrieve"): v for k, v in loaded.items()}
+    def under_load(where: str) -> dict[str, list[tuple[float, float]]]:
+        return {
+            k.removeprefix(where + " ").replace("iti67", "search").replace("iti68", "retrieve"): v
+            for k, v in loaded.items()
+            if k.startswith(where + " ")
+        }
+
     return [
-        f"HTTP level (two uvicorn servers, {args.workers} worker(s) each), medians over {args.runs} runs.",
+        f"HTTP level ({len(servers)} uvicorn servers, {args.workers} worker(s) each), "
+        f"medians over {args.runs} runs.",
         "",
         "One client, sequential requests:",
         "",
         *summary_rows(results),
         "",
-        "8 client processes (ITI-67 and ITI-68 on the same record, ITI-65 on 8 records):",
+        *(
+            [
+                "The same, with the cheapest durable trace (one bigserial row, same transaction) "
+                "in place of the trail:",
+                "",
+                *summary_rows({k.replace("floor", "on"): v for k, v in results.items() if k[-3:] != " on"}),
+                "",
+                "The trail as shipped, with synchronous_commit=off (no wait for the WAL flush; "
+                "measurement only):",
+                "",
+                *summary_rows({k.replace("nosync", "on"): v for k, v in results.items() if k[-3:] != " on"}),
+                "",
+            ]
+            if args.floor
+            else []
+        ),
+        "8 client processes, all on the same record:",
         "",
-        *summary_rows(under_load),
+        *summary_rows(under_load("same")),
+        "",
+        "8 client processes, each on its own record (8 records of 200 documents):",
+        "",
+        *summary_rows(under_load("spread")),
         "",
         "| scenario | on | off | ratio |",
         "| --- | --- | --- | --- |",
-        rate_row("ITI-67 search, 8 clients", rates, "req/s", "iti67 "),
-        rate_row("ITI-68 retrieve, 8 clients", rates, "req/s", "iti68 "),
+        rate_row("ITI-67 search, 8 clients, same record", rates, "req/s", "same iti67 "),
+        rate_row("ITI-68 retrieve, 8 clients, same record", rates, "req/s", "same iti68 "),
+        rate_row("ITI-67 search, 8 clients, 8 records", rates, "req/s", "spread iti67 "),
+        rate_row("ITI-68 retrieve, 8 clients, 8 records", rates, "req/s", "spread iti68 "),
         rate_row("ITI-65 publication, 8 clients on 8 records", rates, "req/s"),
+        "",
+        "CPU per request under load (ms, medians; server = the uvicorn workers, postgres = its backends):",
+        "",
+        "| scenario | server on | server off | postgres on | postgres off |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {k} | "
+            + " | ".join(
+                f"{statistics.median(c[who] for c in cpu[f'{k} {m}']):.2f}"
+                for who in ("server", "postgres")
+                for m in ("on", "off")
+            )
+            + " |"
+            for k in ("same iti67", "same iti68", "spread iti67", "spread iti68")
+        ),
     ]
 
 
@@ -344,6 +412,9 @@ def main() -> None:
     ap.add_argument("--per-client", type=int, default=40, help="HTTP level: publications per client")
     ap.add_argument("--level", choices=("http", "service", "both"), default="both")
     ap.add_argument("--workers", type=int, default=2, help="HTTP level: uvicorn workers per server")
+    ap.add_argument(
+        "--floor", action="store_true", help="HTTP level: also a server whose trace is one tiny durable row"
+    )
     args = ap.parse_args()
     out: list[str] = []
     if args.level in ("http", "both"):

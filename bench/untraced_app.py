@@ -20,3 +20,21 @@ def _not_traced(*_args: Any, **_kwargs: Any) -> None:
 def asgi_app() -> object:
     trail.record = _not_traced  # type: ignore[assignment]  # every use case writes through trail.record
     return bootstrap.asgi_app()
+
+
+def floor_app() -> object:
+    """The cheapest durable trace there can be: one small row, written in the action's transaction
+    and committed with it (``synchronous_commit`` as configured). What the real trail costs beyond
+    this is its own; what this costs is the price of any durable write on a read's path."""
+    from sqlalchemy import Connection, text
+
+    app = bootstrap.asgi_app()
+
+    def minimal_trace(conn: Connection, *_args: Any, **_kwargs: Any) -> None:
+        conn.execute(text("INSERT INTO bench_floor_trace DEFAULT VALUES"))
+
+    engine = app.state.dmp.runtime.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_floor_trace (id bigserial PRIMARY KEY)"))
+    trail.record = minimal_trace  # type: ignore[assignment]
+    return app
