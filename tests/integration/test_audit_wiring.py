@@ -3,6 +3,7 @@ whose trace cannot be written is not served (issue 5)."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from test_policy_api import as_patient, consent, patient_id, publish
 
 from conftest import Api, Identity
-from dmp.audit import AuditAction
+from dmp.audit import AuditAction, count_entries, verify
 from dmp.store.schema_audit import audit_entry
 
 
@@ -166,6 +167,66 @@ def test_a_read_that_cannot_be_traced_is_not_served(
         params={"patient.identifier": f"{patient.system}|{patient.nir}"},
     )
     assert resp.status_code == 500 and doc_id not in resp.text
+
+
+_REFUSE_TRACE: dict[str, tuple[list[str], list[str], str]] = {
+    "postgresql": (
+        [
+            "CREATE FUNCTION test_refuse_trace() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'journal plein'; END $$",
+            "CREATE TRIGGER test_refuse_trace BEFORE INSERT ON audit_entry "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse_trace()",
+        ],
+        ["DROP TRIGGER test_refuse_trace ON audit_entry", "DROP FUNCTION test_refuse_trace()"],
+        "INTERNAL_ERROR",
+    ),
+    "sqlite": (
+        [
+            "CREATE TRIGGER test_refuse_trace BEFORE INSERT ON audit_entry "
+            "BEGIN SELECT RAISE(ABORT, 'journal plein'); END"
+        ],
+        ["DROP TRIGGER test_refuse_trace"],
+        "TRANSACTION_FAILED",  # SQLite reports a trigger's ABORT as a constraint failure
+    ),
+}
+
+
+def test_a_read_whose_trace_the_database_refuses_is_not_served(api: Api, patient: Identity) -> None:
+    """The same as above, with the database itself refusing the entry (the real append path)."""
+    doc_id = publish(api, patient)
+    pid = uuid.UUID(str(patient_id(api, patient)))
+    engine = api.runtime.engine
+    with engine.connect() as conn:
+        before = count_entries(conn, pid)
+    install, remove, code = _REFUSE_TRACE[engine.dialect.name]
+    with engine.begin() as conn:
+        for statement in install:
+            conn.exec_driver_sql(statement)
+    client = api.client
+    client._transport.raise_server_exceptions = False  # type: ignore[attr-defined]
+    try:
+        resp = client.get(f"/fhir/Binary/{doc_id}", headers=api.headers())
+        assert resp.status_code == 500
+        assert CDA not in resp.content
+        assert resp.json()["issue"][0]["details"]["coding"][0]["code"] == code
+        resp = client.get(
+            "/fhir/DocumentReference",
+            headers=api.headers(),
+            params={"patient.identifier": f"{patient.system}|{patient.nir}"},
+        )
+        assert resp.status_code == 500 and doc_id not in resp.text
+    finally:
+        with engine.begin() as conn:
+            for statement in remove:
+                conn.exec_driver_sql(statement)
+    with engine.connect() as conn:
+        assert count_entries(conn, pid) == before  # nothing half-written
+        assert verify(conn, pid).ok
+    # and the same connections serve (and trace) again once the trail accepts entries
+    resp = client.get(f"/fhir/Binary/{doc_id}", headers=api.headers())
+    assert resp.status_code == 200 and base64.b64decode(resp.json()["data"]) == CDA
+    with engine.connect() as conn:
+        assert count_entries(conn, pid) == before + 1
 
 
 def test_audit_events_for_the_patient_and_for_a_professional(api: Api, patient: Identity) -> None:
