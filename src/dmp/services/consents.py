@@ -8,7 +8,7 @@ Stored as rows of ``record_consent``; served as FHIR ``Consent`` resources
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,24 +25,36 @@ from dmp.services import trail
 from dmp.store.schema_policy import record_consent
 
 
-def _record_by_ins_query() -> Any:
+def _record_with_consents(by_ins: bool) -> Any:
+    """The patient row, one row per active consent (outer join), in one statement: by INS (every
+    search) or by record id, then with the record's wrapped data key (reads by document id)."""
     from sqlalchemy import bindparam
 
-    from dmp.store.schema import ins_index, patient
+    from dmp.store.schema import ins_index, patient, record_key
 
-    joined = patient.join(ins_index, ins_index.c.patient_id == patient.c.id).outerjoin(
+    base = patient.join(ins_index, ins_index.c.patient_id == patient.c.id) if by_ins else patient
+    columns: list[Any] = [patient]
+    if not by_ins:
+        base = base.outerjoin(record_key, record_key.c.patient_id == patient.c.id)
+        columns.append(record_key.c.wrapped_key)
+    joined = base.outerjoin(
         record_consent,
         and_(record_consent.c.patient_id == patient.c.id, record_consent.c.status == "active"),
     )
+    where = (
+        and_(ins_index.c.ins_oid == bindparam("oid"), ins_index.c.ins_value == bindparam("value"))
+        if by_ins
+        else patient.c.id == bindparam("pid")
+    )
     return (
         select(
-            patient,
+            *columns,
             record_consent.c.kind.label("c_kind"),
             record_consent.c.subject_id.label("c_subject"),
             record_consent.c.permit.label("c_permit"),
         )
         .select_from(joined)
-        .where(ins_index.c.ins_oid == bindparam("oid"), ins_index.c.ins_value == bindparam("value"))
+        .where(where)
         .order_by(record_consent.c.created_at)
     )
 
@@ -66,7 +78,8 @@ EMERGENCY_KINDS = {
     ConsentKind.EMERGENCY_MASKED,
 }
 SUBJECT_KINDS = set(ConsentKind) - EMERGENCY_KINDS
-_RECORD_BY_INS = _record_by_ins_query()
+_RECORD_BY_INS = _record_with_consents(by_ins=True)
+_RECORD_BY_ID = _record_with_consents(by_ins=False)
 
 
 @dataclass(frozen=True)
@@ -122,7 +135,16 @@ def build(rows: Iterable[Any]) -> RecordConsents:
 
 def record_by_ins(conn: Connection, ins_oid: str, ins_value: str) -> tuple[Any, RecordFacts] | None:
     """The record of an INS and its facts in one round trip (the hot path of every search)."""
-    rows = conn.execute(_RECORD_BY_INS, {"oid": ins_oid, "value": ins_value}).all()
+    return _with_facts(conn.execute(_RECORD_BY_INS, {"oid": ins_oid, "value": ins_value}).all())
+
+
+def record_by_id(conn: Connection, patient_id: UUID) -> tuple[Any, RecordFacts] | None:
+    """The record, its facts and its wrapped data key (``row.wrapped_key``) in one round trip
+    (the hot path of every read by document id)."""
+    return _with_facts(conn.execute(_RECORD_BY_ID, {"pid": patient_id}).all())
+
+
+def _with_facts(rows: Sequence[Any]) -> tuple[Any, RecordFacts] | None:
     if not rows:
         return None
     first = rows[0]

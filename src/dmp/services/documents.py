@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from dmp.domain.actor import Actor
 from dmp.domain.document import Availability, DmpFlag
@@ -18,9 +18,8 @@ from dmp.fhir import jsonpatch
 from dmp.fhir.common import Json, dumps, instant, loads
 from dmp.fhir.documentreference import IS_ARCHIVED_URL, parse_security_labels, security_labels
 from dmp.policy import Action
-from dmp.services import access, records, trail
+from dmp.services import access, consents, records, trail
 from dmp.services.context import Runtime
-from dmp.services.publish import record_dek
 from dmp.services.trail import AuditAction
 from dmp.store import crypto
 from dmp.store.schema import document, submission_set
@@ -37,26 +36,40 @@ class Content:
     document_id: UUID
 
 
+_DOCUMENT_BY_ID = select(document).where(document.c.id == bindparam("id"))
+
+
 def _visible_row(
     conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, attempted: AuditAction, *, history: bool = True
-) -> tuple[Any, access.Opened]:
-    """The document row if ``actor`` may see it; otherwise the same 404 as a missing one.
+) -> tuple[Any, access.Opened, Any]:
+    """The document row if ``actor`` may see it (with the opening and the record's row, which
+    carries its wrapped data key); otherwise the same 404 as a missing one.
 
     Reads by id are version-history reads: a replaced version stays reachable.
     """
-    row = conn.execute(select(document).where(document.c.id == doc_id)).first()
+    row = conn.execute(_DOCUMENT_BY_ID, {"id": doc_id}).first()
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
-    rec = records.get(conn, row.patient_id)
+    found = consents.record_by_id(conn, row.patient_id)
+    assert found is not None  # foreign key
+    rec, facts = found
     opened = access.open_record(
-        conn, rt, actor, rec, attempted=attempted, history=history, hide_refusal=True, targets=(doc_id,)
+        conn,
+        rt,
+        actor,
+        rec,
+        attempted=attempted,
+        history=history,
+        hide_refusal=True,
+        targets=(doc_id,),
+        facts=facts,
     )
     access.check_document(opened, row, attempted)
-    return row, opened
+    return row, opened, rec
 
 
 def read_document(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> bytes:
-    row, opened = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_READ)
+    row, opened, _ = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_READ)
     opened.trace(conn, AuditAction.DOCUMENT_READ, [doc_id])
     return bytes(row.resource_json)
 
@@ -81,8 +94,8 @@ def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> byt
 
 def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Content:
     """ITI-68: the exact bytes, decrypted and checked against the stored SHA-256."""
-    row, opened = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_RETRIEVE)
-    dek = record_dek(conn, rt, row.patient_id)
+    row, opened, rec = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_RETRIEVE)
+    dek = rt.keyring.unwrap(row.patient_id, rec.wrapped_key)
     try:
         data = crypto.open_sealed(dek, row.patient_id, row.sha256_hex, rt.blobs.get(row.blob_key))
     except Exception as exc:  # missing blob, wrong key, forged ciphertext
@@ -112,7 +125,7 @@ def find_by_identifier(conn: Connection, raw: str) -> UUID:
 
 def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, now: datetime) -> bytes:
     """Apply a JSON Patch limited to status, securityLabel and isArchived."""
-    row, _ = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_STATUS, history=False)
+    row, _, _ = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_STATUS, history=False)
     current: Json = loads(row.resource_json)
     patched = jsonpatch.apply(current, ops)
     for key in set(current) | set(patched):
