@@ -51,7 +51,7 @@ def _chain_statement() -> str:
 
     Written for psycopg and run as a server-side prepared statement: tracing is on every
     read's path, and going through SQLAlchemy's statement layer cost ~0.1 ms a call there
-    (BENCHMARKS.md, "Cost of the trail").
+    (BENCHMARKS.md, "Audit trail cost").
     """
     cols = [c for c in FIELDS if c not in ("patient_id", "seq")]
     return f"""
