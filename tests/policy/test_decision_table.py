@@ -545,3 +545,56 @@ def test_update_rules(
 def test_blocked_professional_cannot_attest() -> None:
     rec = record(blocked=frozenset({DOCTOR2.id}))
     assert decide(DOCTOR2, Action.ATTEST_AUTHORISATION, rec, None, CTX).rule_id == "AC-23.blocked"
+
+
+TRAIL_CASES = [
+    # (reader, document, expected (effect, rule)) for the entries that name the document
+    ("patient sees traces of a normal document", PATIENT, doc(), ("permit", "AC-20.patient")),
+    (
+        "patient sees traces of a deleted document",
+        PATIENT,
+        doc(availability="deleted"),
+        ("permit", "AC-20.patient"),
+    ),
+    (
+        "patient does not see traces of a document awaiting announcement",
+        PATIENT,
+        doc(flags=DmpFlag.INVISIBLE_PATIENT),
+        ("deny", "AC-10.invisible-patient"),
+    ),
+    (
+        "patient sees them once the announcement delay has passed",
+        PATIENT,
+        doc(flags=DmpFlag.INVISIBLE_PATIENT, submitted=NOW - timedelta(days=400)),
+        ("permit", "AC-20.patient"),
+    ),
+    (
+        "patient sees traces of a document hidden from representatives",
+        PATIENT,
+        doc(flags=DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX),
+        ("permit", "AC-20.patient"),
+    ),
+    (
+        "representative does not see traces of the minor's secret",
+        REP,
+        doc(flags=DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX),
+        ("deny", "AC-19.invisible-representatives"),
+    ),
+    ("representative sees traces of a normal document", REP, doc(), ("permit", "AC-19.representative")),
+    (
+        "a professional's own trail is not filtered by the flags",
+        DOCTOR,
+        doc(flags=DmpFlag.MASQUE_PS | DmpFlag.INVISIBLE_PATIENT),
+        ("permit", "AC-02.authorised"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "actor", "d", "expected"), TRAIL_CASES, ids=[c[0] for c in TRAIL_CASES])
+def test_trail_entry_visibility(
+    label: str, actor: Actor, d: DocumentFacts, expected: tuple[str, str]
+) -> None:
+    from dmp.policy import record_access, trail_entry_visible
+
+    decision = trail_entry_visible(record_access(actor, AUTHORISED), d, CTX)
+    assert (decision.effect.value, decision.rule_id) == expected

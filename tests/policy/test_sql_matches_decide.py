@@ -18,8 +18,8 @@ from sqlalchemy import Engine, and_, delete, insert, select
 
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
 from dmp.policy import Context, DocumentFacts, EmergencyConsents, RecordConsents, RecordFacts, Transparency
-from dmp.policy.rules import document_visible, record_access
-from dmp.policy.sqlfilter import hidden_by_mask_condition, visible_condition
+from dmp.policy.rules import document_visible, record_access, trail_entry_visible
+from dmp.policy.sqlfilter import hidden_by_mask_condition, trail_hidden_condition, visible_condition
 from dmp.store.schema import document, patient
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -200,8 +200,23 @@ def test_sql_filter_equals_decide(prepared: Engine) -> None:
                     )
                 )
             }
+            trail_hidden_sql = {
+                r.id
+                for r in conn.execute(
+                    select(document.c.id).where(
+                        and_(document.c.patient_id == PID, trail_hidden_condition(access, ctx))
+                    )
+                )
+            }
         in_python = {i for d, i in zip(docs, ids, strict=True) if document_visible(access, d, ctx).permitted}
         assert in_sql == in_python
+        # The trail hides exactly what trail_entry_visible refuses to a permitted reader.
+        trail_hidden_python = {
+            i
+            for d, i in zip(docs, ids, strict=True)
+            if access.decision.permitted and not trail_entry_visible(access, d, ctx).permitted
+        }
+        assert trail_hidden_sql == trail_hidden_python
         # Documents counted as "masked from you" are never ones the actor can see.
         assert not (masked_sql & in_python)
         compared["pairs"] += len(docs)

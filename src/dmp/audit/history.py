@@ -8,6 +8,7 @@ Entries carry no health content; neither do the lines.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -115,9 +116,16 @@ def history_line(row: Any) -> HistoryItem:
     )
 
 
-def history(conn: Connection, patient_id: UUID, *, limit: int = 50, offset: int = 0) -> list[HistoryItem]:
-    """The record's history, newest first."""
-    return [
-        history_line(e)
-        for e in iter_entries(conn, patient_id, newest_first=True, limit=limit, offset=offset)
-    ]
+def history(
+    conn: Connection,
+    patient_id: UUID,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    hide_targets: Iterable[str] = (),
+) -> list[HistoryItem]:
+    """The record's history, newest first (``hide_targets``: see ``iter_entries``)."""
+    entries = iter_entries(
+        conn, patient_id, newest_first=True, limit=limit, offset=offset, hide_targets=hide_targets
+    )
+    return [history_line(e) for e in entries]

@@ -8,12 +8,12 @@ SQLite serializes writers anyway), so two records never wait for each other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, not_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -147,11 +147,17 @@ def append_committed(engine: Engine, entry: AuditRecord) -> StoredEntry:
 
 
 def _entries_query(
-    patient_id: UUID | None, start: datetime | None, end: datetime | None, actor_id: str | None = None
+    patient_id: UUID | None,
+    start: datetime | None,
+    end: datetime | None,
+    actor_id: str | None = None,
+    hide_targets: Iterable[str] = (),
 ) -> Select[Any]:
     q = select(audit_entry)
     if actor_id is not None:
         q = q.where(audit_entry.c.actor_id == actor_id)
+    for ref in hide_targets:  # target_ids is the JSON list of references, as text
+        q = q.where(not_(audit_entry.c.target_ids.contains(f'"{ref}"', autoescape=True)))
     if patient_id is not None:
         q = q.where(audit_entry.c.patient_id == patient_id)
     if start is not None:
@@ -182,12 +188,15 @@ def iter_entries(
     offset: int = 0,
     batch: int = 1000,
     actor_id: str | None = None,
+    hide_targets: Iterable[str] = (),
 ) -> Iterator[StoredEntry]:
     """Entries in chain order (record, then position), or newest first within a record.
 
-    ``start``/``end`` bound ``at`` as [start, end).
+    ``start``/``end`` bound ``at`` as [start, end); ``actor_id`` keeps one actor's entries;
+    entries naming any of ``hide_targets`` (references such as ``DocumentReference/<id>``) are
+    left out (what the reader may not learn of, ``dmp.policy.trail_entry_visible``).
     """
-    q = _entries_query(patient_id, start, end, actor_id)
+    q = _entries_query(patient_id, start, end, actor_id, tuple(hide_targets))
     if newest_first:
         q = q.order_by(audit_entry.c.patient_id, audit_entry.c.seq.desc())
     else:

@@ -17,7 +17,14 @@ from dmp.policy.model import (
     RecordFacts,
     Transparency,
 )
-from dmp.policy.rules import RecordAccess, decide, document_visible, record_access
+from dmp.policy.rules import (
+    RecordAccess,
+    awaiting_announcement,
+    decide,
+    document_visible,
+    record_access,
+    trail_entry_visible,
+)
 
 __all__ = [
     "AccessMode",
@@ -32,7 +39,9 @@ __all__ = [
     "RecordConsents",
     "RecordFacts",
     "Transparency",
+    "awaiting_announcement",
     "decide",
     "document_visible",
     "record_access",
+    "trail_entry_visible",
 ]

@@ -147,6 +147,37 @@ def record_access(actor: Actor, record: RecordFacts) -> RecordAccess:
     return RecordAccess(decision, "professional", actor.id, rights.read, masked)
 
 
+def awaiting_announcement(doc: DocumentFacts, ctx: Context) -> bool:
+    """INVISIBLE_PATIENT and not yet past the delay: the patient must not learn of ``doc`` yet
+    (not from the document list, the trail, nor a « nouveau document » alert)."""
+    return bool(doc.flags & DmpFlag.INVISIBLE_PATIENT) and ctx.now < doc.submitted + timedelta(
+        days=ctx.invisible_patient_max_days
+    )
+
+
+def _confidentiality(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> Decision | None:
+    """The refusal a confidentiality flag opposes to the patient or a representative, if any."""
+    if awaiting_announcement(doc, ctx):
+        return deny("AC-10.invisible-patient", "document en attente de la consultation d'annonce")
+    if access.view == "representative" and doc.flags & DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX:
+        return deny("AC-19.invisible-representatives", "document non visible des représentants légaux")
+    return None
+
+
+def trail_entry_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> Decision:
+    """May the reader of a record's whole trail (the patient, a representative) see the entries
+    that name ``doc``? Not while a confidentiality flag hides the document from them: an entry
+    « Dr X a ajouté un document » would reveal a diagnosis before the consultation d'annonce, or
+    a minor's secret to their parents (the VIHF RestrictionAudience INVISIBLE_REPRESENTANTS_LEGAUX
+    hides such actions from representatives in the traces). Unlike ``document_visible``, the
+    document's status does not matter: the traces of a deleted document stay visible."""
+    if not access.decision.permitted:
+        return access.decision
+    if access.view in ("patient", "representative"):
+        return _confidentiality(access, doc, ctx) or access.decision
+    return access.decision
+
+
 def document_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> Decision:
     """Document-level READ decision inside a record the actor may open."""
     if not access.decision.permitted:
@@ -156,13 +187,7 @@ def document_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> 
     if doc.availability == "deprecated" and not ctx.history:
         return deny("DOC.deprecated", "version remplacée (visible dans l'historique)")
     if access.view in ("patient", "representative"):
-        if doc.flags & DmpFlag.INVISIBLE_PATIENT and ctx.now < doc.submitted + timedelta(
-            days=ctx.invisible_patient_max_days
-        ):
-            return deny("AC-10.invisible-patient", "document en attente de la consultation d'annonce")
-        if access.view == "representative" and doc.flags & DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX:
-            return deny("AC-19.invisible-representatives", "document non visible des représentants légaux")
-        return access.decision
+        return _confidentiality(access, doc, ctx) or access.decision
     # professionals
     if doc.availability == "archived":
         return deny("DOC.archived", "document archivé : visible du seul patient")

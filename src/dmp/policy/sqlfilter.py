@@ -82,3 +82,16 @@ def hidden_by_mask_condition(access: RecordAccess, ctx: Context) -> ColumnElemen
         or_(d.author_id.is_(None), d.author_id != access.actor_id), d.published_by != access.actor_id
     )
     return and_(_status_in(statuses), not_own, _type_ok(access.read_rule), _flag(DmpFlag.MASQUE_PS))
+
+
+def trail_hidden_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]:
+    """The documents whose trail entries ``rules.trail_entry_visible`` hides from this reader
+    (the patient or a representative reading the whole trail), as SQL on ``document``."""
+    if not access.decision.permitted or access.view not in ("patient", "representative"):
+        return false()
+    d = document.c
+    cutoff = ctx.now - timedelta(days=ctx.invisible_patient_max_days)
+    hidden = and_(_flag(DmpFlag.INVISIBLE_PATIENT), d.submission_time > cutoff)
+    if access.view == "representative":
+        return or_(hidden, _flag(DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX))
+    return hidden

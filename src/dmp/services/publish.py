@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,7 +18,7 @@ from dmp.errors import DmpError
 from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
-from dmp.policy import Action, DocumentFacts
+from dmp.policy import Action, DocumentFacts, awaiting_announcement
 from dmp.services import access, alerts, records, trail
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
@@ -80,23 +80,20 @@ def publish(
     records.require_open(row)
     pid: UUID = row.id
     decision = None
-    for d in req.documents:
-        decision = access.require(
-            conn,
-            rt,
-            actor,
-            row,
-            Action.WRITE,
-            DocumentFacts(
-                type_code=d.entry.type_code,
-                class_code=d.entry.class_code,
-                flags=int(d.entry.flags),
-                availability="approved",
-                author_id=d.entry.author.id,
-                published_by=actor.id,
-                submitted=now,
-            ),
+    facts = [
+        DocumentFacts(
+            type_code=d.entry.type_code,
+            class_code=d.entry.class_code,
+            flags=int(d.entry.flags),
+            availability="approved",
+            author_id=d.entry.author.id,
+            published_by=actor.id,
+            submitted=now,
         )
+        for d in req.documents
+    ]
+    for doc_facts in facts:
+        decision = access.require(conn, rt, actor, row, Action.WRITE, doc_facts)
     seen: set[str] = set()
     for d in req.documents:
         if d.entry.unique_id in seen:
@@ -140,7 +137,9 @@ def publish(
     )
     response_entries[req.submission_index] = _created(f"List/{set_id}", now)
     replaced = [r for r in replaced_ids if r is not None]
-    alerts.new_documents(conn, actor, pid, set_id, now)
+    ctx = replace(access.context(rt), now=now)
+    if not all(awaiting_announcement(f, ctx) for f in facts):  # never announce a hidden document
+        alerts.new_documents(conn, actor, pid, set_id, now)
     trail.record(
         conn,
         actor,

@@ -1,26 +1,67 @@
 """Reading the trail (TR-01/TR-02): who may read which entries, as FHIR AuditEvents.
 
 The patient and their legal representatives read the whole trail of the record since its
-creation; a professional reads the entries of their own actions; the operator's security
-role (an OPERATOR actor with the ``audit`` scope) reads everything. Every read of the
-trail is itself traced.
+creation, except the entries about documents a confidentiality flag hides from them (until
+it no longer does); a professional reads the entries of their own actions; the operator's
+security role (an OPERATOR actor with the ``audit`` scope) reads everything. Every read of
+the trail is itself traced.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from dmp.audit import AuditAction, iter_entries, to_audit_event
+from dmp.audit import AuditAction, HistoryItem, history, iter_entries, to_audit_event
 from dmp.domain.actor import Actor, ActorKind
 from dmp.errors import DmpError
+from dmp.policy import record_access
+from dmp.policy.sqlfilter import trail_hidden_condition
 from dmp.services import consents, records, trail
+from dmp.services.access import context as access_context
 from dmp.services.context import Runtime
+from dmp.store.schema import document
 
 AUDIT_SCOPE = "audit"
+
+
+@dataclass(frozen=True)
+class TrailScope:
+    """What ``actor`` may read of a record's trail."""
+
+    only_actor: str | None  # a professional reads their own actions only
+    hide_targets: tuple[str, ...]  # entries naming these documents are left out
+
+
+def scope(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID) -> TrailScope:
+    """The patient and their legal representatives read the whole trail, except the entries
+    about documents a confidentiality flag hides from them (``policy.trail_entry_visible``);
+    the operator's security role reads everything; a professional reads their own actions.
+    Anyone else: 404, as for a record they may not see."""
+    row = records.get(conn, patient_id)  # closed records keep their trail (retention)
+    if row is None:
+        raise DmpError("NOT_FOUND")
+    facts = consents.facts(conn, row)
+    if actor.kind is ActorKind.OPERATOR and AUDIT_SCOPE in actor.scopes:
+        return TrailScope(None, ())
+    if actor.kind in (ActorKind.PATIENT, ActorKind.REPRESENTATIVE):
+        # Decided as if the record were open: a closed record's trail stays readable.
+        access = record_access(actor, replace(facts, open=True))
+        if not access.decision.permitted:
+            raise DmpError("NOT_FOUND")
+        hidden = conn.execute(
+            select(document.c.id).where(
+                document.c.patient_id == patient_id, trail_hidden_condition(access, access_context(rt))
+            )
+        ).scalars()
+        return TrailScope(None, tuple(f"DocumentReference/{d}" for d in hidden))
+    if actor.kind is ActorKind.PROFESSIONAL:
+        return TrailScope(actor.id, ())
+    raise DmpError("NOT_FOUND")
 
 
 def audit_events(
@@ -34,21 +75,7 @@ def audit_events(
     count: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], bool]:
-    row = records.get(conn, patient_id)  # closed records keep their trail (retention)
-    if row is None:
-        raise DmpError("NOT_FOUND")
-    facts = consents.facts(conn, row)
-    only_actor: str | None
-    if (
-        (actor.kind is ActorKind.PATIENT and actor.id == str(patient_id))
-        or (actor.kind is ActorKind.REPRESENTATIVE and actor.id in facts.consents.representatives)
-        or (actor.kind is ActorKind.OPERATOR and AUDIT_SCOPE in actor.scopes)
-    ):
-        only_actor = None
-    elif actor.kind is ActorKind.PROFESSIONAL:
-        only_actor = actor.id  # their own actions only
-    else:
-        raise DmpError("NOT_FOUND")
+    allowed = scope(conn, rt, actor, patient_id)
     entries = list(
         iter_entries(
             conn,
@@ -58,17 +85,36 @@ def audit_events(
             newest_first=True,
             limit=count + 1,
             offset=offset,
-            actor_id=only_actor,
+            actor_id=allowed.only_actor,
+            hide_targets=allowed.hide_targets,
         )
     )
     more = len(entries) > count
     entries = entries[:count]
+    _trace_read(conn, rt, actor, patient_id, len(entries))
+    return [to_audit_event(e, rt.fhir_base) for e in entries], more
+
+
+def history_page(
+    conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, *, count: int, offset: int
+) -> tuple[list[HistoryItem], bool]:
+    """The portal's « historique des accès », newest first, under the same scope."""
+    allowed = scope(conn, rt, actor, patient_id)
+    if allowed.only_actor is not None:  # the portal is the patient's and their representatives'
+        raise DmpError("NOT_FOUND")
+    items = history(
+        conn, patient_id, limit=count + 1, offset=offset, hide_targets=allowed.hide_targets
+    )
+    _trace_read(conn, rt, actor, patient_id, min(len(items), count))
+    return items[:count], len(items) > count
+
+
+def _trace_read(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, n: int) -> None:
     trail.record(
         conn,
         actor,
         AuditAction.AUDIT_READ,
         patient_id=patient_id,
         at=rt.now(),
-        detail=f"{len(entries)} entrée(s) consultée(s)",
+        detail=f"{n} entrée(s) consultée(s)",
     )
-    return [to_audit_event(e, rt.fhir_base) for e in entries], more

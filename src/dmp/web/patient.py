@@ -14,7 +14,7 @@ from dmp.accounts.service import PATIENT, REPRESENTATIVE, Account
 from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
-from dmp.services import notifications, records
+from dmp.services import notifications, records, trail_read
 from dmp.store.schema import patient
 from dmp.store.schema_policy import patient_notification
 from dmp.web import auth_pages
@@ -22,6 +22,7 @@ from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_h
 from dmp.web.documents import download, download_error, list_documents, offset_param
 
 SPACE = PERSON_SPACE
+HISTORY_PAGE = 50
 
 
 def after_login(ctx: Ctx, acc: Account) -> str:
@@ -130,6 +131,27 @@ def notifications_page(ctx: Ctx) -> Response:
     )
     return ctx.render(
         "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, found[1])
+    )
+
+
+def history_page(ctx: Ctx) -> Response:
+    """TR-01/TR-02: every access to the record since its creation, in plain French."""
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    found = _record(ctx, acc)
+    if isinstance(found, Response):
+        return found
+    actor, pid = found
+    offset = offset_param(ctx)
+    items, more = trail_read.history_page(ctx.conn, ctx.rt, actor, pid, count=HISTORY_PAGE, offset=offset)
+    return ctx.render(
+        "history.html",
+        title="Historique des accès",
+        items=items,
+        more=more,
+        next_offset=offset + HISTORY_PAGE,
+        holder=_holder_name(ctx, pid),
     )
 
 
@@ -254,6 +276,7 @@ def routes() -> list[Route]:
         Route("/", get(SPACE, home, record_error), methods=["GET"]),
         Route("/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
+        Route("/historique", get(SPACE, history_page), methods=["GET"]),
         Route("/dossiers", get(SPACE, records_get), methods=["GET"]),
         Route("/dossiers", post(SPACE, records_post), methods=["POST"]),
         Route("/majorite", get(SPACE, majority_get), methods=["GET"]),
