@@ -180,9 +180,17 @@ def test_patient_logs_in_with_password_and_totp_in_a_real_browser(
                 assert table.get_by_role("link", name="Télécharger").count() == 2
                 cookies = {c["name"]: c for c in browser.cookies()}
                 assert cookies["dmp_session"]["httpOnly"] and cookies["dmp_session"]["sameSite"] == "Lax"
-                page.screenshot(
-                    path=str(os.environ.get("DMP_SCREENSHOT_DIR", tmp_path)) + "/mon-dmp.png", full_page=True
+                shots = str(os.environ.get("DMP_SCREENSHOT_DIR", tmp_path))
+                page.screenshot(path=shots + "/mon-dmp.png", full_page=True)
+                # The access history, reached from the navigation as a person would.
+                page.get_by_role("link", name="Historique des accès").click()
+                page.wait_for_url(f"{base}/historique")
+                history = page.get_by_role(
+                    "table", name="Historique des accès, du plus récent au plus ancien"
                 )
+                assert "a ajouté un document" in history.inner_text()
+                assert "s'est connecté(e) à l'espace DMP" in history.inner_text()
+                page.screenshot(path=shots + "/historique.png", full_page=True)
             finally:
                 browser.close()
     finally:
