@@ -598,3 +598,58 @@ def test_trail_entry_visibility(
 
     decision = trail_entry_visible(record_access(actor, AUTHORISED), d, CTX)
     assert (decision.effect.value, decision.rule_id) == expected
+
+
+AUDITOR = Actor(ActorKind.OPERATOR, "secu:agent", "Agent sécurité", scopes=frozenset({"audit"}))
+CLOSED = replace(AUTHORISED, open=False)
+TRAIL_ACCESS_CASES = [
+    # (reader, record, expected (effect, rule), own actions only)
+    ("TR-01 the patient reads the whole trail", PATIENT, AUTHORISED, ("permit", "AC-20.patient"), False),
+    ("TR-01 even once the record is closed", PATIENT, CLOSED, ("permit", "AC-20.patient"), False),
+    ("TR-01 not another patient's", OTHER_PATIENT, AUTHORISED, ("deny", "AC-20.other-patient"), False),
+    ("AC-19 a representative reads it", REP, AUTHORISED, ("permit", "AC-19.representative"), False),
+    (
+        "AC-19 not someone who is not a representative",
+        REP,
+        record(),
+        ("deny", "AC-19.not-representative"),
+        False,
+    ),
+    (
+        "TR-03 a professional reads their own actions",
+        DOCTOR2,
+        record(),
+        ("permit", "TR-03.own-actions"),
+        True,
+    ),
+    (
+        "TR-06 the security role reads everything",
+        AUDITOR,
+        AUTHORISED,
+        ("permit", "TR-06.security-role"),
+        False,
+    ),
+    (
+        "AC-16 a desk operator without the role does not",
+        OPERATOR,
+        AUTHORISED,
+        ("deny", "AC-16.forbidden-actor"),
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "actor", "rec", "expected", "own_only"),
+    TRAIL_ACCESS_CASES,
+    ids=[c[0] for c in TRAIL_ACCESS_CASES],
+)
+def test_who_reads_the_trail(
+    label: str, actor: Actor, rec: RecordFacts, expected: tuple[str, str], own_only: bool
+) -> None:
+    from dmp.policy import trail_access
+
+    got = trail_access(actor, rec)
+    assert (got.decision.effect.value, got.decision.rule_id) == expected
+    assert got.own_actions_only is own_only
+    assert (got.reader is not None) == (actor.kind in (ActorKind.PATIENT, ActorKind.REPRESENTATIVE))

@@ -18,15 +18,19 @@ from dmp.policy.model import (
     Transparency,
 )
 from dmp.policy.rules import (
+    AUDIT_SCOPE,
     RecordAccess,
+    TrailAccess,
     awaiting_announcement,
     decide,
     document_visible,
     record_access,
+    trail_access,
     trail_entry_visible,
 )
 
 __all__ = [
+    "AUDIT_SCOPE",
     "AccessMode",
     "Action",
     "Context",
@@ -38,10 +42,12 @@ __all__ = [
     "RecordAccess",
     "RecordConsents",
     "RecordFacts",
+    "TrailAccess",
     "Transparency",
     "awaiting_announcement",
     "decide",
     "document_visible",
     "record_access",
+    "trail_access",
     "trail_entry_visible",
 ]

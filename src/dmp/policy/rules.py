@@ -9,7 +9,7 @@ whole record into SQL; a property test checks both agree on random cases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
@@ -145,6 +145,37 @@ def record_access(actor: Actor, record: RecordFacts) -> RecordAccess:
         )
     decision, masked = _professional_mode(actor, record)
     return RecordAccess(decision, "professional", actor.id, rights.read, masked)
+
+
+AUDIT_SCOPE = "audit"  # the operator's security role
+
+
+@dataclass(frozen=True)
+class TrailAccess:
+    """Who may read a record's trail, and how much of it."""
+
+    decision: Decision
+    own_actions_only: bool  # a professional reads the entries of their own actions
+    reader: RecordAccess | None  # the patient or a representative: their view hides entries
+
+
+def trail_access(actor: Actor, record: RecordFacts) -> TrailAccess:
+    """TR-01/TR-02: the patient and their legal representatives read the trail since the
+    record's creation (entries about documents hidden from them excepted, ``trail_entry_visible``),
+    also once the record is closed; TR-03: a professional reads their own actions, the proof of
+    what they consulted; TR-06: the operator's security role reads everything. Nobody else."""
+    if actor.kind is ActorKind.OPERATOR:
+        if AUDIT_SCOPE in actor.scopes:
+            return TrailAccess(permit("TR-06.security-role", AccessMode.NORMAL), False, None)
+        return TrailAccess(
+            deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), False, None
+        )
+    if actor.kind in (ActorKind.PATIENT, ActorKind.REPRESENTATIVE):
+        access = record_access(actor, replace(record, open=True))  # the trail outlives closure
+        return TrailAccess(access.decision, False, access)
+    if actor.kind is ActorKind.PROFESSIONAL:
+        return TrailAccess(permit("TR-03.own-actions", AccessMode.NORMAL), True, None)
+    return TrailAccess(deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), False, None)
 
 
 def awaiting_announcement(doc: DocumentFacts, ctx: Context) -> bool:

@@ -9,7 +9,7 @@ the trail is itself traced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,16 +17,14 @@ from uuid import UUID
 from sqlalchemy import Connection, select
 
 from dmp.audit import AuditAction, HistoryItem, history, iter_entries, to_audit_event
-from dmp.domain.actor import Actor, ActorKind
+from dmp.domain.actor import Actor
 from dmp.errors import DmpError
-from dmp.policy import record_access
+from dmp.policy import trail_access
 from dmp.policy.sqlfilter import trail_hidden_condition
 from dmp.services import consents, records, trail
 from dmp.services.access import context as access_context
 from dmp.services.context import Runtime
 from dmp.store.schema import document
-
-AUDIT_SCOPE = "audit"
 
 
 @dataclass(frozen=True)
@@ -38,30 +36,25 @@ class TrailScope:
 
 
 def scope(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID) -> TrailScope:
-    """The patient and their legal representatives read the whole trail, except the entries
-    about documents a confidentiality flag hides from them (``policy.trail_entry_visible``);
-    the operator's security role reads everything; a professional reads their own actions.
-    Anyone else: 404, as for a record they may not see."""
+    """What ``actor`` may read of the record's trail (``policy.trail_access``); a refusal is the
+    same 404 as for a record that does not exist."""
     row = records.get(conn, patient_id)  # closed records keep their trail (retention)
     if row is None:
         raise DmpError("NOT_FOUND")
-    facts = consents.facts(conn, row)
-    if actor.kind is ActorKind.OPERATOR and AUDIT_SCOPE in actor.scopes:
-        return TrailScope(None, ())
-    if actor.kind in (ActorKind.PATIENT, ActorKind.REPRESENTATIVE):
-        # Decided as if the record were open: a closed record's trail stays readable.
-        access = record_access(actor, replace(facts, open=True))
-        if not access.decision.permitted:
-            raise DmpError("NOT_FOUND")
-        hidden = conn.execute(
-            select(document.c.id).where(
-                document.c.patient_id == patient_id, trail_hidden_condition(access, access_context(rt))
-            )
-        ).scalars()
-        return TrailScope(None, tuple(f"DocumentReference/{d}" for d in hidden))
-    if actor.kind is ActorKind.PROFESSIONAL:
+    allowed = trail_access(actor, consents.facts(conn, row))
+    if not allowed.decision.permitted:
+        raise DmpError("NOT_FOUND")
+    if allowed.own_actions_only:
         return TrailScope(actor.id, ())
-    raise DmpError("NOT_FOUND")
+    if allowed.reader is None:
+        return TrailScope(None, ())
+    hidden = conn.execute(
+        select(document.c.id).where(
+            document.c.patient_id == patient_id,
+            trail_hidden_condition(allowed.reader, access_context(rt)),
+        )
+    ).scalars()
+    return TrailScope(None, tuple(f"DocumentReference/{d}" for d in hidden))
 
 
 def audit_events(
