@@ -9,34 +9,11 @@ from datetime import date
 from typing import Any
 
 from portal import Portal, portal_fixture, txt  # noqa: F401  (fixture)
-from sqlalchemy import insert
 from test_alerts import templates, with_account
-from test_policy_api import as_patient, patient_id, publish
+from test_policy_api import as_patient, as_representative, patient_id, publish
 
 from conftest import Api, Identity, new_identity
-from dmp.domain.actor import Actor, ActorKind
 from dmp.services import alerts
-from dmp.store.schema_policy import record_consent
-
-
-def _representative(api: Api, pid: str, rep_id: str = "rep-1") -> str:
-    with api.runtime.engine.begin() as conn:  # representatives come from the desk (issue 3)
-        conn.execute(
-            insert(record_consent).values(
-                patient_id=uuid.UUID(pid),
-                id=uuid.uuid4(),
-                kind="representative",
-                subject_id=rep_id,
-                permit=True,
-                status="active",
-                accepted=True,
-                designated=True,
-                created_at=api.runtime.now(),
-                created_by="desk",
-            )
-        )
-    api.person_token(Actor(ActorKind.REPRESENTATIVE, rep_id, "Parent"))
-    return f"person:{rep_id}"
 
 
 def _trail(api: Api, who: str, pid: str) -> str:
@@ -64,7 +41,7 @@ def test_trail_entries_about_hidden_documents_are_left_out(api: Api, patient: Id
     pid = patient_id(api, patient)
     for doc_id in (normal, secret, announce):
         assert api.get(f"Binary/{doc_id}").status_code == 200  # the author reads each one
-    me, rep = as_patient(api, pid), _representative(api, pid)
+    me, rep = as_patient(api, pid), as_representative(api, pid)
 
     mine = _targets(api, me, pid)
     assert f"DocumentReference/{normal}" in mine and f"DocumentReference/{secret}" in mine

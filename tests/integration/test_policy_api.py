@@ -64,6 +64,33 @@ def as_patient(api: Api, pid: str) -> str:
     return f"person:{pid}"
 
 
+def as_representative(api: Api, pid: str, rep_id: str = "rep-1") -> str:
+    """Declare ``rep_id`` a legal representative of the record (the desk's job, issue 3)."""
+    import uuid
+
+    from sqlalchemy import insert
+
+    from dmp.store.schema_policy import record_consent
+
+    with api.runtime.engine.begin() as conn:
+        conn.execute(
+            insert(record_consent).values(
+                patient_id=uuid.UUID(pid),
+                id=uuid.uuid4(),
+                kind="representative",
+                subject_id=rep_id,
+                permit=True,
+                status="active",
+                accepted=True,
+                designated=True,
+                created_at=api.runtime.now(),
+                created_by="desk",
+            )
+        )
+    api.person_token(Actor(ActorKind.REPRESENTATIVE, rep_id, "Parent"))
+    return f"person:{rep_id}"
+
+
 def search(api: Api, ident: Identity, who: str = "doctor", **params: str) -> Any:
     return api.get(
         "DocumentReference", who=who, params={"patient.identifier": f"{ident.system}|{ident.nir}", **params}
@@ -246,32 +273,13 @@ def test_care_team_presumption_and_objection(api: Api, patient: Identity) -> Non
 
 
 def test_representative_and_invisible_flags(api: Api, patient: Identity) -> None:
-    from sqlalchemy import insert
 
-    from dmp.store.schema_policy import record_consent
 
     normal = publish(api, patient)
     secret = publish(api, patient, flags=("INVISIBLE_REPRESENTANTS_LEGAUX",))
     announce = publish(api, patient, flags=("INVISIBLE_PATIENT",))
     pid = patient_id(api, patient)
-    import uuid as _uuid
-
-    with api.runtime.engine.begin() as conn:  # representatives come from the insurance desk (issue 3)
-        conn.execute(
-            insert(record_consent).values(
-                patient_id=_uuid.UUID(pid),
-                id=_uuid.uuid4(),
-                kind="representative",
-                subject_id="rep-1",
-                permit=True,
-                status="active",
-                accepted=True,
-                designated=True,
-                created_at=api.runtime.now(),
-                created_by="desk",
-            )
-        )
-    api.person_token(Actor(ActorKind.REPRESENTATIVE, "rep-1", "Parent"))
+    as_representative(api, pid)
     assert set(ids(search(api, patient, who="person:rep-1"))) == {normal}
     assert set(ids(search(api, patient, who=as_patient(api, pid)))) == {normal, secret}
     assert announce not in ids(search(api, patient, who=as_patient(api, pid)))

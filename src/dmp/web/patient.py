@@ -70,19 +70,27 @@ def _record(ctx: Ctx, acc: Account) -> tuple[Actor, UUID] | Response:
     return ctx.error_page(403, "Accès refusé", "Ce compte ne donne accès à aucun dossier.")
 
 
-def _holder_name(ctx: Ctx, pid: UUID) -> str:
-    row = records.get(ctx.conn, pid)
-    return service.patient_display_name(row) if row is not None else ""
-
-
-def home(ctx: Ctx) -> Response:
+def _consulted(ctx: Ctx) -> tuple[Account, Actor, UUID] | Response:
+    """The signed-in person, their actor and the record they consult; or the page to go to."""
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
     found = _record(ctx, acc)
     if isinstance(found, Response):
         return found
-    actor, pid = found
+    return acc, found[0], found[1]
+
+
+def _holder_name(ctx: Ctx, pid: UUID) -> str:
+    row = records.get(ctx.conn, pid)
+    return service.patient_display_name(row) if row is not None else ""
+
+
+def home(ctx: Ctx) -> Response:
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    acc, actor, pid = consulted
     page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
     unread = ctx.conn.execute(
         select(func.count()).where(
@@ -107,42 +115,34 @@ def record_error(ctx: Ctx, err: DmpError) -> Response | None:
 
 
 def document_download(ctx: Ctx) -> Response:
-    acc = ctx.full_account()
-    if acc is None:
-        return ctx.to_login()
-    found = _record(ctx, acc)
-    if isinstance(found, Response):
-        return found
-    return download(ctx, found[0], ctx.request.path_params["id"])
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    return download(ctx, consulted[1], ctx.request.path_params["id"])
 
 
 def notifications_page(ctx: Ctx) -> Response:
-    acc = ctx.full_account()
-    if acc is None:
-        return ctx.to_login()
-    found = _record(ctx, acc)
-    if isinstance(found, Response):
-        return found
-    items = list(reversed(notifications.list_for(ctx.conn, found[1])))
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    pid = consulted[2]
+    items = list(reversed(notifications.list_for(ctx.conn, pid)))
     ctx.conn.execute(
         update(patient_notification)
-        .where(patient_notification.c.patient_id == found[1], patient_notification.c.read.is_(False))
+        .where(patient_notification.c.patient_id == pid, patient_notification.c.read.is_(False))
         .values(read=True)
     )
     return ctx.render(
-        "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, found[1])
+        "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, pid)
     )
 
 
 def history_page(ctx: Ctx) -> Response:
     """TR-01/TR-02: every access to the record since its creation, in plain French."""
-    acc = ctx.full_account()
-    if acc is None:
-        return ctx.to_login()
-    found = _record(ctx, acc)
-    if isinstance(found, Response):
-        return found
-    actor, pid = found
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    _, actor, pid = consulted
     offset = offset_param(ctx)
     items, more = trail_read.history_page(ctx.conn, ctx.rt, actor, pid, count=HISTORY_PAGE, offset=offset)
     return ctx.render(
