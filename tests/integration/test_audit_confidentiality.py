@@ -13,6 +13,7 @@ from test_alerts import templates, with_account
 from test_policy_api import as_patient, as_representative, patient_id, publish
 
 from conftest import Api, Identity, new_identity
+from dmp.domain.actor import Actor, ActorKind
 from dmp.services import alerts
 
 
@@ -98,3 +99,26 @@ def test_portal_history_of_the_patient_and_of_a_representative(portal: Portal) -
     theirs = txt(parent.get("/historique"))
     assert theirs.count("a ajouté un document") == 1  # the minor's secret is not hinted at
     assert secret not in parent.get("/historique").text
+
+
+def test_the_history_stays_readable_once_the_record_is_closed(portal: Portal) -> None:
+    """Retention: the trail survives closure, and its holder still reads it."""
+    from dmp.services import records
+
+    ident, pid = portal.record()
+    portal.publish(ident, title="Compte rendu")
+    b = portal.browser()
+    portal.activate(b, ident.nir, portal.patient_account(pid))
+    with portal.runtime.engine.begin() as conn:
+        records.close(
+            conn,
+            Actor(ActorKind.OPERATOR, "guichet:agent", "Agent ACCUEIL"),
+            pid,
+            "demande",
+            portal.runtime.now(),
+        )
+    page = b.get("/historique")
+    assert page.status_code == 200, page.text
+    text = txt(page)
+    assert "a fermé le dossier" in text and "a ajouté un document" in text
+    assert b.get("/").status_code == 409  # the documents, not the history, follow the closure
