@@ -80,12 +80,10 @@ def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> byt
     ).first()
     if row is None:
         raise DmpError("NOT_FOUND")
-    rec = records.get(conn, row.patient_id)
-    assert rec is not None  # foreign key
     from dmp.services.search import search_lists
 
     page = search_lists(
-        conn, rt, actor, [("patient", f"Patient/{rec.id}"), ("identifier", f"urn:uuid:{list_id}")]
+        conn, rt, actor, [("patient", f"Patient/{row.patient_id}"), ("identifier", f"urn:uuid:{list_id}")]
     )
     if not page.rows:
         raise DmpError("NOT_FOUND")

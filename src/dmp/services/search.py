@@ -23,7 +23,7 @@ from dmp.errors import DmpError
 from dmp.fhir.common import parse_datetime_range
 from dmp.policy import Decision, RecordFacts, Transparency
 from dmp.policy.sqlfilter import hidden_by_mask_condition
-from dmp.services import access, consents, records
+from dmp.services import access, consents
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
@@ -99,8 +99,7 @@ def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> tuple[Any,
         ins = parse_ins(system or "", code, allow_test=rt.settings.test_instance)
         return consents.record_by_ins(conn, ins.oid, ins.value)
     pid = parse_uuid(value.removeprefix("Patient/"))
-    row = records.get(conn, pid) if pid else None
-    return (row, None) if row is not None else None
+    return consents.record_by_id(conn, pid) if pid else None
 
 
 def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
