@@ -273,6 +273,28 @@ def test_appends_for_different_records_do_not_wait_for_each_other(db: Engine) ->
         assert verify(conn).ok
 
 
+def test_a_lost_connection_during_an_append_fails_cleanly_and_is_not_reused(db: Engine) -> None:
+    """The PostgreSQL append runs on the driver connection directly: a dropped session must
+    still surface as SQLAlchemy's error and leave the pool without the dead connection."""
+    if not is_pg(db):
+        pytest.skip("the driver-level append is PostgreSQL's")
+    pid = uuid4()
+    fill(db, pid, 2)
+    with db.connect() as conn:
+        conn.begin()
+        backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with db.connect() as killer:
+            killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+        with pytest.raises(DBAPIError) as caught:
+            append(conn, rec(pid, 2))
+        assert caught.value.connection_invalidated or conn.invalidated
+    assert [e.seq for e in chain(db, pid)] == [1, 2]  # nothing half-written
+    fill(db, pid, 1, start=2)  # the pool hands out a live connection
+    assert [e.seq for e in chain(db, pid)] == [1, 2, 3]
+    with db.connect() as conn:
+        assert verify(conn, pid).ok
+
+
 # ---- database protection ------------------------------------------------------------------------
 
 
