@@ -68,6 +68,13 @@ def test_unauthorised_professional_attests_then_reads(portal: Portal) -> None:
     assert ("AC-01.not-authorised", "testclient") in [tuple(r) for r in refused_rows]
     r = b.post("/pro/patient/autorisation", ins=ident.nir, atteste="oui")
     assert r.status_code == 303
+    with portal.runtime.engine.connect() as conn:  # the attestation is traced like a FHIR Consent
+        changes = conn.execute(
+            select(audit_entry.c.detail, audit_entry.c.outcome).where(
+                audit_entry.c.action == "consent.change", audit_entry.c.actor_id == "8" + rpps
+            )
+        ).all()
+    assert [tuple(c) for c in changes] == [("authorisation ajouté", "success")]
     assert "Lettre de liaison" in txt(b.get(f"/pro/patient?ins={ident.nir}"))
 
 

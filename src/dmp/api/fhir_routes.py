@@ -312,17 +312,7 @@ async def create_consent(request: Request) -> Response:
 
     def work(conn: Connection) -> Any:
         row = _consent_record(conn, reference)
-        cid, decision = consents.add(conn, actor, consents.facts(conn, row), kind, subject, permit_, rt.now())
-        trail.record(
-            conn,
-            actor,
-            AuditAction.CONSENT_CHANGE,
-            patient_id=row.id,
-            at=rt.now(),
-            decision=decision,
-            targets=[f"Consent/{cid}"],
-            detail=f"{kind.value} ajouté",
-        )
+        cid, _ = consents.add(conn, actor, consents.facts(conn, row), kind, subject, permit_, rt.now())
         return next(r for r in consents.list_rows(conn, row.id) if r.id == cid)
 
     created = await _in_transaction(state, work)
@@ -373,17 +363,7 @@ async def revoke_consent(request: Request) -> Response:
         if pid is None:
             raise DmpError("NOT_FOUND")
         row = _consent_record(conn, f"Patient/{pid}")
-        decision = consents.revoke(conn, actor, consents.facts(conn, row), cid, rt.now())
-        trail.record(
-            conn,
-            actor,
-            AuditAction.CONSENT_CHANGE,
-            patient_id=row.id,
-            at=rt.now(),
-            decision=decision,
-            targets=[f"Consent/{cid}"],
-            detail="consentement retiré",
-        )
+        consents.revoke(conn, actor, consents.facts(conn, row), cid, rt.now())
 
     await _in_transaction(state, work)
     return Response(status_code=204)

@@ -198,8 +198,22 @@ def add(
             decision=decision,
         )
     pid = UUID(record.patient_id)
+    cid = _store(conn, actor, pid, kind, subject, permit_, now)
+    _trace_change(conn, actor, pid, decision, cid, f"{kind.value} ajouté", now)
+    return cid, decision
+
+
+def _store(
+    conn: Connection,
+    actor: Actor,
+    pid: UUID,
+    kind: ConsentKind,
+    subject: str | None,
+    permit_: bool,
+    now: datetime,
+) -> UUID:
     if kind is ConsentKind.MEDECIN_TRAITANT:
-        return _medecin_traitant(conn, actor, pid, subject or "", now), decision
+        return _medecin_traitant(conn, actor, pid, subject or "", now)
     # One active row per (kind, subject): a new choice replaces the previous one.
     _end(
         conn,
@@ -238,7 +252,24 @@ def add(
             created_by=actor.id,
         )
     )
-    return cid, decision
+    return cid
+
+
+def _trace_change(
+    conn: Connection, actor: Actor, pid: UUID, decision: Decision, cid: UUID, detail: str, now: datetime
+) -> None:
+    """Every change of the patient's choices is in the trail, whichever channel made it
+    (FHIR Consent, the professionals' portal)."""
+    trail.record(
+        conn,
+        actor,
+        trail.AuditAction.CONSENT_CHANGE,
+        patient_id=pid,
+        at=now,
+        decision=decision,
+        targets=[f"Consent/{cid}"],
+        detail=detail,
+    )
 
 
 def _medecin_traitant(conn: Connection, actor: Actor, pid: UUID, doctor: str, now: datetime) -> UUID:
@@ -327,6 +358,7 @@ def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID
             targets=[f"Consent/{consent_id}"],
         )
     _end(conn, pid, record_consent.c.id == consent_id, actor, now)
+    _trace_change(conn, actor, pid, decision, consent_id, "consentement retiré", now)
     return decision
 
 
