@@ -374,11 +374,10 @@ def cached_meta(url: str) -> dict[str, Any] | None:
 
 def load_dataset(url: str, var_dir: Path) -> dict[str, Any]:
     """Create every record at the service level, publish one template each, clone the rest."""
+    from dmp.demo.loader import qualified_record
     from dmp.domain.actor import Actor, ActorKind
-    from dmp.domain.identity import IdentityStatus
     from dmp.domain.ins import SYSTEM_NIR, parse_ins
     from dmp.fhir.bundle import parse_provide_bundle
-    from dmp.fhir.patient import CreationRequest
     from dmp.services import publish, records
     from dmp.services.context import Runtime
     from dmp.store.blobs import FileBlobStore
@@ -408,15 +407,7 @@ def load_dataset(url: str, var_dir: Path) -> dict[str, Any]:
     for batch in chunks(idents, 100):
         with engine.begin() as conn:
             for nir, traits in batch:
-                req = CreationRequest(
-                    ins=parse_ins(SYSTEM_NIR, nir, allow_test=False),
-                    traits=traits,
-                    identity_status=IdentityStatus.QUAL,
-                    usual_family_name=None,
-                    usual_given_name=None,
-                    consent_at=now,
-                    consent_channel="professional-software",
-                )
+                req = qualified_record(parse_ins(SYSTEM_NIR, nir, allow_test=False), traits, now)
                 pids.append(records.create(conn, rt, actor, req, now))
     log(f"{len(pids)} dossiers créés ({time.perf_counter() - t0:.1f} s)")
 

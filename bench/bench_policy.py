@@ -28,12 +28,12 @@ from sqlalchemy import ColumnElement
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from dmp.demo.bundles import document_reference, provide_bundle  # noqa: E402
+from dmp.demo.loader import qualified_record  # noqa: E402
 from dmp.devtools.pgcluster import fresh_database, postgres_url  # noqa: E402
 from dmp.domain.actor import Actor, ActorKind  # noqa: E402
-from dmp.domain.identity import IdentityStatus, Sex, StrictTraits  # noqa: E402
+from dmp.domain.identity import Sex, StrictTraits  # noqa: E402
 from dmp.domain.ins import SYSTEM_NIR, compute_key, parse_ins  # noqa: E402
 from dmp.fhir.bundle import parse_provide_bundle  # noqa: E402
-from dmp.fhir.patient import CreationRequest  # noqa: E402
 from dmp.policy import AccessMode, Decision, Effect  # noqa: E402
 from dmp.policy.matrix import TypeRule  # noqa: E402
 from dmp.policy.rules import RecordAccess  # noqa: E402
@@ -54,21 +54,14 @@ def load(rt: Runtime, n_docs: int) -> str:
     nir = first13 + compute_key(first13)
     now = datetime.now(UTC)
     with rt.engine.begin() as conn:
-        req = CreationRequest(
-            ins=parse_ins(SYSTEM_NIR, nir, allow_test=False),
-            traits=StrictTraits(
-                birth_family_name="BENCH",
-                birth_given_names=("Marie",),
-                sex=Sex.FEMALE,
-                birth_date=datetime(1980, 5, 17).date(),
-                birth_place_insee="75056",
-            ),
-            identity_status=IdentityStatus.QUAL,
-            usual_family_name=None,
-            usual_given_name=None,
-            consent_at=now,
-            consent_channel="professional-software",
+        traits = StrictTraits(
+            birth_family_name="BENCH",
+            birth_given_names=("Marie",),
+            sex=Sex.FEMALE,
+            birth_date=datetime(1980, 5, 17).date(),
+            birth_place_insee="75056",
         )
+        req = qualified_record(parse_ins(SYSTEM_NIR, nir, allow_test=False), traits, now)
         records.create(conn, rt, DOCTOR, req, now)
     rng = random.Random(7)
     content = b"<ClinicalDocument xmlns='urn:hl7-org:v3'/>"

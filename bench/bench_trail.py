@@ -42,12 +42,12 @@ from typing import Any
 from uuid import UUID
 
 from dmp.demo.bundles import document_reference, provide_bundle
+from dmp.demo.loader import qualified_record
 from dmp.devtools.pgcluster import fresh_database, postgres_url
 from dmp.domain.actor import Actor, ActorKind
-from dmp.domain.identity import IdentityStatus, Sex, StrictTraits
+from dmp.domain.identity import Sex, StrictTraits
 from dmp.domain.ins import SYSTEM_NIR, compute_key, parse_ins
 from dmp.fhir.bundle import parse_provide_bundle
-from dmp.fhir.patient import CreationRequest
 from dmp.services import documents, publish, records, search, trail
 from dmp.services.context import Runtime
 from dmp.settings import Settings
@@ -76,26 +76,15 @@ def create(rt: Runtime, i: int) -> str:
     n = nir(i)
     now = datetime.now(UTC)
     with rt.engine.begin() as conn:
+        traits = StrictTraits(
+            birth_family_name=f"BENCH{i}",
+            birth_given_names=("Marie",),
+            sex=Sex.FEMALE,
+            birth_date=date(1980, 5, 17),
+            birth_place_insee="75056",
+        )
         records.create(
-            conn,
-            rt,
-            DOCTOR,
-            CreationRequest(
-                ins=parse_ins(SYSTEM_NIR, n, allow_test=False),
-                traits=StrictTraits(
-                    birth_family_name=f"BENCH{i}",
-                    birth_given_names=("Marie",),
-                    sex=Sex.FEMALE,
-                    birth_date=date(1980, 5, 17),
-                    birth_place_insee="75056",
-                ),
-                identity_status=IdentityStatus.QUAL,
-                usual_family_name=None,
-                usual_given_name=None,
-                consent_at=now,
-                consent_channel="professional-software",
-            ),
-            now,
+            conn, rt, DOCTOR, qualified_record(parse_ins(SYSTEM_NIR, n, allow_test=False), traits, now), now
         )
     return n
 

@@ -16,7 +16,7 @@ from dmp.cda import parse_header
 from dmp.demo.bundles import bundle_from_cda
 from dmp.domain.actor import Actor, ActorKind
 from dmp.domain.identity import IdentityStatus, Sex, StrictTraits
-from dmp.domain.ins import SYSTEM_NIR, compute_key, parse_ins
+from dmp.domain.ins import SYSTEM_NIR, Ins, compute_key, parse_ins
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.patient import CreationRequest
 from dmp.services import publish, records
@@ -71,6 +71,19 @@ PLACES = ["75056", "69123", "13055", "51454", "33063", "2A004", "59350", "67482"
 def demo_nir(sex: Sex, born: date, place: str, order: int) -> str:
     first13 = f"{1 if sex is Sex.MALE else 2}{born:%y}{born:%m}{place}{order:03d}"
     return first13 + compute_key(first13)
+
+
+def qualified_record(ins: Ins, traits: StrictTraits, now: datetime) -> CreationRequest:
+    """A record creation as professional software sends it for a qualified INS (demo, benches)."""
+    return CreationRequest(
+        ins=ins,
+        traits=traits,
+        identity_status=IdentityStatus.QUAL,
+        usual_family_name=None,
+        usual_given_name=None,
+        consent_at=now,
+        consent_channel="professional-software",
+    )
 
 
 def demo_patients(n: int) -> list[StrictTraits]:
@@ -147,16 +160,7 @@ def load_demo(settings: Settings, *, patients: int = 12) -> None:
         with rt.engine.begin() as conn:
             if records.find_by_ins(conn, ins) is not None:
                 continue
-            req = CreationRequest(
-                ins=ins,
-                traits=traits,
-                identity_status=IdentityStatus.QUAL,
-                usual_family_name=None,
-                usual_given_name=None,
-                consent_at=now,
-                consent_channel="professional-software",
-            )
-            records.create(conn, rt, actor, req, now)
+            records.create(conn, rt, actor, qualified_record(ins, traits, now), now)
             created += 1
         for j, content in enumerate(examples):
             header = parse_header(content)
