@@ -29,7 +29,7 @@ from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant
 from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.validate import validate
-from dmp.policy import Action, decide
+from dmp.policy import Action, RecordFacts, decide
 from dmp.services import access, consents, documents, publish, records, search, trail
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
@@ -239,9 +239,10 @@ async def read_patient(request: Request) -> Response:
     pid = _id(request.path_params["id"])
 
     def work(conn: Connection) -> Any:
-        row = records.get(conn, pid)
-        if row is None or not access.may_see_patient(actor, row, consents.facts(conn, row)):
+        found = consents.record_by_id(conn, pid)
+        if found is None or not access.may_see_patient(actor, *found):
             raise DmpError("NOT_FOUND")
+        row = found[0]
         trail.record(conn, actor, AuditAction.RECORD_READ, patient_id=row.id, at=state.runtime.now())
         return row
 
@@ -289,12 +290,13 @@ async def create_patient(request: Request) -> Response:
     )
 
 
-def _consent_record(conn: Connection, reference: str) -> Any:
-    row = records.get(conn, fhir_consent.patient_id_of(reference))
-    if row is None:
+def _consent_record(conn: Connection, reference: str) -> tuple[Any, RecordFacts]:
+    """The open record a Consent names, with its facts (one statement)."""
+    found = consents.record_by_id(conn, fhir_consent.patient_id_of(reference))
+    if found is None:
         raise DmpError("RECORD_NOT_FOUND")
-    records.require_open(row)
-    return row
+    records.require_open(found[0])
+    return found
 
 
 async def create_consent(request: Request) -> Response:
@@ -311,8 +313,8 @@ async def create_consent(request: Request) -> Response:
     reference, kind, subject, permit_ = fhir_consent.parse(body)
 
     def work(conn: Connection) -> Any:
-        row = _consent_record(conn, reference)
-        cid, _ = consents.add(conn, actor, consents.facts(conn, row), kind, subject, permit_, rt.now())
+        row, facts = _consent_record(conn, reference)
+        cid, _ = consents.add(conn, actor, facts, kind, subject, permit_, rt.now())
         return next(r for r in consents.list_rows(conn, row.id) if r.id == cid)
 
     created = await _in_transaction(state, work)
@@ -332,8 +334,7 @@ async def search_consents(request: Request) -> Response:
     reference = next(v for k, v in params if k == "patient")
 
     def work(conn: Connection) -> Any:
-        row = _consent_record(conn, reference)
-        facts = consents.facts(conn, row)
+        row, facts = _consent_record(conn, reference)
         everything = decide(actor, Action.MANAGE_CONSENTS, facts, None, access.context(rt)).permitted or (
             actor.id in facts.consents.administrators
         )
@@ -362,8 +363,8 @@ async def revoke_consent(request: Request) -> Response:
         pid = conn.execute(select(record_consent.c.patient_id).where(record_consent.c.id == cid)).scalar()
         if pid is None:
             raise DmpError("NOT_FOUND")
-        row = _consent_record(conn, f"Patient/{pid}")
-        consents.revoke(conn, actor, consents.facts(conn, row), cid, rt.now())
+        _, facts = _consent_record(conn, f"Patient/{pid}")
+        consents.revoke(conn, actor, facts, cid, rt.now())
 
     await _in_transaction(state, work)
     return Response(status_code=204)

@@ -21,7 +21,7 @@ from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import trail_access
 from dmp.policy.sqlfilter import trail_hidden_condition
-from dmp.services import consents, records, trail
+from dmp.services import consents, trail
 from dmp.services.access import context as access_context
 from dmp.services.context import Runtime
 from dmp.store.schema import document
@@ -38,10 +38,10 @@ class TrailScope:
 def scope(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID) -> TrailScope:
     """What ``actor`` may read of the record's trail (``policy.trail_access``); a refusal is the
     same 404 as for a record that does not exist."""
-    row = records.get(conn, patient_id)  # closed records keep their trail (retention)
-    if row is None:
+    found = consents.record_by_id(conn, patient_id)  # closed records keep their trail (retention)
+    if found is None:
         raise DmpError("NOT_FOUND")
-    allowed = trail_access(actor, consents.facts(conn, row))
+    allowed = trail_access(actor, found[1])
     if not allowed.decision.permitted:
         raise DmpError("NOT_FOUND")
     if allowed.own_actions_only:
