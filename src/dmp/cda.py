@@ -100,3 +100,35 @@ def parse_header(data: bytes) -> CdaHeader:
             "code",
         ),
     )
+
+
+CDA_ROOT = "{urn:hl7-org:v3}ClinicalDocument"
+
+
+@dataclass(frozen=True)
+class CdaFacts:
+    """What the publication coherence checks read in a document said to be a CDA."""
+
+    root_tag: str  # Clark notation, e.g. {urn:hl7-org:v3}ClinicalDocument
+    code: str | None
+    code_system: str | None
+    patient_ids: tuple[tuple[str, str], ...]  # recordTarget/patientRole/id (root, extension)
+
+
+def read_facts(data: bytes) -> CdaFacts:
+    """Parse with the hardened parser; INVALID_VALUE when the bytes are not well-formed XML."""
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise DmpError("INVALID_VALUE", f"XML mal formé : {exc}") from exc
+    code = root.find("cda:code", NS)
+    ids = tuple(
+        (i.get("root") or "", i.get("extension") or "")
+        for i in root.findall("cda:recordTarget/cda:patientRole/cda:id", NS)
+    )
+    return CdaFacts(
+        root_tag=str(root.tag),
+        code=code.get("code") if code is not None else None,
+        code_system=code.get("codeSystem") if code is not None else None,
+        patient_ids=ids,
+    )

@@ -59,6 +59,36 @@ CATALOGUE: dict[str, ErrorKind] = {
             "duplicate",
             "Un document portant cet identifiant unique existe déjà : {detail}",
         ),
+        _k(
+            "DOCUMENT_PATIENT_MISMATCH",
+            422,
+            "business-rule",
+            "Le document ne concerne pas le patient du DMP visé : {detail}",
+        ),
+        _k(
+            "DOCUMENT_TYPE_MISMATCH",
+            422,
+            "business-rule",
+            "Le type du document ne correspond pas au type déclaré : {detail}",
+        ),
+        _k(
+            "DOCUMENT_FORMAT_MISMATCH",
+            422,
+            "value",
+            "Le contenu du document ne correspond pas au format déclaré : {detail}",
+        ),
+        _k(
+            "UNRESOLVED_REFERENCE",
+            422,
+            "not-found",
+            "Référence introuvable (ni contenue, ni dans le Bundle, ni sur le serveur) : {detail}",
+        ),
+        _k(
+            "SUBMISSION_INCOHERENT",
+            422,
+            "business-rule",
+            "La soumission comporte plusieurs incohérences, listées une par une : {detail}",
+        ),
         _k("REPLACED_UNKNOWN", 422, "not-found", "Le document à remplacer est introuvable : {detail}"),
         _k("ALREADY_REPLACED", 409, "conflict", "Le document à remplacer a déjà été remplacé : {detail}"),
         _k(
@@ -127,15 +157,31 @@ CATALOGUE: dict[str, ErrorKind] = {
 class DmpError(Exception):
     """A refusal with a stable code; the API turns it into an OperationOutcome."""
 
-    def __init__(self, code: str, detail: str = "", *, expression: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str = "",
+        *,
+        expression: str | None = None,
+        issues: tuple[DmpError, ...] = (),
+    ) -> None:
         kind = CATALOGUE[code]  # KeyError here is a programming error, on purpose
         self.kind = kind
         self.code = code
         self.detail = detail
         self.expression = expression
+        # Several faults refused together: one OperationOutcome.issue each (see ``several``).
+        self.issues = issues
         self.status = kind.status
         self.message = kind.message.format(detail=detail).strip()
         # The trail entry of a refusal (dmp.services.trail.refused), written by the caller
         # in its own transaction since the action's transaction rolls back.
         self.audit_record: object | None = None
         super().__init__(f"{code}: {self.message}")
+
+    @classmethod
+    def several(cls, faults: list[DmpError]) -> DmpError:
+        """One refusal carrying every fault, so the producer fixes them in one round trip."""
+        if len(faults) == 1:
+            return faults[0]
+        return cls("SUBMISSION_INCOHERENT", f"{len(faults)} anomalies", issues=tuple(faults))

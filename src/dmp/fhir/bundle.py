@@ -38,6 +38,8 @@ class ProvideRequest:
     documents: list[SubmittedDocument] = field(default_factory=list)
     binary_indexes: list[int] = field(default_factory=list)
     entry_count: int = 0
+    # What a reference may name inside the Bundle: every fullUrl and "<type>/<id>".
+    local_urls: set[str] = field(default_factory=set)
 
 
 def _list_code(resource: Json) -> str | None:
@@ -131,6 +133,12 @@ def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bo
     for _, _, dr in references:
         check_subject_ins(dr.get("subject"), allow_test=allow_test)
     req = ProvideRequest(sub, sub_index, subject, binary_indexes=binary_indexes, entry_count=len(entries))
+    for e in entries:
+        res = e["resource"]
+        if isinstance(e.get("fullUrl"), str):
+            req.local_urls.add(e["fullUrl"])
+        if isinstance(res.get("id"), str):
+            req.local_urls.add(f"{res.get('resourceType')}/{res['id']}")
     used: set[int] = set()
     for i, full_url, dr in references:
         entry, attachment = parse_entry(dr)

@@ -10,6 +10,10 @@ ERROR_CODE_SYSTEM = f"{CANONICAL}/CodeSystem/dmp-error"
 
 
 def operation_outcome(err: DmpError) -> Json:
+    return {"resourceType": "OperationOutcome", "issue": [_issue(e) for e in err.issues or (err,)]}
+
+
+def _issue(err: DmpError) -> Json:
     issue: Json = {
         "severity": "error" if err.status < 500 else "fatal",
         "code": err.kind.issue_type,
@@ -21,4 +25,4 @@ def operation_outcome(err: DmpError) -> Json:
     }
     if err.expression:
         issue["expression"] = [err.expression]
-    return {"resourceType": "OperationOutcome", "issue": [issue]}
+    return issue

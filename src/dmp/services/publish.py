@@ -19,7 +19,7 @@ from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, DocumentFacts, awaiting_announcement
-from dmp.services import access, alerts, records, trail
+from dmp.services import access, alerts, coherence, records, trail
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
@@ -94,6 +94,7 @@ def publish(
     ]
     for doc_facts in facts:
         decision = access.require(conn, rt, actor, row, Action.WRITE, doc_facts)
+    coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
     seen: set[str] = set()
     for d in req.documents:
         if d.entry.unique_id in seen:
