@@ -25,11 +25,20 @@ from dmp.terminology import system_oid, valueset
 
 XML_MIME_TYPES = frozenset({"text/xml", "application/xml"})
 PDF_MAGIC = b"%PDF-"
-# JDV_J60 formats that are not a CDA document: detached signatures and DICOM KOS.
-_NOT_CDA_FORMATS = frozenset(
-    {"urn:ihe:iti:dsg:detached:2014", "1.2.840.10008.5.1.4.1.1.88.59", "http://www.w3.org/2000/09/xmldsig#"}
+# JDV_J60 formats that can only be a CDA: the CI-SIS volets and the IHE structured CDA contents.
+# The XDS-SD family (a PDF, text or image wrapped in CDA, also sent unwrapped by some producers),
+# "modelesHorsProfils", detached signatures and DICOM KOS do not say the bytes are a CDA.
+_CDA_FORMAT_PREFIXES = (
+    "urn:asip:ci-sis:",
+    "urn:ans:ci-sis:",
+    "urn:ihe:lab:xd-lab:",
+    "urn:ihe:pharm:",
+    "urn:ihe:palm:",
+    "urn:ihe:pcc:",
+    "urn:ihe:rad:CDA:",
+    "urn:ihe:eyecare:",
 )
-CDA_FORMATS = frozenset(c.code for c in valueset("J60") if c.code not in _NOT_CDA_FORMATS)
+CDA_FORMATS = frozenset(c.code for c in valueset("J60") if c.code.startswith(_CDA_FORMAT_PREFIXES))
 # Elements whose references are checked elsewhere (subject: resolve_subject; relatesTo: replace).
 _CHECKED_ELSEWHERE = frozenset({"subject", "relatesTo", "contained"})
 _SERVER_TABLES = {"DocumentReference": document, "Binary": document, "List": submission_set}
@@ -110,7 +119,7 @@ def _patient_faults(
         "DOCUMENT_PATIENT_MISMATCH",
         f"le CDA (recordTarget/patientRole/id) désigne l'INS {found}, "
         f"le DMP visé par la soumission est celui de l'INS {record.ins_value} ({record.ins_oid})",
-        expression=f"{_content_location(d)} (ClinicalDocument/recordTarget)",
+        expression=_content_location(d),
     )
 
 
