@@ -11,12 +11,12 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from helpers import bundle, doc, load_fixture, one_doc_bundle
+from test_mhd_flow import ans_example_bundle, open_record_for
 
 from conftest import Api, Identity, new_identity
 from dmp.cda import parse_header
 from dmp.demo.bundles import FORMAT_OF_TYPE
-from helpers import bundle, doc, load_fixture, one_doc_bundle
-from test_mhd_flow import ans_example_bundle, open_record_for
 
 EXAMPLES = sorted(
     n.name for n in resources.files("dmp.demo").joinpath("data").iterdir() if n.name.endswith(".xml")
