@@ -298,6 +298,8 @@ def bench_identities(n: int) -> list[tuple[str, Any]]:
 
 # ---------------------------------------------------------------------------- bundles
 
+PDF_HEADER = b"%PDF-1.7\n"
+PDF_FORMAT = "urn:ihe:iti:xds-sd:pdf:2008"
 DOC_TYPES = ["11488-4", "11490-0", "18748-4", "11502-2", "96173-0", "60591-5", "11369-6"]
 TITLES = {
     "11488-4": "Compte rendu de consultation",
@@ -311,9 +313,15 @@ TITLES = {
 
 
 def publication_bundle(nir: str, content: bytes, *, type_code: str = "11488-4", when: datetime) -> dict:
-    """An ITI-65 bundle (SubmissionSet + DocumentReference + Binary) as a client builds it."""
+    """An ITI-65 bundle (SubmissionSet + DocumentReference + Binary) as a client builds it.
+
+    The bench documents are PDFs of every type (XDS-SD format): the server checks the bytes
+    against the declared format, so ``content`` is given a PDF header, size unchanged.
+    """
     from dmp.demo.bundles import document_reference, provide_bundle
     from dmp.domain.ins import SYSTEM_NIR
+
+    content = PDF_HEADER + content[len(PDF_HEADER) :]
 
     dr = document_reference(
         content,
@@ -326,6 +334,7 @@ def publication_bundle(nir: str, content: bytes, *, type_code: str = "11488-4", 
         author_idnps="8" + CARD["rpps"],
         author_name=CARD["name"],
         mime_type="application/pdf",
+        format_code=PDF_FORMAT,
         binary_url=f"urn:uuid:{uuid.uuid4()}",
     )
     return provide_bundle([(dr, content)], ins_system=SYSTEM_NIR, ins_value=nir)
@@ -467,13 +476,13 @@ def load_dataset(url: str, var_dir: Path) -> dict[str, Any]:
 
 
 def _type_variants() -> list[dict[str, Any]]:
-    from dmp.demo.bundles import CLASS_OF_TYPE, FORMAT_OF_TYPE, _coding
+    from dmp.demo.bundles import CLASS_OF_TYPE, _coding
 
     out = []
     for t in DOC_TYPES:
         type_c = _coding("J66", t)
         class_c = _coding("J57", CLASS_OF_TYPE.get(t, "10"))
-        format_c = _coding("J60", FORMAT_OF_TYPE.get(t, "urn:ihe:iti:xds-sd:pdf:2008"))
+        format_c = _coding("J60", PDF_FORMAT)  # the bench documents are PDFs (publication_bundle)
         out.append({"code": t, "type": type_c, "class": class_c, "format": format_c, "title": TITLES[t]})
     return out
 
