@@ -64,7 +64,13 @@ DOCTOR = Actor(
     software="bench",
     source_address="127.0.0.1",
 )
-CONTENT = base64.b64encode(os.urandom(15_000))[:20_000]  # 20 KB
+# 20 KB, declared text/xml: a CDA (the server checks the bytes against the declared format and type).
+CONTENT = (
+    b'<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3">'
+    b'<code code="11488-4" codeSystem="2.16.840.1.113883.6.1"/><title>CR</title><text>'
+    + base64.b64encode(os.urandom(15_000))[:19_800]
+    + b"</text></ClinicalDocument>"
+)
 
 
 def nir(i: int) -> str:
