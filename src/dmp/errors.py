@@ -148,7 +148,8 @@ CATALOGUE: dict[str, ErrorKind] = {
             "INTERNAL_ERROR",
             500,
             "exception",
-            "Erreur interne du service ; aucune donnée n'a été enregistrée.",
+            "Erreur interne du service ; aucune donnée n'a été enregistrée. "
+            "Référence de l'incident : {detail}",
         ),
     )
 }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -15,6 +16,7 @@ from dmp import web
 from dmp.api import fhir_routes
 from dmp.api.auth import token_endpoint
 from dmp.api.http import error_response
+from dmp.api.internal_errors import InternalErrorMiddleware
 from dmp.api.state import AppState
 from dmp.auth.pki import CA_CERT_FILE
 from dmp.auth.tokens import TokenSigner
@@ -27,12 +29,6 @@ log = logging.getLogger("dmp.api")
 async def _dmp_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DmpError)
     return error_response(exc)
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    # Never log bodies or identifiers: only the route and the exception type.
-    log.exception("internal error on %s %s (%s)", request.method, request.url.path, type(exc).__name__)
-    return error_response(DmpError("INTERNAL_ERROR"))
 
 
 def load_ca_certificate(pki_dir: Path) -> x509.Certificate:
@@ -58,7 +54,9 @@ def create_app(
             Mount("/fhir", routes=fhir_routes.routes),
             *web.routes(),  # patients' and professionals' portal, OAuth authorize (docs/accounts.md)
         ],
-        exception_handlers={DmpError: _dmp_error, Exception: _unexpected},
+        # Unexpected exceptions: a complete 500 with a correlation id (dmp.api.internal_errors).
+        middleware=[Middleware(InternalErrorMiddleware)],
+        exception_handlers={DmpError: _dmp_error},
     )
     app.state.dmp = AppState(runtime=runtime, signer=signer, ca_cert=ca_cert)
     app.state.web = web.build_state(runtime, signer)

@@ -2,7 +2,8 @@
 
 Every resource the service accepts for storage goes through here, so what it later
 serves back is valid FHIR R4 too (the test suite checks emitted resources the
-same way).
+same way). ``fhirclient`` is a runtime dependency (ADR 0008): its models are imported
+when this module is, so a missing install fails at start-up, never as a client error.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import importlib
 import re
 from typing import Any
+
+from fhirclient.models.fhirabstractbase import FHIRValidationError
 
 from dmp.errors import DmpError
 from dmp.fhir.common import Json
@@ -29,9 +32,16 @@ _MODULES = {
 }
 
 
+_CLASSES: dict[str, Any] = {
+    rtype: getattr(importlib.import_module(f"fhirclient.models.{module}"), rtype)
+    for rtype, module in _MODULES.items()
+}
+# What the models raise for bad input; anything else is a bug of ours and must surface as a 500.
+_INVALID = (FHIRValidationError, TypeError, ValueError)
+
+
 def model_class(resource_type: str) -> Any:
-    module = importlib.import_module(f"fhirclient.models.{_MODULES[resource_type]}")
-    return getattr(module, resource_type)
+    return _CLASSES[resource_type]
 
 
 def validate(resource: Json, expected: str | None = None) -> None:
@@ -43,7 +53,7 @@ def validate(resource: Json, expected: str | None = None) -> None:
         raise DmpError("UNKNOWN_RESOURCE_TYPE", str(rtype))
     try:
         model_class(rtype)(resource, strict=True)
-    except Exception as exc:  # fhirclient raises FHIRValidationError, TypeError, ValueError
+    except _INVALID as exc:
         detail = _OBJ.sub(r"\1", str(exc)).replace("{root}:", "").strip()
         detail = re.sub(r"\s+", " ", detail)
         raise DmpError("INVALID_RESOURCE", f"{rtype} : {detail[:1500]}") from exc
