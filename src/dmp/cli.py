@@ -41,7 +41,13 @@ def serve(host: str, port: int, workers: int) -> None:
     runtime = build_runtime(settings)
     upgrade(runtime.engine)
     runtime.engine.dispose()
-    click.echo(f"DMP à l'écoute sur http://{host}:{port}/fhir (base : {settings.db_url.split('@')[-1]})")
+    origin = f"http://{host}:{port}"
+    click.echo(f"DMP à l'écoute sur {origin} (base de données : {settings.db_url.split('@')[-1]})")
+    click.echo(f"  API FHIR (MHD/PDSm)       {origin}/fhir")
+    click.echo(f"  Espace patient            {origin}/connexion")
+    click.echo(f"  Espace professionnel      {origin}/pro/connexion")
+    if settings.base_url.rstrip("/") != origin:
+        click.echo(f"  Adresse publique (DMP_BASE_URL) : {settings.base_url}")
     uvicorn.run(
         "dmp.bootstrap:asgi_app",
         factory=True,
