@@ -1,7 +1,8 @@
 """A real HTTP round trip against a running ``dmp serve``, as a professional's software does it.
 
 Run with the interpreter of an install *without extras* (scripts/smoke_install): it uses only
-the standard library, the ``dmp`` command and the installed package, so it proves what a user's install can do.
+the standard library, the ``dmp`` command and the installed package, so it proves what a user's
+install can do.
 
     python scripts/smoke_roundtrip.py --base http://127.0.0.1:8080 --card var/demo/cards/dr-muller
 
@@ -15,7 +16,6 @@ OperationOutcome. Exit code 1 with the failing step on any difference.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import random
