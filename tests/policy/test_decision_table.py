@@ -15,6 +15,7 @@ from dmp.domain.document import DmpFlag
 from dmp.policy import (
     AccessMode,
     Action,
+    ConsentFacts,
     Context,
     DocumentFacts,
     EmergencyConsents,
@@ -653,3 +654,54 @@ def test_who_reads_the_trail(
     assert (got.decision.effect.value, got.decision.rule_id) == expected
     assert got.own_actions_only is own_only
     assert (got.reader is not None) == (actor.kind in (ActorKind.PATIENT, ActorKind.REPRESENTATIVE))
+
+
+REVOKE_CASES = [
+    (
+        "AC-02 patient revokes any consent",
+        PATIENT,
+        ConsentFacts("block", DOCTOR2.id),
+        "AC-02.patient-revokes",
+    ),
+    ("AC-02 representative revokes", REP, ConsentFacts("authorisation", DOCTOR.id), "AC-02.patient-revokes"),
+    (
+        "AC-02 professional withdraws their own attestation",
+        DOCTOR,
+        ConsentFacts("authorisation", DOCTOR.id),
+        "AC-02.own-attestation-revoked",
+    ),
+    (
+        "AC-02 médecin traitant withdraws their acceptance",
+        DOCTOR2,
+        ConsentFacts("medecin-traitant", DOCTOR2.id),
+        "AC-02.own-attestation-revoked",
+    ),
+    (
+        "AC-02 professional may not revoke another's authorisation",
+        DOCTOR,
+        ConsentFacts("authorisation", DOCTOR2.id),
+        "AC-02.revoke-not-allowed",
+    ),
+    (
+        "AC-02 professional may not lift a block on themselves",
+        DOCTOR2,
+        ConsentFacts("block", DOCTOR2.id),
+        "AC-02.revoke-not-allowed",
+    ),
+    (
+        "AC-02 other patient may not revoke",
+        OTHER_PATIENT,
+        ConsentFacts("block", DOCTOR.id),
+        "AC-02.revoke-not-allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "actor", "consent", "rule"), REVOKE_CASES, ids=[c[0] for c in REVOKE_CASES]
+)
+def test_revoke_rules(name: str, actor: Actor, consent: ConsentFacts, rule: str) -> None:
+    rec = record(representatives=frozenset({REP.id}), authorised=frozenset({DOCTOR.id}))
+    decision = decide(actor, Action.REVOKE_CONSENT, rec, None, CTX, consent)
+    assert decision.rule_id == rule
+    assert decision.permitted is (rule != "AC-02.revoke-not-allowed")

@@ -7,6 +7,7 @@ is the same READ rules as SQL. The profession x type matrix is data (matrix.json
 from dmp.policy.model import (
     AccessMode,
     Action,
+    ConsentFacts,
     Context,
     Decision,
     DocumentFacts,
@@ -33,6 +34,7 @@ __all__ = [
     "AUDIT_SCOPE",
     "AccessMode",
     "Action",
+    "ConsentFacts",
     "Context",
     "Decision",
     "DocumentFacts",

@@ -19,6 +19,7 @@ class Action(StrEnum):
     ATTEST_AUTHORISATION = "attest-authorisation"  # "le patient m'a autorisé"
     DECLARE_CARE_TEAM = "declare-care-team"  # the patient is treated in my structure
     BLOCK_PROFESSIONAL = "block-professional"  # the patient, a representative or an administrator
+    REVOKE_CONSENT = "revoke-consent"  # withdraw one consent row (``ConsentFacts``)
 
 
 class Effect(StrEnum):
@@ -78,6 +79,14 @@ class RecordFacts:
     patient_id: str
     open: bool
     consents: RecordConsents
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentFacts:
+    """The consent row a REVOKE_CONSENT names: its kind and whom it concerns."""
+
+    kind: str  # dmp.services.consents.ConsentKind value
+    subject_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

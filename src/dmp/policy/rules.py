@@ -18,6 +18,7 @@ from dmp.policy.matrix import TypeRule, rights_of
 from dmp.policy.model import (
     AccessMode,
     Action,
+    ConsentFacts,
     Context,
     Decision,
     DocumentFacts,
@@ -233,8 +234,17 @@ def document_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> 
     return access.decision
 
 
+# The consents a professional made by attesting (or accepting) and may therefore withdraw.
+OWN_ATTESTATION_KINDS = frozenset({"authorisation", "medecin-traitant", "administrator"})
+
+
 def decide(
-    actor: Actor, action: Action, record: RecordFacts, document: DocumentFacts | None, ctx: Context
+    actor: Actor,
+    action: Action,
+    record: RecordFacts,
+    document: DocumentFacts | None,
+    ctx: Context,
+    consent: ConsentFacts | None = None,
 ) -> Decision:
     if action is Action.READ:
         access = record_access(actor, record)
@@ -307,6 +317,19 @@ def decide(
             return permit("AC-12.administrator-blocks", AccessMode.NORMAL)
         return deny(
             "AC-23.block-not-allowed", "seuls le patient et ses administrateurs bloquent un professionnel"
+        )
+    if action is Action.REVOKE_CONSENT:
+        if is_patient or is_representative:
+            return permit(
+                "AC-02.patient-revokes", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE
+            )
+        if is_pro and consent is not None and consent.subject_id == actor.id and (
+            consent.kind in OWN_ATTESTATION_KINDS
+        ):
+            return permit("AC-02.own-attestation-revoked", AccessMode.NORMAL)
+        return deny(
+            "AC-02.revoke-not-allowed",
+            "seuls le patient, son représentant légal et le professionnel qui l'a attesté le retirent",
         )
     if action is Action.ATTEST_AUTHORISATION:
         if is_pro and not is_occupational(actor):

@@ -154,6 +154,11 @@ _ATTEMPTED = {
     Action.MASK: AuditAction.DOCUMENT_MASK,
     Action.ARCHIVE: AuditAction.DOCUMENT_ARCHIVE,
     Action.DELETE: AuditAction.DOCUMENT_DELETE,
+    Action.MANAGE_CONSENTS: AuditAction.CONSENT_CHANGE,
+    Action.ATTEST_AUTHORISATION: AuditAction.CONSENT_CHANGE,
+    Action.DECLARE_CARE_TEAM: AuditAction.CONSENT_CHANGE,
+    Action.BLOCK_PROFESSIONAL: AuditAction.CONSENT_CHANGE,
+    Action.REVOKE_CONSENT: AuditAction.CONSENT_CHANGE,
 }
 
 
@@ -168,9 +173,7 @@ def require(
 ) -> Decision:
     decision = decide(actor, action, consents.facts(conn, patient_row), doc, context(rt))
     if not decision.permitted:
-        attempted = _ATTEMPTED.get(
-            action, AuditAction.CONSENT_CHANGE if "consent" in action.value else AuditAction.DOCUMENT_STATUS
-        )
+        attempted = _ATTEMPTED.get(action, AuditAction.DOCUMENT_STATUS)
         raise trail.refused(
             DmpError("FORBIDDEN", decision.reason),
             actor,

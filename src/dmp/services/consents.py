@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, insert, select, update
 
 from dmp.domain.actor import Actor, ActorKind
 from dmp.errors import DmpError
-from dmp.policy import Action, EmergencyConsents, RecordConsents, RecordFacts, decide
+from dmp.policy import Action, ConsentFacts, EmergencyConsents, RecordConsents, RecordFacts, decide
 from dmp.policy.model import Context, Decision
 from dmp.services import trail
 from dmp.store.schema_policy import record_consent
@@ -336,18 +336,10 @@ def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID
     ).first()
     if row is None:
         raise DmpError("NOT_FOUND")
-    own_attestation = (
-        actor.kind is ActorKind.PROFESSIONAL
-        and row.subject_id == actor.id
-        and row.kind
-        in (
-            ConsentKind.AUTHORISATION.value,
-            ConsentKind.MEDECIN_TRAITANT.value,
-            ConsentKind.ADMINISTRATOR.value,
-        )
+    decision = decide(
+        actor, Action.REVOKE_CONSENT, record, None, Context(now=now), ConsentFacts(row.kind, row.subject_id)
     )
-    decision = decide(actor, Action.MANAGE_CONSENTS, record, None, Context(now=now))
-    if not decision.permitted and not own_attestation:
+    if not decision.permitted:
         raise trail.refused(
             DmpError("FORBIDDEN", decision.reason),
             actor,
