@@ -49,6 +49,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/oauth/token", token_endpoint, methods=["POST"]),
+            Route("/.well-known/smart-configuration", fhir_routes.smart_configuration, methods=["GET"]),
             # ITI-65 posts to the FHIR base itself, without a trailing slash.
             Route("/fhir", fhir_routes.transaction, methods=["POST"]),
             Mount("/fhir", routes=fhir_routes.routes),

@@ -15,15 +15,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dmp.accounts import create_patient_account
+from dmp.accounts.oauth import ALLOWED_SCOPES
 from dmp.api.auth import authenticate, require_write_scope
 from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_json
 from dmp.api.state import AppState
 from dmp.audit import AuditRecord, append_committed
+from dmp.auth.assertion import ALLOWED_ALGORITHMS
 from dmp.domain.actor import Actor
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
 from dmp.fhir import FHIR_JSON
 from dmp.fhir import consent as fhir_consent
+from dmp.fhir import smart as fhir_smart
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant
@@ -78,6 +81,13 @@ async def _in_transaction(state: AppState, work: Callable[[Connection], T]) -> T
 
 def _params(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
+
+
+async def smart_configuration(request: Request) -> Response:
+    """SMART discovery, public (SMART App Launch 2.x §2.1), at the server root and the FHIR base."""
+    settings = _state(request).runtime.settings
+    document = fhir_smart.smart_configuration(settings.base_url, ALLOWED_SCOPES, ALLOWED_ALGORITHMS)
+    return Response(dumps(document), media_type="application/json")
 
 
 async def metadata(request: Request) -> Response:
@@ -456,6 +466,7 @@ async def unknown_resource(request: Request) -> Response:
 
 routes = [
     Route("/metadata", metadata, methods=["GET"]),
+    Route("/.well-known/smart-configuration", smart_configuration, methods=["GET"]),
     Route("/", transaction, methods=["POST"]),
     Route("/DocumentReference", search_document_references, methods=["GET"]),
     Route("/DocumentReference", patch_document_reference, methods=["PATCH"]),

@@ -45,6 +45,7 @@ def _params(items: list[tuple[str, str]]) -> list[Json]:
 
 
 def capability_statement(base_url: str, token_url: str, started: datetime) -> Json:
+    authorize_url = token_url.rsplit("/", 1)[0] + "/authorize"  # both under <base>/oauth/
     return {
         "resourceType": "CapabilityStatement",
         "url": f"{CANONICAL}/CapabilityStatement/dmp-server",
@@ -69,7 +70,10 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                     "extension": [
                         {
                             "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                            "extension": [{"url": "token", "valueUri": token_url}],
+                            "extension": [
+                                {"url": "token", "valueUri": token_url},
+                                {"url": "authorize", "valueUri": authorize_url},
+                            ],
                         }
                     ],
                     "service": [
@@ -83,7 +87,9 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                         }
                     ],
                     "description": "SMART Backend Services : client_credentials avec assertion "
-                    "private_key_jwt signée par la carte (certificat dans x5c).",
+                    "private_key_jwt signée par la carte (certificat dans x5c) ; applications des "
+                    "patients : code d'autorisation + PKCE (S256). Découverte : "
+                    ".well-known/smart-configuration.",
                 },
                 "resource": [
                     {
