@@ -446,6 +446,8 @@ async def search_audit_events(request: Request) -> Response:
             }
         )
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if not more and (events or offset == 0):  # the total, where the page alone tells it
+        bundle = {"resourceType": "Bundle", "type": "searchset", "total": offset + len(events), "link": links}
     if events:
         bundle["entry"] = [
             {"fullUrl": f"{rt.fhir_base}/AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}

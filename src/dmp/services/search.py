@@ -32,7 +32,8 @@ from dmp.terminology import valueset
 
 Params = Sequence[tuple[str, str]]
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
-CONTROL = {"_count", "_offset", "_sort", "_format", "_total"}
+CONTROL = {"_count", "_offset", "_sort", "_format", "_total", "_totalMethod", "_summary"}
+TOTAL_MODES = {"none", "estimate", "accurate", "count"}  # _totalMethod (fhirpy) says "count"
 
 
 @dataclass
@@ -109,7 +110,30 @@ def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
             count = _int(v, "_count", 0, rt.settings.page_size_max)
         elif k == "_offset":
             offset = _int(v, "_offset", 0, 10_000_000)
+        elif k == "_summary":
+            if v not in ("count", "false"):
+                raise DmpError("INVALID_SEARCH", f"_summary={v} (count ou false)")
+            if v == "count":
+                count = 0  # the total alone, no entries (FHIR R4 search §3.1.1.5.7)
+        elif k in ("_total", "_totalMethod") and v not in TOTAL_MODES:
+            raise DmpError("INVALID_SEARCH", f"{k}={v} (none, estimate ou accurate)")
     return count, offset
+
+
+def _total_wanted(params: Params) -> bool:
+    """Bundle.total is given unless the client asks for none (_total=none)."""
+    return not any(k in ("_total", "_totalMethod") and v == "none" for k, v in params)
+
+
+def _page_total(
+    conn: Connection, counted: Any, rows: int, more: bool, offset: int, count: int, wanted: bool
+) -> int | None:
+    """The match count; a COUNT statement only when the page alone does not tell it."""
+    if count > 0 and not more and (rows > 0 or offset == 0):
+        return offset + rows
+    if not wanted and count > 0:
+        return None
+    return int(conn.execute(counted).scalar_one())
 
 
 def document_conditions(params: Params) -> list[ColumnElement[bool]]:
@@ -272,11 +296,10 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
             .offset(offset)
         )
     )
-    total = None
-    if any(k == "_total" and v == "accurate" for k, v in params):
-        # Counts use the same policy condition: hidden documents are never counted.
-        total = conn.execute(select(func.count()).select_from(document).where(where)).scalar_one()
-    more = len(rows) > count
+    more = count > 0 and len(rows) > count
+    # Counts use the same policy condition: hidden documents are never counted.
+    counted = select(func.count()).select_from(document).where(where)
+    total = _page_total(conn, counted, len(rows[:count]), more, offset, count, _total_wanted(params))
     opened.trace(conn, AuditAction.RECORD_SEARCH, [r.id for r in rows[:count]])
     page = Page(row.id, rows[:count], total, offset + count if more else None, offset, count, opened.decision)
     page.notice = _masked_notice(conn, opened, filters)
@@ -330,8 +353,11 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
             .offset(offset)
         )
     )
-    more = len(rows) > count
+    more = count > 0 and len(rows) > count
     rows = rows[:count]
+    matching = (s.patient_id == row.id, has_visible, *conds)
+    counted = select(func.count()).select_from(submission_set).where(*matching)
+    total = _page_total(conn, counted, len(rows), more, offset, count, _total_wanted(params))
     members: dict[UUID, list[UUID]] = {}
     if rows:
         for set_id, doc_id in conn.execute(
@@ -342,7 +368,7 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
             members.setdefault(set_id, []).append(doc_id)
     shown = [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
     opened.trace(conn, AuditAction.SUBMISSION_SEARCH, [f"List/{r.id}" for r in rows])
-    return Page(row.id, shown, None, offset + count if more else None, offset, count, opened.decision)
+    return Page(row.id, shown, total, offset + count if more else None, offset, count, opened.decision)
 
 
 @dataclass
