@@ -75,7 +75,7 @@ def test_a_portal_page_fault_is_a_french_html_500(api: Api, monkeypatch: pytest.
         raise RuntimeError("boom")
 
     monkeypatch.setattr("dmp.web.common.Ctx.render", broken)
-    resp = api.client.get("/connexion")
+    resp = api.client.get("/connexion", headers={"Accept": "text/html,application/xhtml+xml"})
     assert resp.status_code == 500
     assert resp.headers["content-type"].startswith("text/html")
     assert "Erreur interne" in resp.text and "boom" not in resp.text

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,7 +17,7 @@ from dmp import web
 from dmp.api import fhir_routes
 from dmp.api.auth import token_endpoint
 from dmp.api.http import error_response
-from dmp.api.internal_errors import InternalErrorMiddleware
+from dmp.api.internal_errors import InternalErrorMiddleware, french_error_page, is_portal_page
 from dmp.api.state import AppState
 from dmp.auth.pki import CA_CERT_FILE
 from dmp.auth.tokens import TokenSigner
@@ -29,6 +30,22 @@ log = logging.getLogger("dmp.api")
 async def _dmp_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DmpError)
     return error_response(exc)
+
+
+_ROUTING_ERRORS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Starlette's routing refusals (no route, wrong method) as French errors, never plain text."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = _ROUTING_ERRORS.get(status)
+    if code is None:
+        raise exc
+    detail = f"{request.method} {request.url.path}" if code == "METHOD_NOT_ALLOWED" else ""
+    err = DmpError(code, detail)
+    if is_portal_page(request.url.path, request.headers.get("accept", "")):
+        return french_error_page(err)
+    return error_response(err)
 
 
 def load_ca_certificate(pki_dir: Path) -> x509.Certificate:
@@ -57,7 +74,7 @@ def create_app(
         ],
         # Unexpected exceptions: a complete 500 with a correlation id (dmp.api.internal_errors).
         middleware=[Middleware(InternalErrorMiddleware)],
-        exception_handlers={DmpError: _dmp_error},
+        exception_handlers={DmpError: _dmp_error, HTTPException: _routing_error},
     )
     app.state.dmp = AppState(runtime=runtime, signer=signer, ca_cert=ca_cert)
     app.state.web = web.build_state(runtime, signer)

@@ -9,6 +9,7 @@ an internal message: only the French catalogue text and the id.
 
 from __future__ import annotations
 
+import html
 import logging
 import uuid
 
@@ -24,19 +25,32 @@ CORRELATION_HEADER = "X-Correlation-ID"
 _FHIR_PREFIXES = ("/fhir", "/oauth/token", "/.well-known")
 
 
-def internal_error_response(path: str, correlation_id: str) -> Response:
-    err = DmpError("INTERNAL_ERROR", correlation_id)
-    headers = {CORRELATION_HEADER: correlation_id}
-    if path.startswith(_FHIR_PREFIXES):
-        response = error_response(err)
-        response.headers.update(headers)
-        return response
+_PAGE_TITLES = {404: "Page introuvable", 405: "Opération non autorisée", 500: "Erreur interne"}
+
+
+def is_portal_page(path: str, accept: str = "text/html") -> bool:
+    """A person's browser (HTML) rather than software speaking FHIR."""
+    return not path.startswith(_FHIR_PREFIXES) and "text/html" in accept
+
+
+def french_error_page(err: DmpError, headers: dict[str, str] | None = None) -> Response:
+    title = _PAGE_TITLES.get(err.status, "Erreur")
     page = (
-        '<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Erreur interne</title></head>'
-        f"<body><main><h1>Erreur interne</h1><p>{err.message}</p>"
+        f'<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{title}</title></head>'
+        f"<body><main><h1>{title}</h1><p>{html.escape(err.message)}</p>"
         '<p><a href="/">Retour à l\'accueil</a></p></main></body></html>'
     )
-    return HTMLResponse(page, status_code=500, headers=headers)
+    return HTMLResponse(page, status_code=err.status, headers=headers)
+
+
+def internal_error_response(path: str, correlation_id: str, accept: str = "text/html") -> Response:
+    err = DmpError("INTERNAL_ERROR", correlation_id)
+    headers = {CORRELATION_HEADER: correlation_id}
+    if is_portal_page(path, accept):
+        return french_error_page(err, headers)
+    response = error_response(err)
+    response.headers.update(headers)
+    return response
 
 
 class InternalErrorMiddleware:
@@ -69,4 +83,6 @@ class InternalErrorMiddleware:
             )
             if started:  # nothing sound can be sent any more; let the server close the stream
                 raise
-            await internal_error_response(scope.get("path", ""), correlation_id)(scope, receive, send)
+            accept = dict(scope.get("headers", [])).get(b"accept", b"").decode("latin-1")
+            response = internal_error_response(scope.get("path", ""), correlation_id, accept)
+            await response(scope, receive, send)
