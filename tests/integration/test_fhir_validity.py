@@ -327,7 +327,7 @@ def _served() -> dict[str, set[tuple[str, str]]]:
     for route in fhir_routes.routes:
         assert isinstance(route, Route)
         rtype = route.path.strip("/").split("/")[0]
-        if rtype in ("", "metadata", "{rtype}"):
+        if rtype in ("", "metadata", "{rtype}", ".well-known"):  # SMART discovery is not a resource
             continue
         for method in route.methods or ():
             if method != "HEAD":
@@ -337,6 +337,7 @@ def _served() -> dict[str, set[tuple[str, str]]]:
 
 INTERACTIONS = {
     "read": ("GET", "/{type}/{id}"),
+    "vread": ("GET", "/{type}/{id}/_history/{vid}"),
     "search-type": ("GET", "/{type}"),
     "patch": ("PATCH", "/{type}/{id}"),
     "create": ("POST", "/{type}"),
@@ -354,7 +355,7 @@ def test_capability_statement_lists_exactly_what_the_router_serves(api: Api) -> 
     assert {"DocumentReference", "List", "Binary", "Patient"} <= set(declared)
     for rtype, interactions in declared.items():
         expected = {
-            (m, p.format(type=rtype, id="{id}"))
+            (m, p.format(type=rtype, id="{id}", vid="{vid}"))
             for code, (m, p) in INTERACTIONS.items()
             if code in interactions
         }

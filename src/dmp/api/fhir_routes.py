@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -456,6 +457,29 @@ async def search_audit_events(request: Request) -> Response:
     return FhirResponse(bundle)
 
 
+_READERS: dict[str, Callable[[Request], Any]] = {}
+
+
+async def vread(request: Request) -> Response:
+    """``GET [type]/[id]/_history/[vid]``: the versions the server reports in Location and meta.
+
+    Only the current version is kept (metadata updates replace it), so a vread answers the
+    resource when ``vid`` is its ``meta.versionId`` and the uniform 404 otherwise; a Binary's
+    bytes never change, so its only version is 1.
+    """
+    reader = _READERS[request.url.path.split("/")[-4]]
+    wanted = request.path_params["vid"]
+    response: Response = await reader(request)
+    if request.url.path.split("/")[-4] == "Binary":
+        current = "1"
+    else:
+        current = str(orjson.loads(bytes(response.body)).get("meta", {}).get("versionId", "1"))
+    if wanted != current:
+        raise DmpError("NOT_FOUND")
+    response.headers["ETag"] = f'W/"{current}"'
+    return response
+
+
 SERVED_TYPES = {"DocumentReference", "List", "Binary", "Patient", "Consent", "AuditEvent"}
 
 
@@ -465,6 +489,10 @@ async def unknown_resource(request: Request) -> Response:
         raise DmpError("METHOD_NOT_ALLOWED", f"{request.method} sur {rtype}")
     raise DmpError("UNKNOWN_RESOURCE_TYPE", rtype)
 
+
+_READERS.update(
+    DocumentReference=read_document_reference, List=read_list, Binary=read_binary, Patient=read_patient
+)
 
 routes = [
     Route("/metadata", metadata, methods=["GET"]),
@@ -484,6 +512,10 @@ routes = [
     Route("/Consent", search_consents, methods=["GET"]),
     Route("/Consent", create_consent, methods=["POST"]),
     Route("/Consent/{id}", revoke_consent, methods=["DELETE"]),
+    *(
+        Route(f"/{rtype}/{{id}}/_history/{{vid}}", vread, methods=["GET"])
+        for rtype in ("DocumentReference", "List", "Binary", "Patient")
+    ),
     Route("/{rtype}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     Route("/{rtype}/{id}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
 ]

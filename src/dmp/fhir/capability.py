@@ -97,7 +97,12 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                         "supportedProfile": [
                             "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference"
                         ],
-                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "vread"},
+                            {"code": "search-type"},
+                            {"code": "patch"},
+                        ],
                         "conditionalUpdate": False,
                         "searchParam": _params(DOCUMENT_SEARCH),
                     },
@@ -106,10 +111,10 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                         "supportedProfile": [
                             "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-submissionset-comprehensive"
                         ],
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "search-type"}],
                         "searchParam": _params(LIST_SEARCH),
                     },
-                    {"type": "Binary", "interaction": [{"code": "read"}]},
+                    {"type": "Binary", "interaction": [{"code": "read"}, {"code": "vread"}]},
                     {
                         "type": "AuditEvent",
                         "interaction": [{"code": "search-type"}],
@@ -124,7 +129,12 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                     },
                     {
                         "type": "Patient",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "vread"},
+                            {"code": "search-type"},
+                            {"code": "create"},
+                        ],
                         "searchParam": _params([("identifier", "token")]),
                     },
                 ],
