@@ -359,8 +359,11 @@ def test_capability_statement_lists_exactly_what_the_router_serves(api: Api) -> 
             for code, (m, p) in INTERACTIONS.items()
             if code in interactions
         }
-        # Conditional PATCH (PATCH on the type with ?identifier=) comes with "patch".
+        # Conditional PATCH (PATCH on the type with ?identifier=) comes with "patch", and the
+        # form-encoded POST [type]/_search with "search-type" (FHIR R4 §3.1.1.3.1).
         extra = {("PATCH", f"/{rtype}")} if "patch" in interactions else set()
+        if "search-type" in interactions:
+            extra.add(("POST", f"/{rtype}/_search"))
         assert served[rtype] == expected | extra, rtype
     assert [i["code"] for i in rest["interaction"]] == ["transaction"]
     assert any(

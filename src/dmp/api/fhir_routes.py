@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
 
 import orjson
@@ -18,7 +19,7 @@ from starlette.routing import Route
 from dmp.accounts import create_patient_account
 from dmp.accounts.oauth import ALLOWED_SCOPES
 from dmp.api.auth import authenticate, require_write_scope
-from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_json
+from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_body, read_json
 from dmp.api.state import AppState
 from dmp.audit import AuditRecord, append_committed
 from dmp.auth.assertion import ALLOWED_ALGORITHMS
@@ -383,7 +384,6 @@ async def revoke_consent(request: Request) -> Response:
 
 async def search_audit_events(request: Request) -> Response:
     """TR-01: the record's access trail as FHIR AuditEvents (newest first)."""
-    from urllib.parse import urlencode
 
     from dmp.fhir.common import parse_datetime_range
     from dmp.services import trail_read
@@ -458,6 +458,26 @@ async def search_audit_events(request: Request) -> Response:
 
 
 _READERS: dict[str, Callable[[Request], Any]] = {}
+_SEARCHES: dict[str, Callable[[Request], Any]] = {}
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_SEARCH_FORM_BYTES = 64 * 1024
+
+
+async def post_search(request: Request) -> Response:
+    """``POST [type]/_search`` (FHIR R4 §3.1.1.3.1): the form body's parameters with the URL's, and
+    then exactly the GET search, so the INS need not appear in URLs and access logs."""
+    rtype = request.url.path.split("/")[-2]
+    body = await read_body(request, MAX_SEARCH_FORM_BYTES, {FORM_TYPE})
+    try:
+        form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise DmpError("INVALID_SEARCH", "corps de formulaire non UTF-8") from exc
+    merged = list(request.query_params.multi_items()) + form
+    scope = dict(request.scope)
+    scope["method"] = "GET"
+    scope["query_string"] = urlencode(merged).encode()
+    response: Response = await _SEARCHES[rtype](Request(scope, request.receive))
+    return response
 
 
 async def vread(request: Request) -> Response:
@@ -490,12 +510,23 @@ async def unknown_resource(request: Request) -> Response:
     raise DmpError("UNKNOWN_RESOURCE_TYPE", rtype)
 
 
+_SEARCHES.update(
+    DocumentReference=search_document_references,
+    List=search_lists,
+    Patient=search_patients,
+    AuditEvent=search_audit_events,
+    Consent=search_consents,
+)
 _READERS.update(
     DocumentReference=read_document_reference, List=read_list, Binary=read_binary, Patient=read_patient
 )
 
 routes = [
     Route("/metadata", metadata, methods=["GET"]),
+    *(
+        Route(f"/{rtype}/_search", post_search, methods=["POST"])
+        for rtype in ("DocumentReference", "List", "Patient", "AuditEvent", "Consent")
+    ),
     Route("/.well-known/smart-configuration", smart_configuration, methods=["GET"]),
     Route("/", transaction, methods=["POST"]),
     Route("/DocumentReference", search_document_references, methods=["GET"]),
