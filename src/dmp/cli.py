@@ -296,11 +296,14 @@ def record_reactivate(patient: str, agent: str) -> None:
 
 
 @main.command(help="Charge un jeu de données de démonstration et affiche comment appeler l'API.")
-@click.option("--patients", default=12, show_default=True)
+@click.option("--patients", default=12, show_default=True, type=click.IntRange(min=2))
 def demo(patients: int) -> None:
-    from dmp.demo.loader import load_demo
+    from dmp.demo.loader import DemoLoadError, load_demo
 
-    load_demo(_settings(), patients=patients)
+    try:
+        load_demo(_settings(), patients=patients)
+    except DemoLoadError as exc:
+        _fail(str(exc))
 
 
 @main.command("client-token", help="Obtient un jeton d'accès avec une carte (outil client de test).")

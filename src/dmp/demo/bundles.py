@@ -14,7 +14,7 @@ from typing import Any
 from dmp.cda import CdaHeader
 from dmp.fhir.bundle import MHD_LIST_TYPES, SOURCE_ID_URL
 from dmp.fhir.documentreference import FLAG_SYSTEM
-from dmp.terminology import valueset
+from dmp.terminology import system_oid, valueset
 
 # Class (J57) and format (J60) for the example CDA types; the DMP derives the class
 # from the type (ASS_X16), which is not published in machine-readable form.
@@ -31,16 +31,30 @@ CLASS_OF_TYPE = {
 FORMAT_OF_TYPE = {
     "11490-0": "urn:asip:ci-sis:ldl-ses:2017",
     "18748-4": "urn:ihe:iti:xds-sd:pdf:2008",
-    "96173-0": "urn:ihe:lab:xd-lab:2008",
+    "96173-0": "urn:ans:ci-sis:trod:2024",
+    "11502-2": "urn:ihe:lab:xd-lab:2008",
     "11369-6": "urn:asip:ci-sis:vac:2019",
     "SYNTH": "urn:asip:ci-sis:vsm:2012",
     "11488-4": "urn:ihe:iti:xds-sd:pdf:2008",
 }
 
 
-def _coding(vs: str, code: str) -> dict[str, Any]:
-    concept = valueset(vs).lookup(code)[0]
+def _coding(vs: str, code: str, system: str | None = None) -> dict[str, Any]:
+    """The value set's concept for ``code`` (of ``system`` when given: OID, urn:oid or URL)."""
+    concepts = valueset(vs).lookup(code)
+    if system is not None:
+        wanted = system_oid(system)
+        concepts = [c for c in concepts if c.oid == wanted]
+    if not concepts:
+        within = f" (système {system})" if system else ""
+        raise ValueError(f"code « {code} » absent du jeu de valeurs {vs}{within}")
+    concept = concepts[0]
     return {"system": concept.system, "code": concept.code, "display": concept.display}
+
+
+def master_identifier_value(unique_id: str) -> str:
+    """DocumentReference.masterIdentifier.value for an XDS uniqueId (an OID becomes urn:oid:)."""
+    return f"urn:oid:{unique_id}" if unique_id[0].isdigit() else unique_id
 
 
 def document_reference(
@@ -62,6 +76,7 @@ def document_reference(
     replaces: str | None = None,
     class_code: str | None = None,
     format_code: str | None = None,
+    type_system: str | None = None,
 ) -> dict[str, Any]:
     parts = author_name.split() or ["Inconnu"]
     name: dict[str, Any] = {"family": parts[-1]}
@@ -98,10 +113,10 @@ def document_reference(
         ],
         "masterIdentifier": {
             "system": "urn:ietf:rfc:3986",
-            "value": f"urn:oid:{unique_id}" if unique_id[0].isdigit() else unique_id,
+            "value": master_identifier_value(unique_id),
         },
         "status": "current",
-        "type": {"coding": [_coding("J66", type_code)]},
+        "type": {"coding": [_coding("J66", type_code, type_system)]},
         "category": [{"coding": [_coding("J57", class_code or CLASS_OF_TYPE.get(type_code, "10"))]}],
         "subject": {"reference": f"Patient?identifier={ins_system}|{ins_value}"},
         "date": date,
@@ -201,6 +216,7 @@ def bundle_from_cda(
         ins_value=ins_value,
         unique_id=unique_id or header.unique_id,
         type_code=header.type_code,
+        type_system=header.type_system,  # DocumentReference.type is the CDA's ClinicalDocument/code
         title=header.title,
         date=header.effective_time,
         author_idnps=header.author_idnps or "801234567897",

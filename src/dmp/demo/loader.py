@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from importlib import resources
+from pathlib import Path
+from uuid import UUID
 
 import click
+from sqlalchemy import Connection, select
 from tqdm import tqdm
 
 from dmp.auth.pki import CA_CERT_FILE, init_ca, issue_card
 from dmp.bootstrap import build_runtime
 from dmp.cda import parse_header
-from dmp.demo.bundles import bundle_from_cda
+from dmp.demo.bundles import bundle_from_cda, master_identifier_value
+from dmp.demo.recordtarget import Guardian, Place, Target, for_patient
 from dmp.domain.actor import Actor, ActorKind
 from dmp.domain.identity import IdentityStatus, Sex, StrictTraits
 from dmp.domain.ins import SYSTEM_NIR, Ins, compute_key, parse_ins
+from dmp.errors import DmpError
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.patient import CreationRequest
 from dmp.services import publish, records
 from dmp.services.context import Runtime
 from dmp.settings import Settings
+from dmp.store.blobs import BlobStore
 from dmp.store.db import upgrade
+from dmp.store.schema import document_uid
 
 
 @dataclass(frozen=True)
@@ -87,16 +94,9 @@ def qualified_record(ins: Ins, traits: StrictTraits, now: datetime) -> CreationR
 
 
 def demo_patients(n: int) -> list[StrictTraits]:
+    """The showcase patient, then ``n - 1`` generated ones (a prefix of every larger set)."""
     rng = random.Random(42)  # the same demo set on every machine
-    out = [
-        StrictTraits(
-            birth_family_name="PAT-TROIS",
-            birth_given_names=("Dominique",),
-            sex=Sex.FEMALE,
-            birth_date=date(1979, 3, 28),
-            birth_place_insee="51215",
-        )
-    ]
+    out = [SHOWCASE_TRAITS]
     while len(out) < n:
         sex = rng.choice([Sex.FEMALE, Sex.MALE])
         given = rng.choice(GIVEN_F if sex is Sex.FEMALE else GIVEN_M)
@@ -113,9 +113,133 @@ def demo_patients(n: int) -> list[StrictTraits]:
     return out
 
 
-def load_demo(settings: Settings, *, patients: int = 12) -> None:
-    rt = build_runtime(settings, pool_size=2)
-    upgrade(rt.engine)
+SHOWCASE_NIR = "279035121518989"
+SHOWCASE_TRAITS = StrictTraits(
+    birth_family_name="PAT-TROIS",
+    birth_given_names=("Dominique",),
+    sex=Sex.FEMALE,
+    birth_date=date(1979, 3, 28),
+    birth_place_insee="51215",
+)
+# A child followed for a type 1 diabetes, and her mother, who has a portal account.
+MINOR_TRAITS = StrictTraits(
+    birth_family_name="NESSI",
+    birth_given_names=("Léa", "Jeanne"),
+    sex=Sex.FEMALE,
+    birth_date=date(2014, 6, 15),
+    birth_place_insee="51108",
+)
+# Known on purpose: this is a demonstration instance. Never reuse them anywhere else.
+DEMO_REPRESENTATIVE_EMAIL = "jeanne.nessi@example.org"
+DEMO_REPRESENTATIVE_PASSWORD = "Maman-de-Lea-Demo-2026"  # noqa: S105 - public demo credential
+DEMO_REPRESENTATIVE_TOTP = "DEMOREPRESENTANTEDMPTOTPSECRETAB"
+MINOR_ORDER = 999  # outside the generated patients' orders (100 + index)
+
+CITIES = {
+    "51215": Place("Dompremy", "51300"),
+    "51108": Place("Châlons-en-Champagne", "51000"),
+    "75056": Place("Paris", "75011"),
+    "69123": Place("Lyon", "69003"),
+    "13055": Place("Marseille", "13001"),
+    "51454": Place("Reims", "51100"),
+    "33063": Place("Bordeaux", "33000"),
+    "2A004": Place("Ajaccio", "20000"),
+    "59350": Place("Lille", "59000"),
+    "67482": Place("Strasbourg", "67000"),
+}
+# The demo documents (src/dmp/demo/data). The imaging report's body is a PDF naming the ANS
+# example patient, which cannot be rewritten: it goes to the showcase patient only.
+LAB_REPORT = "CR-BIO_demo_glycemie.xml"
+IMAGING_REPORT = "IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml"
+COMMON_DOCUMENTS = (
+    "BIO-TROD_2024.01_COVID-19.xml",
+    LAB_REPORT,
+    "LDL-SES_2022.01.xml",
+    "VAC_2023.01.xml",
+    "VSM_1.4_2022.01.xml",
+)
+MINOR_DOCUMENTS = ("VAC_2023.01.xml", LAB_REPORT, "BIO-TROD_2024.01_COVID-19.xml")
+
+
+@dataclass(frozen=True)
+class DemoRepresentative:
+    guardian: Guardian
+    password: str
+    totp_secret: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.guardian.given} {self.guardian.family}"
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    target: Target
+    documents: tuple[str, ...]
+    representative: DemoRepresentative | None = None
+
+    @property
+    def ins(self) -> Ins:
+        return self.target.ins
+
+    @property
+    def name(self) -> str:
+        t = self.target.traits
+        return f"{t.birth_given_names[0]} {t.birth_family_name}"
+
+
+def _target(traits: StrictTraits, nir: str, suffix: str, guardian: Guardian | None = None) -> Target:
+    ins = parse_ins(SYSTEM_NIR, nir, allow_test=False)
+    return Target(ins, traits, suffix, CITIES.get(traits.birth_place_insee), guardian)
+
+
+def demo_set(n: int) -> list[DemoPatient]:
+    """``n`` demo patients: the showcase patient, ``n - 2`` generated ones and the minor."""
+    if n < 2:
+        raise ValueError("la démonstration compte au moins deux patients (la patiente vitrine et la mineure)")
+    out = []
+    for i, traits in enumerate(demo_patients(n - 1)):
+        if i == 0:
+            out.append(DemoPatient(_target(traits, SHOWCASE_NIR, "0"), (*COMMON_DOCUMENTS, IMAGING_REPORT)))
+        else:
+            nir = demo_nir(traits.sex, traits.birth_date, traits.birth_place_insee, 100 + i)
+            out.append(DemoPatient(_target(traits, nir, str(i)), COMMON_DOCUMENTS))
+    mother = Guardian("Jeanne", "NESSI", DEMO_REPRESENTATIVE_EMAIL)
+    rep = DemoRepresentative(mother, DEMO_REPRESENTATIVE_PASSWORD, DEMO_REPRESENTATIVE_TOTP)
+    t = MINOR_TRAITS
+    nir = demo_nir(t.sex, t.birth_date, t.birth_place_insee, MINOR_ORDER)
+    out.append(DemoPatient(_target(t, nir, str(MINOR_ORDER), rep.guardian), MINOR_DOCUMENTS, rep))
+    return out
+
+
+class DemoLoadError(Exception):
+    """A patient of the demo set could not be loaded; the message is for the operator (French)."""
+
+
+@dataclass
+class LoadReport:
+    records_created: int = 0
+    documents_published: int = 0
+
+
+def _examples() -> dict[str, bytes]:
+    data = resources.files("dmp.demo").joinpath("data")
+    return {n.name: n.read_bytes() for n in data.iterdir() if n.name.endswith(".xml")}
+
+
+def _doctor_actor() -> tuple[DemoProfessional, Actor]:
+    doctor = PROFESSIONALS[0]
+    actor = Actor(
+        kind=ActorKind.PROFESSIONAL,
+        id="8" + doctor.rpps,
+        name=doctor.name,
+        profession=doctor.profession,
+        specialty=doctor.specialty,
+    )
+    return doctor, actor
+
+
+def _issue_cards(settings: Settings) -> Path:
     if not (settings.pki_dir / CA_CERT_FILE).exists():
         init_ca(settings.pki_dir)
     cards_dir = settings.var_dir / "demo" / "cards"
@@ -132,60 +256,135 @@ def load_demo(settings: Settings, *, patients: int = 12) -> None:
                 structure_name=p.structure,
                 out=out,
             )
-    doctor = PROFESSIONALS[0]
-    actor = Actor(
-        kind=ActorKind.PROFESSIONAL,
-        id="8" + doctor.rpps,
-        name=doctor.name,
-        profession=doctor.profession,
-        specialty=doctor.specialty,
-    )
-    examples = [
-        resources.files("dmp.demo").joinpath("data", name).read_bytes()
-        for name in sorted(
-            n.name for n in resources.files("dmp.demo").joinpath("data").iterdir() if n.name.endswith(".xml")
-        )
-    ]
-    created = published = 0
-    now = datetime.now(UTC)
-    first_ins = ""
-    for i, traits in enumerate(tqdm(demo_patients(patients), desc="Patients et documents", unit="patient")):
-        nir = (
-            "279035121518989"
-            if i == 0
-            else demo_nir(traits.sex, traits.birth_date, traits.birth_place_insee, 100 + i)
-        )
-        first_ins = first_ins or nir
-        ins = parse_ins(SYSTEM_NIR, nir, allow_test=False)
-        with rt.engine.begin() as conn:
-            if records.find_by_ins(conn, ins) is not None:
-                continue
-            records.create(conn, rt, actor, qualified_record(ins, traits, now), now)
-            created += 1
-        for j, content in enumerate(examples):
-            header = parse_header(content)
-            bundle = bundle_from_cda(
-                content, header, ins_system=SYSTEM_NIR, ins_value=nir, unique_id=f"{header.unique_id}.{i}.{j}"
-            )
-            req_b = parse_provide_bundle(bundle, max_document_bytes=settings.max_document_bytes)
-            with rt.engine.begin() as conn:
-                publish.publish(conn, rt, actor, req_b, datetime.now(UTC))
-            published += 1
+    return cards_dir
+
+
+def load_demo(settings: Settings, *, patients: int = 12) -> None:
+    rt = build_runtime(settings, pool_size=2)
+    upgrade(rt.engine)
+    cards_dir = _issue_cards(settings)
+    doctor, _ = _doctor_actor()
+    demo = demo_set(patients)
+    report = load_records(rt, demo)
+    total = sum(len(p.documents) for p in demo)
     base = settings.base_url.rstrip("/")
     click.echo(
-        f"\n{created} dossiers créés, {published} documents publiés, "
+        f"\n{report.records_created} dossiers créés, {report.documents_published} documents publiés "
+        f"(le jeu complet : {len(demo)} dossiers, {total} documents), "
         f"{len(PROFESSIONALS)} cartes CPS dans {cards_dir}."
     )
     click.echo(f"""
 Pour essayer l'API (dans un autre terminal, après « dmp serve ») :
   TOKEN=$(dmp client-token --card {cards_dir / doctor.slug})
-  curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Patient?identifier={SYSTEM_NIR}|{first_ins}"
+  curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Patient?identifier={SYSTEM_NIR}|{SHOWCASE_NIR}"
   curl -H "Authorization: Bearer $TOKEN" \\
-    "{base}/fhir/DocumentReference?patient.identifier={SYSTEM_NIR}|{first_ins}&status=current"
+    "{base}/fhir/DocumentReference?patient.identifier={SYSTEM_NIR}|{SHOWCASE_NIR}&status=current"
   curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Binary/<id du document>"
 Cartes de démonstration : {", ".join(p.slug for p in PROFESSIONALS)}.""")
-    _demo_accounts(rt, settings, first_ins or "279035121518989", doctor)
+    _demo_accounts(rt, settings, SHOWCASE_NIR, doctor, demo[-1])
 
+
+def load_records(rt: Runtime, demo: list[DemoPatient]) -> LoadReport:
+    """Load every demo record that is missing or incomplete, each in its own transaction.
+
+    Resumable: a record already complete is left as it is; one created earlier without all its
+    documents (an interrupted run) gets the missing ones. A failure leaves the failing record as
+    it was before (nothing of it is written) and stops the run with a French message.
+    """
+    _, actor = _doctor_actor()
+    examples = _examples()
+    report = LoadReport()
+    for p in tqdm(demo, desc="Patients et documents", unit="patient"):
+        try:
+            created, published = _load_record(rt, actor, p, examples)
+        except Exception as exc:
+            cause = exc.message if isinstance(exc, DmpError) else f"{type(exc).__name__} : {exc}"
+            raise DemoLoadError(
+                f"le dossier de {p.name} (INS {p.ins.value}) n'a pas pu être chargé : {cause}. "
+                "Rien de ce dossier n'a été écrit ; les dossiers précédents sont complets. "
+                "Relancez « dmp demo » pour reprendre le chargement."
+            ) from exc
+        report.records_created += created
+        report.documents_published += published
+    return report
+
+
+class _TrackedBlobs:
+    """The blob store, remembering what one record's transaction wrote (removed if it rolls back)."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        self.inner = inner
+        self.written: list[str] = []
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+        self.written.append(key)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+
+def _load_record(rt: Runtime, actor: Actor, p: DemoPatient, examples: dict[str, bytes]) -> tuple[bool, int]:
+    """One record, its documents and its representative, in one transaction: (created, published)."""
+    blobs = _TrackedBlobs(rt.blobs)
+    record_rt = replace(rt, blobs=blobs)
+    created = False
+    try:
+        with rt.engine.begin() as conn:
+            now = datetime.now(UTC)
+            row = records.find_by_ins(conn, p.ins)
+            created = row is None
+            if row is None:
+                pid = records.create(conn, rt, actor, qualified_record(p.ins, p.target.traits, now), now)
+            else:
+                pid = row.id
+            present = set(
+                conn.execute(
+                    select(document_uid.c.unique_id).where(document_uid.c.patient_id == pid)
+                ).scalars()
+            )
+            published = 0
+            for name in p.documents:
+                content = for_patient(examples[name], p.target)
+                header = parse_header(content)
+                if master_identifier_value(header.unique_id) in present:
+                    continue
+                bundle = bundle_from_cda(content, header, ins_system=SYSTEM_NIR, ins_value=p.ins.value)
+                req = parse_provide_bundle(bundle, max_document_bytes=rt.settings.max_document_bytes)
+                publish.publish(conn, record_rt, actor, req, now)
+                published += 1
+            if p.representative is not None:
+                _declare_representative(conn, rt, pid, p.representative, now)
+    except BaseException:
+        if created:  # the record's key was never committed: its sealed blobs are unreadable garbage
+            for key in blobs.written:
+                rt.blobs.delete(key)
+        raise
+    return created, published
+
+
+def _declare_representative(
+    conn: Connection, rt: Runtime, patient_id: UUID, rep: DemoRepresentative, now: datetime
+) -> None:
+    """The legal representative (desk operation) and their portal account with known credentials."""
+    from dmp.accounts import add_representative
+    from dmp.accounts.service import PENDING, get, provision
+
+    issued = add_representative(
+        conn,
+        patient_id,
+        now,
+        settings=rt.settings,
+        email=rep.guardian.email,
+        name=rep.name,
+        agent="dmp demo",
+    )
+    acc = get(conn, issued.account_id)
+    if acc is not None and acc.status == PENDING:
+        provision(conn, acc.id, now, settings=rt.settings, password=rep.password, totp_secret=rep.totp_secret)
 
 
 # ---- web accounts of the demonstration instance (docs/accounts.md) ------------------------------
@@ -197,8 +396,11 @@ DEMO_PRO_PASSWORD = "Cabinet-du-Parc-Demo-2026"  # noqa: S105 - public demo cred
 DEMO_PRO_TOTP = "DEMOPROMULLERDMPTOTPSECRETABCDEF"
 
 
-def _demo_accounts(rt: Runtime, settings: Settings, patient_ins: str, doctor: DemoProfessional) -> None:
-    """The first demo patient's account and dr-muller's web account, with known credentials."""
+def _demo_accounts(
+    rt: Runtime, settings: Settings, patient_ins: str, doctor: DemoProfessional, minor: DemoPatient
+) -> None:
+    """The first demo patient's account and dr-muller's web account, with known credentials
+    (the minor's representative's account is provisioned with her record)."""
     from dmp.accounts import DirectoryEntry, create_patient_account, patient_account, upsert_professional
     from dmp.accounts.service import PENDING, PRO, find, provision
 
@@ -235,9 +437,23 @@ Se connecter sur l'instance de démonstration (navigateur, après « dmp serve �
     RPPS               {doctor.rpps}  ({doctor.name})
     mot de passe       {DEMO_PRO_PASSWORD}
     code à 6 chiffres  application d'authentification, clé {DEMO_PRO_TOTP}
-                       ou : {totp.format(DEMO_PRO_TOTP)}
+                       ou : {totp.format(DEMO_PRO_TOTP)}{_representative_lines(minor, base, totp)}
 Codes envoyés par courriel ou SMS (comptes activés ensuite, p. ex. « dmp record activation-code ») :
   python -m aiosmtpd -n -l 127.0.0.1:8025 &      (les courriels s'affichent dans ce terminal)
   DMP_SMS_LOG_FILE=var/sms.log DMP_SMTP_HOST=127.0.0.1 DMP_SMTP_PORT=8025 dmp outbox deliver &
   tail -f var/sms.log                            (les SMS)
 Instance de démonstration uniquement : ces identifiants sont publics.""")
+
+
+def _representative_lines(minor: DemoPatient, base: str, totp: str) -> str:
+    rep = minor.representative
+    if rep is None:
+        return ""
+    born = minor.target.traits.birth_date
+    return f"""
+  Représentante légale {base}/connexion  ({rep.name}, mère de {minor.name}, mineure née le {born:%d/%m/%Y},
+                       INS {minor.ins.value})
+    identifiant        {rep.guardian.email}
+    mot de passe       {rep.password}
+    code à 6 chiffres  application d'authentification, clé {rep.totp_secret}
+                       ou : {totp.format(rep.totp_secret)}"""
