@@ -4,6 +4,7 @@ whose trace cannot be written is not served (issue 5)."""
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from typing import Any
 
@@ -251,3 +252,18 @@ def test_audit_events_for_the_patient_and_for_a_professional(api: Api, patient: 
     assert ids_seen == {api.cards["doctor2"].idnps}  # a professional sees their own actions only
     # Reading the trail is itself traced.
     assert entries(api, pid)[-1].action == AuditAction.AUDIT_READ.value
+
+
+def test_reading_the_consents_is_traced(api: Api, patient: Identity) -> None:
+    """GET /fhir/Consent reveals who is authorised or blocked: one consent.read entry (issue 9)."""
+    pid = patient_id(api, patient)
+    who = as_patient(api, pid)
+    created = api.post("Consent", consent(pid, "authorisation", "810002345675"), who=who)
+    assert created.status_code == 201, created.text
+    cid = created.json()["id"]
+    before = len(entries(api, pid))
+    resp = api.get("Consent", who=who, params={"patient": f"Patient/{pid}"})
+    assert resp.status_code == 200, resp.text
+    entry = one(api, pid, before, AuditAction.CONSENT_READ)
+    assert entry.outcome == "success"
+    assert f"Consent/{cid}" in json.loads(entry.target_ids)

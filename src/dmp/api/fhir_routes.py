@@ -355,6 +355,7 @@ async def search_consents(request: Request) -> Response:
             if not access.may_see_patient(actor, row, facts):
                 raise DmpError("NOT_FOUND")
             rows = [r for r in rows if r.subject_id in (actor.id, actor.structure_id)]
+        consents.trace_read(conn, actor, row.id, rows, rt.now())
         return rows
 
     return FhirResponse(fhir_consent.searchset(await _in_transaction(state, work), rt.fhir_base))

@@ -28,6 +28,7 @@ class AuditAction(StrEnum):
     DOCUMENT_ARCHIVE = "document.archive"
     DOCUMENT_DELETE = "document.delete"
     CONSENT_CHANGE = "consent.change"  # authorisation, block, médecin traitant, emergency consents
+    CONSENT_READ = "consent.read"  # GET Consent: who is authorised or blocked
     RECORD_CREATE = "record.create"
     RECORD_CLOSE = "record.close"
     RECORD_REACTIVATE = "record.reactivate"
@@ -165,6 +166,10 @@ ACTIONS: MappingProxyType[AuditAction, ActionInfo] = MappingProxyType(
         A.CONSENT_CHANGE: _i(
             "Modification des autorisations d'accès", "a modifié les autorisations d'accès au dossier",
             None, "U", TYPE_PATIENT_RECORD, "update",
+        ),
+        A.CONSENT_READ: _i(
+            "Consultation des autorisations d'accès", "a consulté les autorisations d'accès au dossier",
+            None, "R", TYPE_REST, "search-type",
         ),
         A.RECORD_CREATE: _i("Création du dossier", "a créé le dossier", None, "C", TYPE_PATIENT_RECORD,
                             "create"),

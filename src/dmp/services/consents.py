@@ -255,6 +255,18 @@ def _store(
     return cid
 
 
+def trace_read(conn: Connection, actor: Actor, pid: UUID, rows: Sequence[Any], now: datetime) -> None:
+    """Reading the consents reveals who is authorised or blocked: it is traced like any read."""
+    trail.record(
+        conn,
+        actor,
+        trail.AuditAction.CONSENT_READ,
+        patient_id=pid,
+        at=now,
+        targets=[f"Consent/{r.id}" for r in rows],
+    )
+
+
 def _trace_change(
     conn: Connection, actor: Actor, pid: UUID, decision: Decision, cid: UUID, detail: str, now: datetime
 ) -> None:
