@@ -267,3 +267,20 @@ def test_reading_the_consents_is_traced(api: Api, patient: Identity) -> None:
     entry = one(api, pid, before, AuditAction.CONSENT_READ)
     assert entry.outcome == "success"
     assert f"Consent/{cid}" in json.loads(entry.target_ids)
+
+
+def test_a_professional_withdrawing_their_own_attestation_is_traced_as_a_success(
+    api: Api, patient: Identity
+) -> None:
+    """It was traced as an AC-02.patient-only refusal although the withdrawal succeeded (issue 9)."""
+    pid = patient_id(api, patient)
+    attest = api.post("Consent", consent(pid, "authorisation", api.cards["doctor2"].idnps), who="doctor2")
+    assert attest.status_code == 201, attest.text
+    cid = attest.json()["id"]
+    before = len(entries(api, pid))
+    resp = api.client.delete(f"/fhir/Consent/{cid}", headers=api.headers("doctor2"))
+    assert resp.status_code == 204, resp.text
+    entry = one(api, pid, before, AuditAction.CONSENT_CHANGE)
+    assert entry.outcome == "success"
+    assert entry.rule_id == "AC-02.own-attestation-revoked"
+    assert json.loads(entry.target_ids) == [f"Consent/{cid}"]
