@@ -447,9 +447,10 @@ async def search_audit_events(request: Request) -> Response:
                 "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset + count))])}",
             }
         )
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if not more and (events or offset == 0):  # the total, where the page alone tells it
-        bundle = {"resourceType": "Bundle", "type": "searchset", "total": offset + len(events), "link": links}
+        bundle["total"] = offset + len(events)
+    bundle["link"] = links
     if events:
         bundle["entry"] = [
             {"fullUrl": f"{rt.fhir_base}/AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}
@@ -458,8 +459,6 @@ async def search_audit_events(request: Request) -> Response:
     return FhirResponse(bundle)
 
 
-_READERS: dict[str, Callable[[Request], Any]] = {}
-_SEARCHES: dict[str, Callable[[Request], Any]] = {}
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_SEARCH_FORM_BYTES = 64 * 1024
 
@@ -488,10 +487,10 @@ async def vread(request: Request) -> Response:
     resource when ``vid`` is its ``meta.versionId`` and the uniform 404 otherwise; a Binary's
     bytes never change, so its only version is 1.
     """
-    reader = _READERS[request.url.path.split("/")[-4]]
+    rtype = request.url.path.split("/")[-4]
     wanted = request.path_params["vid"]
-    response: Response = await reader(request)
-    if request.url.path.split("/")[-4] == "Binary":
+    response: Response = await _READERS[rtype](request)
+    if rtype == "Binary":
         current = "1"
     else:
         current = str(orjson.loads(bytes(response.body)).get("meta", {}).get("versionId", "1"))
@@ -511,23 +510,24 @@ async def unknown_resource(request: Request) -> Response:
     raise DmpError("UNKNOWN_RESOURCE_TYPE", rtype)
 
 
-_SEARCHES.update(
-    DocumentReference=search_document_references,
-    List=search_lists,
-    Patient=search_patients,
-    AuditEvent=search_audit_events,
-    Consent=search_consents,
-)
-_READERS.update(
-    DocumentReference=read_document_reference, List=read_list, Binary=read_binary, Patient=read_patient
-)
+# The GET handlers that POST [type]/_search and vread delegate to; their routes follow from them.
+_SEARCHES: dict[str, Callable[[Request], Any]] = {
+    "DocumentReference": search_document_references,
+    "List": search_lists,
+    "Patient": search_patients,
+    "AuditEvent": search_audit_events,
+    "Consent": search_consents,
+}
+_READERS: dict[str, Callable[[Request], Any]] = {
+    "DocumentReference": read_document_reference,
+    "List": read_list,
+    "Binary": read_binary,
+    "Patient": read_patient,
+}
 
 routes = [
     Route("/metadata", metadata, methods=["GET"]),
-    *(
-        Route(f"/{rtype}/_search", post_search, methods=["POST"])
-        for rtype in ("DocumentReference", "List", "Patient", "AuditEvent", "Consent")
-    ),
+    *(Route(f"/{rtype}/_search", post_search, methods=["POST"]) for rtype in _SEARCHES),
     Route("/.well-known/smart-configuration", smart_configuration, methods=["GET"]),
     Route("/", transaction, methods=["POST"]),
     Route("/DocumentReference", search_document_references, methods=["GET"]),
@@ -544,10 +544,7 @@ routes = [
     Route("/Consent", search_consents, methods=["GET"]),
     Route("/Consent", create_consent, methods=["POST"]),
     Route("/Consent/{id}", revoke_consent, methods=["DELETE"]),
-    *(
-        Route(f"/{rtype}/{{id}}/_history/{{vid}}", vread, methods=["GET"])
-        for rtype in ("DocumentReference", "List", "Binary", "Patient")
-    ),
+    *(Route(f"/{rtype}/{{id}}/_history/{{vid}}", vread, methods=["GET"]) for rtype in _READERS),
     Route("/{rtype}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     Route("/{rtype}/{id}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
 ]
