@@ -7,7 +7,7 @@ client never takes a partial filter for a complete one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -126,14 +126,20 @@ def _total_wanted(params: Params) -> bool:
 
 
 def _page_total(
-    conn: Connection, counted: Any, rows: int, more: bool, offset: int, count: int, wanted: bool
+    conn: Connection,
+    counted: Callable[[], Any],
+    rows: int,
+    more: bool,
+    offset: int,
+    count: int,
+    wanted: bool,
 ) -> int | None:
-    """The match count; a COUNT statement only when the page alone does not tell it."""
+    """The match count; a COUNT statement (built only then) when the page alone does not tell it."""
     if count > 0 and not more and (rows > 0 or offset == 0):
         return offset + rows
     if not wanted and count > 0:
         return None
-    return int(conn.execute(counted).scalar_one())
+    return int(conn.execute(counted()).scalar_one())
 
 
 def document_conditions(params: Params) -> list[ColumnElement[bool]]:
@@ -298,8 +304,15 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     )
     more = count > 0 and len(rows) > count
     # Counts use the same policy condition: hidden documents are never counted.
-    counted = select(func.count()).select_from(document).where(where)
-    total = _page_total(conn, counted, len(rows[:count]), more, offset, count, _total_wanted(params))
+    total = _page_total(
+        conn,
+        lambda: select(func.count()).select_from(document).where(where),
+        len(rows[:count]),
+        more,
+        offset,
+        count,
+        _total_wanted(params),
+    )
     opened.trace(conn, AuditAction.RECORD_SEARCH, [r.id for r in rows[:count]])
     page = Page(row.id, rows[:count], total, offset + count if more else None, offset, count, opened.decision)
     page.notice = _masked_notice(conn, opened, filters)
@@ -344,10 +357,11 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
     # is at least one: a list must not reveal that masked documents exist.
     visible = and_(document.c.patient_id == row.id, opened.condition())
     has_visible = exists().where(visible, document.c.submission_set_id == s.id)
+    matching = (s.patient_id == row.id, has_visible, *conds)
     rows = list(
         conn.execute(
             select(s.id, s.resource_json)
-            .where(s.patient_id == row.id, has_visible, *conds)
+            .where(*matching)
             .order_by(s.submission_time.desc(), s.id)
             .limit(count + 1)
             .offset(offset)
@@ -355,9 +369,15 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
     )
     more = count > 0 and len(rows) > count
     rows = rows[:count]
-    matching = (s.patient_id == row.id, has_visible, *conds)
-    counted = select(func.count()).select_from(submission_set).where(*matching)
-    total = _page_total(conn, counted, len(rows), more, offset, count, _total_wanted(params))
+    total = _page_total(
+        conn,
+        lambda: select(func.count()).select_from(submission_set).where(*matching),
+        len(rows),
+        more,
+        offset,
+        count,
+        _total_wanted(params),
+    )
     members: dict[UUID, list[UUID]] = {}
     if rows:
         for set_id, doc_id in conn.execute(
