@@ -13,15 +13,22 @@ from lxml import etree
 from dmp.errors import DmpError
 
 NS = {"cda": "urn:hl7-org:v3"}
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-)
+
+
+def hardened_parser(*, keep_comments: bool = False) -> etree.XMLParser:
+    """No network, no DTD, no entity expansion, no huge trees, no processing instructions."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=not keep_comments,
+        remove_pis=True,
+    )
+
+
+_PARSER = hardened_parser()
 _OID_SYSTEMS = {"2.16.840.1.113883.6.1": "http://loinc.org"}
 
 

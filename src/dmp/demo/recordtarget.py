@@ -13,21 +13,14 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from dmp.cda import hardened_parser
 from dmp.domain.identity import Sex, StrictTraits
 from dmp.domain.ins import OID_NIA, OID_NIR, TEST_OIDS, Ins
 
 V3 = "urn:hl7-org:v3"
 NS = {"cda": V3}
-# Hardened as dmp.cda's parser: no network, no DTD, no entity expansion, no huge trees.
 # Comments are kept (the ANS examples explain themselves); those of the rewritten header are dropped.
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_pis=True,
-)
+_PARSER = hardened_parser(keep_comments=True)
 INS_ROOTS = frozenset({OID_NIR, OID_NIA, *TEST_OIDS})
 _GENDER = {Sex.FEMALE: ("F", "Féminin"), Sex.MALE: ("M", "Masculin"), Sex.UNKNOWN: ("U", "Inconnu")}
 
