@@ -322,3 +322,44 @@ def patient(api: Api) -> Identity:
 
 def unique_oid() -> str:
     return f"1.2.250.1.999.{uuid.uuid4().int % 10**12}"
+
+
+# ---- a real `dmp serve`, for the real FHIR clients (tests/integration/test_client_*.py) ---------
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from live_server import live_server
+
+    url = ""
+    if request.param == "postgresql":
+        from dmp.devtools.pgcluster import fresh_database
+
+        # The suite's server (or skip/fail as the suite does); a database of the live server's own.
+        url = fresh_database(_postgres_url(), f"dmp_live_{os.getpid()}")
+    with live_server(tmp_path_factory.mktemp(f"live-{request.param}"), url) as server:
+        yield server
+    if url:
+        _drop_database(url)
+
+
+@dataclass(frozen=True)
+class LiveRecord:
+    ident: Identity
+    patient_id: str
+    unique_ids: list[str]
+
+    @property
+    def identifier(self) -> str:
+        return f"{SYSTEM_NIR}|{self.ident.nir}"
+
+
+@pytest.fixture()
+def live_record(live: Any) -> LiveRecord:
+    """A new record on the live server, holding five documents published by the doctor."""
+    from live_server import publish_documents
+
+    ident = new_identity(family="CLIENT")
+    status, created = live.call("POST", "Patient", patient_resource(ident))
+    assert status == 201, created
+    return LiveRecord(ident, created["id"], publish_documents(live, SYSTEM_NIR, ident.nir, 5))
