@@ -80,7 +80,7 @@ def _wait_until_up(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
 
 
 @contextmanager
-def live_server(instance: Path, database_url: str = "") -> Iterator[LiveServer]:
+def live_server(instance: Path, database_url: str = "", workers: int = 1) -> Iterator[LiveServer]:
     """Start ``dmp serve`` for ``instance`` (its var/ directory) and yield it, with a doctor's token."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -101,7 +101,10 @@ def live_server(instance: Path, database_url: str = "") -> Iterator[LiveServer]:
     log = instance / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603 (our own command line)
-            [*DMP, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+            [*DMP, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_until_up(proc, base, log)

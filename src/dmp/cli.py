@@ -57,6 +57,9 @@ def serve(host: str, port: int, workers: int) -> None:
         log_level="warning",
         access_log=False,
         server_header=False,
+        # X-Forwarded-For is read by the application, from DMP_TRUSTED_PROXIES only (api/app.py);
+        # uvicorn's default would believe any local peer.
+        proxy_headers=False,
     )
 
 

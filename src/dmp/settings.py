@@ -33,6 +33,9 @@ class Settings:
     masking_transparency: str = "hidden"
     # INVISIBLE_PATIENT documents become visible to the patient after this many days.
     invisible_patient_max_days: int = 30
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated in
+    # DMP_TRUSTED_PROXIES). Empty: the header is ignored and the peer's address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def db_url(self) -> str:
@@ -84,7 +87,12 @@ class Settings:
             master_key_b64=e.get("DMP_MASTER_KEY") or None,
             masking_transparency=e.get("DMP_MASKING_TRANSPARENCY", "hidden"),
             invisible_patient_max_days=int(e.get("DMP_INVISIBLE_PATIENT_MAX_DAYS", "30")),
+            trusted_proxies=_comma_list(e.get("DMP_TRUSTED_PROXIES", "")),
         )
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def _write_secret(path: Path, data: bytes) -> None:

@@ -29,6 +29,14 @@ class Limit:
 IDENTIFIER = Limit(5, timedelta(minutes=15), timedelta(minutes=15))
 # Per client address, every endpoint together: 30 failures in 15 minutes, then 15 minutes.
 ADDRESS = Limit(30, timedelta(minutes=15), timedelta(minutes=15))
+# Per client (a card's certificate, a patient app's client_id) at /oauth/token: 20 failures in a
+# minute, then a minute locked.
+TOKEN_CLIENT = Limit(20, timedelta(minutes=1), timedelta(minutes=1))
+# Per address at /oauth/token, every client together: a much higher ceiling (a hospital's
+# software shares one address). Once it is reached, only clients with failures of their own
+# are refused unchecked; a client without failures is still checked, so a valid card is never
+# refused because others failed from its address.
+TOKEN_ADDRESS = Limit(300, timedelta(minutes=15), timedelta(minutes=15))
 
 
 def key(keys: AccountKeys, kind: str, value: str) -> str:
@@ -86,3 +94,40 @@ def purge(conn: Connection, now: datetime, older_than: timedelta = timedelta(day
             (auth_throttle.c.locked_until.is_(None)) | (auth_throttle.c.locked_until < now),
         )
     )
+
+
+def failures(conn: Connection, key_: str, now: datetime, limit: Limit) -> int:
+    """Failures of ``key_`` still counted in ``limit``'s window."""
+    row = conn.execute(select(auth_throttle).where(auth_throttle.c.key == key_)).first()
+    if row is None or row.first_failure_at < now - limit.window:
+        return 0
+    return int(row.failures)
+
+
+@dataclass(frozen=True)
+class TokenKeys:
+    """The two buckets of one token request: its client's, its address's."""
+
+    client: str
+    address: str
+
+    @classmethod
+    def of(cls, keys: AccountKeys, client: str, address: str) -> TokenKeys:
+        return cls(key(keys, "token-client", client), key(keys, "token-ip", address))
+
+
+def token_refused_until(conn: Connection, k: TokenKeys, now: datetime) -> datetime | None:
+    """The end of the lock refusing this token request before any check, if it is refused."""
+    own = locked_until(conn, k.client, now)
+    if own is not None:
+        return own
+    shared = locked_until(conn, k.address, now)
+    if shared is not None and failures(conn, k.client, now, TOKEN_CLIENT) > 0:
+        return shared
+    return None
+
+
+def count_token_failure(conn: Connection, k: TokenKeys, now: datetime) -> None:
+    record_failure(conn, k.client, TOKEN_CLIENT, now)
+    record_failure(conn, k.address, TOKEN_ADDRESS, now)
+    purge(conn, now)  # eviction: counters of clients that stopped failing long ago

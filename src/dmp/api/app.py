@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from dmp import web
 from dmp.api import fhir_routes
@@ -73,7 +74,13 @@ def create_app(
             *web.routes(),  # patients' and professionals' portal, OAuth authorize (docs/accounts.md)
         ],
         # Unexpected exceptions: a complete 500 with a correlation id (dmp.api.internal_errors).
-        middleware=[Middleware(InternalErrorMiddleware)],
+        middleware=[
+            # The client's address (throttling, the trail) behind the configured proxies only:
+            # uvicorn's maintained X-Forwarded-For parsing, right to left, untrusted hop first.
+            *([Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
+              if settings.trusted_proxies else []),
+            Middleware(InternalErrorMiddleware),
+        ],
         exception_handlers={DmpError: _dmp_error, HTTPException: _routing_error},
     )
     app.state.dmp = AppState(runtime=runtime, signer=signer, ca_cert=ca_cert)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime
 from urllib.parse import parse_qs
@@ -12,9 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dmp.accounts import throttle
+from dmp.accounts.keys import keys_for
 from dmp.api.http import media_type
 from dmp.api.state import AppState
-from dmp.auth.assertion import verify_client_assertion
+from dmp.auth.assertion import claimed_client, verify_client_assertion
 from dmp.auth.tokens import actor_from_assertion
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
@@ -49,6 +52,38 @@ def _remember_jti(conn: Connection, jti: str, exp: datetime, now: datetime) -> b
     except IntegrityError:
         return False
     return True
+
+
+# ---- failures counted in the database, shared by every worker (accounts/throttle.py) ----------
+
+
+def token_buckets(request: Request, state: AppState, client: str) -> throttle.TokenKeys:
+    """The client's bucket and the address's (the address as the trusted proxies give it)."""
+    address = request.client.host if request.client else "inconnue"
+    return throttle.TokenKeys.of(keys_for(state.runtime.settings), client, address)
+
+
+def refused_until(state: AppState, buckets: throttle.TokenKeys, now: datetime) -> datetime | None:
+    with state.runtime.engine.begin() as conn:
+        return throttle.token_refused_until(conn, buckets, now)
+
+
+def count_failure(state: AppState, buckets: throttle.TokenKeys) -> None:
+    with state.runtime.engine.begin() as conn:
+        throttle.count_token_failure(conn, buckets, state.runtime.now())
+
+
+def rate_limited(until: datetime, now: datetime) -> Response:
+    seconds = str(max(1, math.ceil((until - now).total_seconds())))
+    return JSONResponse(
+        {
+            "error": "slow_down",
+            "error_description": DmpError("RATE_LIMITED", seconds).message,
+            "dmp_error_code": "RATE_LIMITED",
+        },
+        status_code=429,
+        headers={"Retry-After": seconds, "Cache-Control": "no-store"},
+    )
 
 
 def _oauth_error(err: DmpError, error: str = "invalid_client") -> Response:
@@ -88,21 +123,14 @@ async def token_endpoint(request: Request) -> Response:
     assertion = form.get("client_assertion")
     if not isinstance(assertion, str) or not assertion:
         return _oauth_error(DmpError("UNSUPPORTED_GRANT", "client_assertion absente"), "invalid_request")
-    client = request.client.host if request.client else "?"
-    if not state.login_limiter.allow(client):
-        return JSONResponse(
-            {
-                "error": "slow_down",
-                "error_description": DmpError("RATE_LIMITED", str(state.login_limiter.window)).message,
-                "dmp_error_code": "RATE_LIMITED",
-            },
-            status_code=429,
-            headers={"Retry-After": str(state.login_limiter.window)},
-        )
+    buckets = token_buckets(request, state, claimed_client(assertion))
 
-    def issue() -> tuple[str, int, str]:
+    def issue() -> tuple[str, int, str] | datetime:
         rt = state.runtime
         now = rt.now()
+        refused = refused_until(state, buckets, now)
+        if refused is not None:
+            return refused
         with rt.engine.begin() as conn:
             verified = verify_client_assertion(
                 assertion,
@@ -117,10 +145,13 @@ async def token_endpoint(request: Request) -> Response:
         return token, expires_in, " ".join(sorted(actor.scopes)) or "system/*.*"
 
     try:
-        token, expires_in, scope = await run_in_threadpool(issue)
+        issued = await run_in_threadpool(issue)
     except DmpError as err:
-        state.login_limiter.failure(client)
+        await run_in_threadpool(count_failure, state, buckets)
         return _oauth_error(err)
+    if isinstance(issued, datetime):
+        return rate_limited(issued, state.runtime.now())
+    token, expires_in, scope = issued
     return JSONResponse(
         {"access_token": token, "token_type": "bearer", "expires_in": expires_in, "scope": scope},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},

@@ -27,6 +27,7 @@ justification of a break-glass access are non-repudiable.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 import math
 from base64 import b64decode
@@ -105,6 +106,24 @@ def _parse_header(assertion: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise _invalid("en-tête JWT illisible")
     return header
+
+
+def claimed_client(assertion: str) -> str:
+    """Who an assertion *claims* to come from, before any check: for counting failures only.
+
+    The card certificate's fingerprint when the header carries one, else the unverified ``iss``;
+    never trusted for anything but keeping one card's failures apart from another's.
+    """
+    try:
+        header = _parse_header(assertion)
+        x5c = header.get("x5c")
+        if isinstance(x5c, list) and x5c and isinstance(x5c[0], str):
+            return "x5c:" + hashlib.sha256(x5c[0].encode()).hexdigest()
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except (DmpError, jwt.PyJWTError, ValueError):
+        return "illisible"
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return f"iss:{issuer[:256]}" if isinstance(issuer, str) else "illisible"
 
 
 def _check_algorithm(header: dict[str, Any]) -> str:

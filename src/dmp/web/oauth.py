@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +14,7 @@ from starlette.routing import Route
 from dmp.accounts import oauth, service
 from dmp.accounts.oauth import OAuthError
 from dmp.accounts.service import PATIENT
+from dmp.api.auth import count_failure, rate_limited, refused_until, token_buckets
 from dmp.api.state import AppState
 from dmp.domain.actor import Actor, ActorKind
 from dmp.errors import DmpError
@@ -150,17 +152,18 @@ def _error(error: str, description: str, status: int = 400) -> Response:
 
 async def authorization_code_grant(request: Request, state: AppState, form: dict[str, str]) -> Response:
     """``grant_type=authorization_code`` with ``code_verifier`` (public clients, PKCE S256)."""
-    client = request.client.host if request.client else "?"
-    if not state.login_limiter.allow(client):
-        return _error("slow_down", str(state.login_limiter.window), 429)
     missing = [k for k in ("code", "redirect_uri", "client_id", "code_verifier") if not form.get(k)]
     if missing:
         return _error("invalid_request", "paramètre(s) absent(s) : " + ", ".join(missing))
     web = web_state(request)
     rt = state.runtime
+    buckets = token_buckets(request, state, "client_id:" + form["client_id"][:256])
 
-    def redeem() -> tuple[str, int, str, str] | OAuthError:
+    def redeem() -> tuple[str, int, str, str] | OAuthError | datetime:
         now = rt.now()
+        refused = refused_until(state, buckets, now)
+        if refused is not None:
+            return refused
         with rt.engine.begin() as conn:  # committed even on refusal: an attempt spends the code
             try:
                 grant = oauth.redeem_code(
@@ -188,8 +191,10 @@ async def authorization_code_grant(request: Request, state: AppState, form: dict
         return token, expires_in, grant.scope, str(grant.patient_id)
 
     result = await run_in_threadpool(redeem)
+    if isinstance(result, datetime):
+        return rate_limited(result, rt.now())
     if isinstance(result, OAuthError):
-        state.login_limiter.failure(client)
+        await run_in_threadpool(count_failure, state, buckets)
         return _error(result.error, result.description)
     token, expires_in, scope, patient_id = result
     # "patient": the SMART launch context, the record the token reads (Patient/<id>).
