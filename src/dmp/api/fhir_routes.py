@@ -33,6 +33,7 @@ from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant
 from dmp.fhir.patient import parse_creation, patient_resource
+from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
 from dmp.policy import Action, RecordFacts, decide
 from dmp.services import access, consents, documents, publish, records, search, trail
@@ -112,6 +113,45 @@ async def transaction(request: Request) -> Response:
         state, lambda conn: publish.publish(conn, rt, actor, req, rt.now(), fail_after)
     )
     return FhirResponse(result.response, 200)
+
+
+async def create_document_reference(request: Request) -> Response:
+    """ITI-105 Simplified Publish: the ITI-65 publication of one DocumentReference whose
+    ``attachment.data`` carries the document, the server building the SubmissionSet."""
+    from sqlalchemy import select
+
+    from dmp.store.schema import document
+
+    state = _state(request)
+    actor = authenticate(request, state)
+    require_write_scope(actor)
+    rt = state.runtime
+    body = await read_json(request, rt.settings.max_request_bytes)
+    now = rt.now()
+    req = parse_simplified_publish(
+        body, now, max_document_bytes=rt.settings.max_document_bytes, allow_test=rt.settings.test_instance
+    )
+    fail_after = state.fail_after  # test hook, None in production
+
+    def work(conn: Connection) -> tuple[UUID, bytes]:
+        try:
+            result = publish.publish(conn, rt, actor, req, now, fail_after)
+        except DmpError as err:
+            raise relocated(err) from None
+        (doc_id,) = result.document_ids
+        stored = conn.execute(select(document.c.resource_json).where(document.c.id == doc_id)).scalar_one()
+        return doc_id, bytes(stored)
+
+    doc_id, stored = await _in_transaction(state, work)
+    return FhirResponse(
+        stored,
+        201,
+        headers={
+            "Location": f"{rt.fhir_base}/DocumentReference/{doc_id}/_history/1",
+            "ETag": 'W/"1"',
+            "Last-Modified": instant(now),
+        },
+    )
 
 
 async def _searchset(request: Request, resource_type: str, run: Callable[..., search.Page]) -> Response:
@@ -531,6 +571,7 @@ routes = [
     Route("/.well-known/smart-configuration", smart_configuration, methods=["GET"]),
     Route("/", transaction, methods=["POST"]),
     Route("/DocumentReference", search_document_references, methods=["GET"]),
+    Route("/DocumentReference", create_document_reference, methods=["POST"]),
     Route("/DocumentReference", patch_document_reference, methods=["PATCH"]),
     Route("/DocumentReference/{id}", read_document_reference, methods=["GET"]),
     Route("/DocumentReference/{id}", patch_document_reference, methods=["PATCH"]),

@@ -102,6 +102,7 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                             {"code": "vread"},
                             {"code": "search-type"},
                             {"code": "patch"},
+                            {"code": "create"},
                         ],
                         "conditionalUpdate": False,
                         "searchParam": _params(DOCUMENT_SEARCH),
