@@ -240,47 +240,68 @@ async def read_binary(request: Request) -> Response:
 
 
 async def search_patients(request: Request) -> Response:
+    """TD0.2 by INS (``identifier``, professionals only) and/or by ``_id``: a patient is found
+    by ``_id`` only if its read would be served, otherwise the searchset is empty, as for an
+    unknown id (the read's 404)."""
     state = _state(request)
     actor = authenticate(request, state)
     rt = state.runtime
     params = _params(request)
-    access.require_health_professional(actor)
-    unknown = [k for k, _ in params if k not in ("identifier", "_format")]
+    unknown = [k for k, _ in params if k not in ("identifier", "_id", "_format")]
     if unknown:
         raise DmpError("INVALID_SEARCH", f"paramètre « {unknown[0]} » non pris en charge pour Patient")
     idents = [v for k, v in params if k == "identifier"]
-    if len(idents) != 1:
-        raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> attendu une fois")
-    system, _, value = idents[0].partition("|")
-    ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
+    id_params = [v for k, v in params if k == "_id"]
+    if len(idents) > 1 or not (idents or id_params):
+        raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> (une fois) ou _id=<id> attendu")
+    ins = None
+    if idents:
+        access.require_health_professional(actor)
+        system, _, value = idents[0].partition("|")
+        ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
+    # Several _id parameters all apply (AND); commas in one are alternatives (OR).
+    wanted: set[UUID] | None = None
+    for raw in id_params:
+        ids = {u for v in raw.split(",") if (u := parse_uuid(v)) is not None}
+        wanted = ids if wanted is None else wanted & ids
 
-    def check(conn: Connection) -> Any:
-        row = records.find_by_ins(conn, ins)
-        # TD0.2 is traced whether a record exists or not (the search itself is an access).
-        trail.record(
-            conn,
-            actor,
-            AuditAction.RECORD_CHECK,
-            patient_id=row.id if row else None,
-            at=rt.now(),
-            detail=None if row else "aucun DMP pour cet INS",
-        )
-        return row
+    def check(conn: Connection) -> list[Any]:
+        if ins is not None:
+            row = records.find_by_ins(conn, ins)
+            # TD0.2 is traced whether a record exists or not (the search itself is an access).
+            trail.record(
+                conn,
+                actor,
+                AuditAction.RECORD_CHECK,
+                patient_id=row.id if row else None,
+                at=rt.now(),
+                detail=None if row else "aucun DMP pour cet INS",
+            )
+            return [row] if row is not None and (wanted is None or row.id in wanted) else []
+        shown = []
+        for pid in sorted(wanted or ()):
+            found = consents.record_by_id(conn, pid)
+            if found is None or not access.may_see_patient(actor, *found):
+                continue  # the read's uniform 404: nothing tells a hidden patient from an unknown id
+            trail.record(conn, actor, AuditAction.RECORD_READ, patient_id=found[0].id, at=rt.now())
+            shown.append(found[0])
+        return shown
 
-    row = await _in_transaction(state, check)
+    rows = await _in_transaction(state, check)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": 1 if row else 0,
+        "total": len(rows),
         "link": [{"relation": "self", "url": str(request.url)}],
     }
-    if row is not None:
+    if rows:
         bundle["entry"] = [
             {
                 "fullUrl": f"{rt.fhir_base}/Patient/{row.id}",
                 "resource": patient_resource(row),
                 "search": {"mode": "match"},
             }
+            for row in rows
         ]
     return FhirResponse(bundle)
 
