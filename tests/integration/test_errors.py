@@ -139,7 +139,7 @@ def test_unknown_resource_type(api: Api, path: str) -> None:
     [
         ("DELETE", "DocumentReference/{id}"),
         ("PUT", "DocumentReference/{id}"),
-        ("POST", "DocumentReference"),
+        ("POST", "List"),  # POST DocumentReference is ITI-105 (test_iti105.py)
         ("PUT", "Patient/{pid}"),
         ("DELETE", "Binary/{id}"),
     ],

@@ -33,6 +33,7 @@ from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant
 from dmp.fhir.patient import parse_creation, patient_resource
+from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
 from dmp.policy import Action, RecordFacts, decide
 from dmp.services import access, consents, documents, publish, records, search, trail
@@ -112,6 +113,45 @@ async def transaction(request: Request) -> Response:
         state, lambda conn: publish.publish(conn, rt, actor, req, rt.now(), fail_after)
     )
     return FhirResponse(result.response, 200)
+
+
+async def create_document_reference(request: Request) -> Response:
+    """ITI-105 Simplified Publish: the ITI-65 publication of one DocumentReference whose
+    ``attachment.data`` carries the document, the server building the SubmissionSet."""
+    from sqlalchemy import select
+
+    from dmp.store.schema import document
+
+    state = _state(request)
+    actor = authenticate(request, state)
+    require_write_scope(actor)
+    rt = state.runtime
+    body = await read_json(request, rt.settings.max_request_bytes)
+    now = rt.now()
+    req = parse_simplified_publish(
+        body, now, max_document_bytes=rt.settings.max_document_bytes, allow_test=rt.settings.test_instance
+    )
+    fail_after = state.fail_after  # test hook, None in production
+
+    def work(conn: Connection) -> tuple[UUID, bytes]:
+        try:
+            result = publish.publish(conn, rt, actor, req, now, fail_after)
+        except DmpError as err:
+            raise relocated(err) from None
+        (doc_id,) = result.document_ids
+        stored = conn.execute(select(document.c.resource_json).where(document.c.id == doc_id)).scalar_one()
+        return doc_id, bytes(stored)
+
+    doc_id, stored = await _in_transaction(state, work)
+    return FhirResponse(
+        stored,
+        201,
+        headers={
+            "Location": f"{rt.fhir_base}/DocumentReference/{doc_id}/_history/1",
+            "ETag": 'W/"1"',
+            "Last-Modified": instant(now),
+        },
+    )
 
 
 async def _searchset(request: Request, resource_type: str, run: Callable[..., search.Page]) -> Response:
@@ -200,47 +240,68 @@ async def read_binary(request: Request) -> Response:
 
 
 async def search_patients(request: Request) -> Response:
+    """TD0.2 by INS (``identifier``, professionals only) and/or by ``_id``: a patient is found
+    by ``_id`` only if its read would be served, otherwise the searchset is empty, as for an
+    unknown id (the read's 404)."""
     state = _state(request)
     actor = authenticate(request, state)
     rt = state.runtime
     params = _params(request)
-    access.require_health_professional(actor)
-    unknown = [k for k, _ in params if k not in ("identifier", "_format")]
+    unknown = [k for k, _ in params if k not in ("identifier", "_id", "_format")]
     if unknown:
         raise DmpError("INVALID_SEARCH", f"paramètre « {unknown[0]} » non pris en charge pour Patient")
     idents = [v for k, v in params if k == "identifier"]
-    if len(idents) != 1:
-        raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> attendu une fois")
-    system, _, value = idents[0].partition("|")
-    ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
+    id_params = [v for k, v in params if k == "_id"]
+    if len(idents) > 1 or not (idents or id_params):
+        raise DmpError("INVALID_SEARCH", "identifier=<système>|<INS> (une fois) ou _id=<id> attendu")
+    ins = None
+    if idents:
+        access.require_health_professional(actor)
+        system, _, value = idents[0].partition("|")
+        ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
+    # Several _id parameters all apply (AND); commas in one are alternatives (OR).
+    wanted: set[UUID] | None = None
+    for raw in id_params:
+        ids = {u for v in raw.split(",") if (u := parse_uuid(v)) is not None}
+        wanted = ids if wanted is None else wanted & ids
 
-    def check(conn: Connection) -> Any:
-        row = records.find_by_ins(conn, ins)
-        # TD0.2 is traced whether a record exists or not (the search itself is an access).
-        trail.record(
-            conn,
-            actor,
-            AuditAction.RECORD_CHECK,
-            patient_id=row.id if row else None,
-            at=rt.now(),
-            detail=None if row else "aucun DMP pour cet INS",
-        )
-        return row
+    def check(conn: Connection) -> list[Any]:
+        if ins is not None:
+            row = records.find_by_ins(conn, ins)
+            # TD0.2 is traced whether a record exists or not (the search itself is an access).
+            trail.record(
+                conn,
+                actor,
+                AuditAction.RECORD_CHECK,
+                patient_id=row.id if row else None,
+                at=rt.now(),
+                detail=None if row else "aucun DMP pour cet INS",
+            )
+            return [row] if row is not None and (wanted is None or row.id in wanted) else []
+        shown = []
+        for pid in sorted(wanted or ()):
+            found = consents.record_by_id(conn, pid)
+            if found is None or not access.may_see_patient(actor, *found):
+                continue  # the read's uniform 404: nothing tells a hidden patient from an unknown id
+            trail.record(conn, actor, AuditAction.RECORD_READ, patient_id=found[0].id, at=rt.now())
+            shown.append(found[0])
+        return shown
 
-    row = await _in_transaction(state, check)
+    rows = await _in_transaction(state, check)
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": 1 if row else 0,
+        "total": len(rows),
         "link": [{"relation": "self", "url": str(request.url)}],
     }
-    if row is not None:
+    if rows:
         bundle["entry"] = [
             {
                 "fullUrl": f"{rt.fhir_base}/Patient/{row.id}",
                 "resource": patient_resource(row),
                 "search": {"mode": "match"},
             }
+            for row in rows
         ]
     return FhirResponse(bundle)
 
@@ -531,6 +592,7 @@ routes = [
     Route("/.well-known/smart-configuration", smart_configuration, methods=["GET"]),
     Route("/", transaction, methods=["POST"]),
     Route("/DocumentReference", search_document_references, methods=["GET"]),
+    Route("/DocumentReference", create_document_reference, methods=["POST"]),
     Route("/DocumentReference", patch_document_reference, methods=["PATCH"]),
     Route("/DocumentReference/{id}", read_document_reference, methods=["GET"]),
     Route("/DocumentReference/{id}", patch_document_reference, methods=["PATCH"]),

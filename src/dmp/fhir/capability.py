@@ -37,6 +37,7 @@ LIST_SEARCH = [
     ("identifier", "token"),
     ("sourceId", "token"),
     ("designationType", "token"),
+    ("_id", "token"),
 ]
 
 
@@ -102,6 +103,7 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                             {"code": "vread"},
                             {"code": "search-type"},
                             {"code": "patch"},
+                            {"code": "create"},
                         ],
                         "conditionalUpdate": False,
                         "searchParam": _params(DOCUMENT_SEARCH),
@@ -135,7 +137,7 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                             {"code": "search-type"},
                             {"code": "create"},
                         ],
-                        "searchParam": _params([("identifier", "token")]),
+                        "searchParam": _params([("identifier", "token"), ("_id", "token")]),
                     },
                 ],
                 "interaction": [{"code": "transaction"}],

@@ -16,6 +16,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, not_, or_, select, true
 
+from dmp.audit import AuditRecord, append
 from dmp.domain.actor import Actor
 from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFlag
 from dmp.domain.ins import parse_ins
@@ -103,6 +104,73 @@ def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> tuple[Any,
     return consents.record_by_id(conn, pid) if pid else None
 
 
+PATIENT_KEYS = ("patient", "patient.identifier", "subject")
+
+
+def _id_values(params: Params) -> list[UUID] | None:
+    """Every uuid named by ``_id`` (None without ``_id``); an invalid one names nothing."""
+    raw = [v for k, v in params if k == "_id"]
+    if not raw:
+        return None
+    return sorted({u for r in raw for v in _values(r) if (u := parse_uuid(v)) is not None})
+
+
+def _open_records(
+    conn: Connection,
+    rt: Runtime,
+    actor: Actor,
+    params: Params,
+    table: Any,
+    attempted: AuditAction,
+    history: bool = False,
+) -> list[access.Opened]:
+    """The records a search reads, opened by the access policy.
+
+    A search names its patient; one by ``_id`` alone reads the records of those resources,
+    and a record the actor may not open is then left out (its refusal traced), so that the
+    answer is the empty searchset of an unknown id rather than a 403 revealing the resource.
+    """
+    ids = _id_values(params)
+    if ids is not None and not any(k in PATIENT_KEYS for k, _ in params):
+        pids = conn.execute(select(table.c.patient_id).where(table.c.id.in_(ids)).distinct()).scalars()
+        opened: list[access.Opened] = []
+        for pid in sorted(pids):
+            found = consents.record_by_id(conn, pid)
+            if found is None:
+                continue
+            try:
+                opened.append(
+                    access.open_record(
+                        conn,
+                        rt,
+                        actor,
+                        found[0],
+                        attempted=attempted,
+                        history=history,
+                        hide_refusal=True,
+                        facts=found[1],
+                    )
+                )
+            except DmpError as err:
+                if err.code != "NOT_FOUND":
+                    raise
+                if isinstance(err.audit_record, AuditRecord):
+                    append(conn, err.audit_record)
+        return opened
+    named = resolve_patient(conn, rt, params)
+    if named is None:
+        return []
+    row, facts = named
+    return [access.open_record(conn, rt, actor, row, attempted=attempted, history=history, facts=facts)]
+
+
+def _trace_each(
+    conn: Connection, opened: list[access.Opened], action: AuditAction, rows: list[Any], target: str = "{}"
+) -> None:
+    for o in opened:
+        o.trace(conn, action, [target.format(r.id) for r in rows if r.patient_id == o.patient_id])
+
+
 def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
     count, offset = rt.settings.page_size_default, 0
     for k, v in params:
@@ -146,7 +214,7 @@ def document_conditions(params: Params) -> list[ColumnElement[bool]]:
     d = document.c
     conds: list[ColumnElement[bool]] = []
     for key, raw in params:
-        if key in CONTROL or key in ("patient", "patient.identifier", "subject"):
+        if key in CONTROL or key in PATIENT_KEYS:
             continue
         values = _values(raw)
         if not values:
@@ -284,18 +352,17 @@ def _masked_notice(conn: Connection, opened: access.Opened, where: ColumnElement
 def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
     count, offset = _paging(params, rt)
     conds = document_conditions(params)  # validate every parameter before any lookup
-    found = resolve_patient(conn, rt, params)
-    if found is None:
-        return Page(None, [], 0, None, offset, count)
-    row, facts = found
-    opened = access.open_record(
-        conn, rt, actor, row, attempted=AuditAction.RECORD_SEARCH, history=_asks_history(params), facts=facts
+    opened = _open_records(
+        conn, rt, actor, params, document, AuditAction.RECORD_SEARCH, history=_asks_history(params)
     )
+    if not opened:
+        return Page(None, [], 0, None, offset, count)
     filters = and_(*conds) if conds else true()
-    where = and_(document.c.patient_id == row.id, opened.condition(), filters)
+    visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
+    where = and_(visible, filters)
     rows = list(
         conn.execute(
-            select(document.c.id, document.c.resource_json)
+            select(document.c.id, document.c.resource_json, document.c.patient_id)
             .where(where)
             .order_by(*_order(params))
             .limit(count + 1)
@@ -313,9 +380,19 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
         count,
         _total_wanted(params),
     )
-    opened.trace(conn, AuditAction.RECORD_SEARCH, [r.id for r in rows[:count]])
-    page = Page(row.id, rows[:count], total, offset + count if more else None, offset, count, opened.decision)
-    page.notice = _masked_notice(conn, opened, filters)
+    _trace_each(conn, opened, AuditAction.RECORD_SEARCH, rows[:count])
+    single = opened[0] if len(opened) == 1 else None
+    page = Page(
+        single.patient_id if single else None,
+        rows[:count],
+        total,
+        offset + count if more else None,
+        offset,
+        count,
+        single.decision if single else None,
+    )
+    if single is not None:
+        page.notice = _masked_notice(conn, single, filters)
     return page
 
 
@@ -324,10 +401,13 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
     s = submission_set.c
     conds: list[ColumnElement[bool]] = []
     for key, raw in params:
-        if key in CONTROL or key in ("patient", "patient.identifier", "subject"):
+        if key in CONTROL or key in PATIENT_KEYS:
             continue
         values = _values(raw)
-        if key == "code":
+        if key == "_id":
+            ids = [u for v in values if (u := parse_uuid(v)) is not None]
+            conds.append(s.id.in_(ids) if ids else false())
+        elif key == "code":
             if all(_token(v)[1] != "submissionset" for v in values):
                 conds.append(false())  # only submission sets are kept (no folders)
         elif key == "status":
@@ -348,19 +428,17 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
             conds.append(s.content_type_code.in_([_token(v)[1] for v in values]))
         else:
             raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge")
-    found = resolve_patient(conn, rt, params)
-    if found is None:
+    opened = _open_records(conn, rt, actor, params, submission_set, AuditAction.SUBMISSION_SEARCH)
+    if not opened:
         return Page(None, [], 0, None, offset, count)
-    row, facts = found
-    opened = access.open_record(conn, rt, actor, row, attempted=AuditAction.SUBMISSION_SEARCH, facts=facts)
     # A submission set is shown with the documents the actor may see, and only if there
     # is at least one: a list must not reveal that masked documents exist.
-    visible = and_(document.c.patient_id == row.id, opened.condition())
+    visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
     has_visible = exists().where(visible, document.c.submission_set_id == s.id)
-    matching = (s.patient_id == row.id, has_visible, *conds)
+    matching = (s.patient_id.in_([o.patient_id for o in opened]), has_visible, *conds)
     rows = list(
         conn.execute(
-            select(s.id, s.resource_json)
+            select(s.id, s.resource_json, s.patient_id)
             .where(*matching)
             .order_by(s.submission_time.desc(), s.id)
             .limit(count + 1)
@@ -387,8 +465,17 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
         ):
             members.setdefault(set_id, []).append(doc_id)
     shown = [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
-    opened.trace(conn, AuditAction.SUBMISSION_SEARCH, [f"List/{r.id}" for r in rows])
-    return Page(row.id, shown, total, offset + count if more else None, offset, count, opened.decision)
+    _trace_each(conn, opened, AuditAction.SUBMISSION_SEARCH, rows, "List/{}")
+    single = opened[0] if len(opened) == 1 else None
+    return Page(
+        single.patient_id if single else None,
+        shown,
+        total,
+        offset + count if more else None,
+        offset,
+        count,
+        single.decision if single else None,
+    )
 
 
 @dataclass
