@@ -151,6 +151,13 @@ CATALOGUE: dict[str, ErrorKind] = {
             "Erreur interne du service ; aucune donnée n'a été enregistrée. "
             "Référence de l'incident : {detail}",
         ),
+        _k(
+            "SERVICE_UNAVAILABLE",
+            503,
+            "transient",
+            "Service momentanément indisponible (base de données injoignable) ; aucune donnée n'a été "
+            "enregistrée. Réessayez dans quelques instants. Référence de l'incident : {detail}",
+        ),
     )
 }
 

@@ -247,6 +247,13 @@ def test_audit_events_for_the_patient_and_for_a_professional(api: Api, patient: 
         a["agent"][0]["who"]["identifier"]["value"] for a in actions if "identifier" in a["agent"][0]["who"]
     }
     assert {api.cards["doctor"].idnps, api.cards["doctor2"].idnps} <= who  # the refusal is there too
+    # Not authorised on the record: the same 404 as for a record that does not exist.
+    refused = api.get("AuditEvent", who="doctor2", params={"patient": f"Patient/{pid}"})
+    unknown = api.get("AuditEvent", who="doctor2", params={"patient": f"Patient/{uuid.uuid4()}"})
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.json() == unknown.json()
+    attest = api.post("Consent", consent(pid, "authorisation", api.cards["doctor2"].idnps), who="doctor2")
+    assert attest.status_code == 201, attest.text
     theirs = api.get("AuditEvent", who="doctor2", params={"patient": f"Patient/{pid}"}).json()
     ids_seen = {a["resource"]["agent"][0]["who"]["identifier"]["value"] for a in theirs["entry"]}
     assert ids_seen == {api.cards["doctor2"].idnps}  # a professional sees their own actions only

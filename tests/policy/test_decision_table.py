@@ -618,9 +618,23 @@ TRAIL_ACCESS_CASES = [
     ),
     (
         "TR-03 a professional reads their own actions",
-        DOCTOR2,
-        record(),
+        DOCTOR,
+        AUTHORISED,
         ("permit", "TR-03.own-actions"),
+        True,
+    ),
+    (
+        "TR-03 not on a record they may not open (a record that does not exist to them)",
+        DOCTOR2,
+        AUTHORISED,
+        ("deny", "AC-01.not-authorised"),
+        True,
+    ),
+    (
+        "TR-03 not once the patient blocked them",
+        DOCTOR,
+        record(authorised=frozenset({DOCTOR.id}), blocked=frozenset({DOCTOR.id})),
+        ("deny", "AC-23.blocked"),
         True,
     ),
     (
@@ -653,7 +667,10 @@ def test_who_reads_the_trail(
     got = trail_access(actor, rec)
     assert (got.decision.effect.value, got.decision.rule_id) == expected
     assert got.own_actions_only is own_only
-    assert (got.reader is not None) == (actor.kind in (ActorKind.PATIENT, ActorKind.REPRESENTATIVE))
+    # Whose view of the record hides documents from their trail: the patient's, a representative's,
+    # a professional's (their own actions never name a document hidden from them).
+    readers = (ActorKind.PATIENT, ActorKind.REPRESENTATIVE, ActorKind.PROFESSIONAL)
+    assert (got.reader is not None) == (actor.kind in readers)
 
 
 REVOKE_CASES = [

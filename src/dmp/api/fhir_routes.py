@@ -407,14 +407,18 @@ async def search_consents(request: Request) -> Response:
     reference = next(v for k, v in params if k == "patient")
 
     def work(conn: Connection) -> Any:
-        row, facts = _consent_record(conn, reference)
+        found = consents.record_by_id(conn, fhir_consent.patient_id_of(reference))
+        if found is None:
+            raise DmpError("RECORD_NOT_FOUND")
+        row, facts = found
         everything = decide(actor, Action.MANAGE_CONSENTS, facts, None, access.context(rt)).permitted or (
             actor.id in facts.consents.administrators
         )
+        if not everything and not access.may_see_patient(actor, row, facts):
+            raise DmpError("RECORD_NOT_FOUND")  # as for a record that does not exist
+        records.require_open(row)  # told only to whoever may see the record
         rows = consents.list_rows(conn, row.id)
         if not everything:
-            if not access.may_see_patient(actor, row, facts):
-                raise DmpError("NOT_FOUND")
             rows = [r for r in rows if r.subject_id in (actor.id, actor.structure_id)]
         consents.trace_read(conn, actor, row.id, rows, rt.now())
         return rows

@@ -13,6 +13,8 @@ import html
 import logging
 import uuid
 
+import psycopg
+import sqlalchemy.exc
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,7 +27,26 @@ CORRELATION_HEADER = "X-Correlation-ID"
 _FHIR_PREFIXES = ("/fhir", "/oauth/token", "/.well-known")
 
 
-_PAGE_TITLES = {404: "Page introuvable", 405: "Opération non autorisée", 500: "Erreur interne"}
+_PAGE_TITLES = {
+    404: "Page introuvable",
+    405: "Opération non autorisée",
+    500: "Erreur interne",
+    503: "Service momentanément indisponible",
+}
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or is busy: a transient outage, not a bug (503, not 500)."""
+    if isinstance(exc, (sqlalchemy.exc.TimeoutError, sqlalchemy.exc.DisconnectionError)):
+        return True
+    if not isinstance(exc, sqlalchemy.exc.OperationalError):
+        return False
+    if exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError):
+        return True
+    # SQLite: a locked or unreachable file; anything else (no such table…) is a bug.
+    text = str(exc.orig).lower()
+    return any(word in text for word in ("locked", "busy", "unable to open"))
 
 
 def is_portal_page(path: str, accept: str = "text/html") -> bool:
@@ -43,9 +64,13 @@ def french_error_page(err: DmpError, headers: dict[str, str] | None = None) -> R
     return HTMLResponse(page, status_code=err.status, headers=headers)
 
 
-def internal_error_response(path: str, correlation_id: str, accept: str = "text/html") -> Response:
-    err = DmpError("INTERNAL_ERROR", correlation_id)
+def internal_error_response(
+    path: str, correlation_id: str, accept: str = "text/html", *, outage: bool = False
+) -> Response:
+    err = DmpError("SERVICE_UNAVAILABLE" if outage else "INTERNAL_ERROR", correlation_id)
     headers = {CORRELATION_HEADER: correlation_id}
+    if outage:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     if is_portal_page(path, accept):
         return french_error_page(err, headers)
     response = error_response(err)
@@ -73,16 +98,19 @@ class InternalErrorMiddleware:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
             correlation_id = uuid.uuid4().hex
+            outage = database_unavailable(exc)
             # Never log bodies or identifiers: the route, the exception type and the traceback.
-            log.exception(
-                "internal error %s on %s %s (%s)",
+            log.error(
+                "%s %s on %s %s (%s)",
+                "database unavailable" if outage else "internal error",
                 correlation_id,
                 scope.get("method", ""),
                 scope.get("path", ""),
                 type(exc).__name__,
+                exc_info=not outage,
             )
             if started:  # nothing sound can be sent any more; let the server close the stream
                 raise
             accept = dict(scope.get("headers", [])).get(b"accept", b"").decode("latin-1")
-            response = internal_error_response(scope.get("path", ""), correlation_id, accept)
+            response = internal_error_response(scope.get("path", ""), correlation_id, accept, outage=outage)
             await response(scope, receive, send)

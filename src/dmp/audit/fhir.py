@@ -150,8 +150,14 @@ def _target_entity(ref: str) -> Json:
     }
 
 
-def to_audit_event(row: Any, base_url: str) -> Json:
-    """The FHIR R4 AuditEvent of an ``audit_entry`` row (or :class:`StoredEntry`)."""
+def to_audit_event(row: Any, base_url: str, *, chain: bool = True) -> Json:
+    """The FHIR R4 AuditEvent of an ``audit_entry`` row (or :class:`StoredEntry`).
+
+    ``chain``: with the entry's position and hash in the record's chain. Only a reader of the
+    whole trail gets them: in a partial view (a professional's own actions, the patient's view
+    without the entries about hidden documents) a gap in the positions would tell that entries
+    exist which the reader may not see (docs/access-policy.md, no oracle).
+    """
     e = StoredEntry.from_row(row)
     info = action_info(e.action)
     base = base_url.rstrip("/")
@@ -177,11 +183,12 @@ def to_audit_event(row: Any, base_url: str) -> Json:
             "role": _coding(SYSTEM_OBJECT_ROLE, "1", "Patient"),
         })
     entities += [_target_entity(t) for t in e.targets]
-    details: list[Json] = [
-        {"type": "access-mode", "valueString": e.access_mode},
-        {"type": "chain-position", "valueString": str(e.seq)},
-        {"type": "chain-hash", "valueString": e.hash},
-    ]
+    details: list[Json] = [{"type": "access-mode", "valueString": e.access_mode}]
+    if chain:
+        details += [
+            {"type": "chain-position", "valueString": str(e.seq)},
+            {"type": "chain-hash", "valueString": e.hash},
+        ]
     if e.rule_id:
         details.insert(0, {"type": "rule", "valueString": e.rule_id})
     if e.justification:

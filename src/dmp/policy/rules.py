@@ -157,14 +157,30 @@ class TrailAccess:
 
     decision: Decision
     own_actions_only: bool  # a professional reads the entries of their own actions
-    reader: RecordAccess | None  # the patient or a representative: their view hides entries
+    # The reader's view of the record, whose hidden documents their trail never names: the
+    # patient's or a representative's (whole trail), a professional's (own actions only).
+    reader: RecordAccess | None
+
+
+def learns_record_exists(actor: Actor) -> bool:
+    """Who is told that a record they may not open exists, and why they may not open it.
+
+    A professional is (the DMP's existence test, TD0.2: their software asks, by the INS read from
+    the patient's card, whether a record exists and whether they are authorised, so as to attest
+    the patient's consent). Anyone else gets, about a record they may not open, the answer about
+    a record that does not exist (docs/access-policy.md, no oracle).
+    """
+    return actor.kind is ActorKind.PROFESSIONAL
 
 
 def trail_access(actor: Actor, record: RecordFacts) -> TrailAccess:
     """TR-01/TR-02: the patient and their legal representatives read the trail since the
     record's creation (entries about documents hidden from them excepted, ``trail_entry_visible``),
     also once the record is closed; TR-03: a professional reads their own actions, the proof of
-    what they consulted; TR-06: the operator's security role reads everything. Nobody else."""
+    what they consulted, on a record they may open (AC-07: on any other, the answer is a record
+    that does not exist), and never the entries naming a document hidden from them, not even their
+    own refused attempts, which would tell the document exists; TR-06: the operator's security
+    role reads everything. Nobody else."""
     if actor.kind is ActorKind.OPERATOR:
         if AUDIT_SCOPE in actor.scopes:
             return TrailAccess(permit("TR-06.security-role", AccessMode.NORMAL), False, None)
@@ -175,7 +191,11 @@ def trail_access(actor: Actor, record: RecordFacts) -> TrailAccess:
         access = record_access(actor, replace(record, open=True))  # the trail outlives closure
         return TrailAccess(access.decision, False, access)
     if actor.kind is ActorKind.PROFESSIONAL:
-        return TrailAccess(permit("TR-03.own-actions", AccessMode.NORMAL), True, None)
+        access = record_access(actor, record)
+        if not access.decision.permitted:
+            return TrailAccess(access.decision, True, access)
+        mode = access.decision.mode or AccessMode.NORMAL
+        return TrailAccess(permit("TR-03.own-actions", mode), True, access)
     return TrailAccess(deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), False, None)
 
 

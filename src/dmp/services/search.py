@@ -22,7 +22,7 @@ from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFl
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
 from dmp.fhir.common import parse_datetime_range
-from dmp.policy import Decision, RecordFacts, Transparency
+from dmp.policy import Decision, RecordFacts, Transparency, learns_record_exists
 from dmp.policy.sqlfilter import hidden_by_mask_condition
 from dmp.services import access, consents
 from dmp.services.context import Runtime
@@ -161,14 +161,63 @@ def _open_records(
     if named is None:
         return []
     row, facts = named
-    return [access.open_record(conn, rt, actor, row, attempted=attempted, history=history, facts=facts)]
+    told = learns_record_exists(actor)
+    try:
+        opened_one = access.open_record(
+            conn, rt, actor, row, attempted=attempted, history=history, hide_refusal=not told, facts=facts
+        )
+    except DmpError as err:
+        if told or err.code != "NOT_FOUND":
+            raise
+        # The empty searchset of an unknown record; the refusal is traced all the same.
+        if isinstance(err.audit_record, AuditRecord):
+            append(conn, err.audit_record)
+        return []
+    return [opened_one]
 
 
 def _trace_each(
-    conn: Connection, opened: list[access.Opened], action: AuditAction, rows: list[Any], target: str = "{}"
+    conn: Connection,
+    opened: list[access.Opened],
+    action: AuditAction,
+    rows: list[Any],
+    params: Params,
+    table: Any = document,
 ) -> None:
+    """One entry per record read, naming what was shown.
+
+    A search by ``_id`` alone opened the records of the asked resources: an entry naming nothing
+    would tell the actor that an id they asked for exists in that record, though hidden. So there,
+    what was asked and not shown gets an entry of its own naming it (and, for a submission set,
+    its documents): hidden from the actor's view of the trail whenever it names a document hidden
+    from them (``trail_read.scope``), seen whole by the patient and the security role.
+    """
+    asked = _id_values(params) if not any(k in PATIENT_KEYS for k, _ in params) else None
+    def ref(i: UUID) -> str | UUID:  # a UUID is traced as DocumentReference/<id>
+        return f"List/{i}" if table is submission_set else i
+
+    shown = {r.id for r in rows}
     for o in opened:
-        o.trace(conn, action, [target.format(r.id) for r in rows if r.patient_id == o.patient_id])
+        mine = [r.id for r in rows if r.patient_id == o.patient_id]
+        if asked is None or mine:
+            o.trace(conn, action, [ref(i) for i in mine])
+        if asked is None:
+            continue
+        unshown = list(
+            conn.execute(
+                select(table.c.id).where(
+                    table.c.id.in_([i for i in asked if i not in shown]), table.c.patient_id == o.patient_id
+                )
+            ).scalars()
+        )
+        if not unshown:
+            continue
+        targets: list[str | UUID] = [ref(i) for i in unshown]
+        if table is submission_set:
+            targets += list(
+                conn.execute(select(document.c.id).where(document.c.submission_set_id.in_(unshown))).scalars()
+            )
+        o.trace(conn, action, targets)
 
 
 def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
@@ -380,7 +429,7 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
         count,
         _total_wanted(params),
     )
-    _trace_each(conn, opened, AuditAction.RECORD_SEARCH, rows[:count])
+    _trace_each(conn, opened, AuditAction.RECORD_SEARCH, rows[:count], params)
     single = opened[0] if len(opened) == 1 else None
     page = Page(
         single.patient_id if single else None,
@@ -465,7 +514,7 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
         ):
             members.setdefault(set_id, []).append(doc_id)
     shown = [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
-    _trace_each(conn, opened, AuditAction.SUBMISSION_SEARCH, rows, "List/{}")
+    _trace_each(conn, opened, AuditAction.SUBMISSION_SEARCH, rows, params, submission_set)
     single = opened[0] if len(opened) == 1 else None
     return Page(
         single.patient_id if single else None,

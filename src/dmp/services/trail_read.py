@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, not_, select
 
 from dmp.audit import AuditAction, HistoryItem, history, iter_entries, to_audit_event
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import trail_access
-from dmp.policy.sqlfilter import trail_hidden_condition
+from dmp.policy.sqlfilter import trail_hidden_condition, visible_condition
 from dmp.services import consents, trail
 from dmp.services.access import context as access_context
 from dmp.services.context import Runtime
@@ -33,6 +33,9 @@ class TrailScope:
 
     only_actor: str | None  # a professional reads their own actions only
     hide_targets: tuple[str, ...]  # entries naming these documents are left out
+    # A view that may leave entries out (anyone's but the security role's), even when nothing
+    # is left out today: it never shows chain positions, whose gaps would tell.
+    partial: bool = True
 
 
 def scope(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID) -> TrailScope:
@@ -44,17 +47,17 @@ def scope(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID) -> Trai
     allowed = trail_access(actor, found[1])
     if not allowed.decision.permitted:
         raise DmpError("NOT_FOUND")
-    if allowed.own_actions_only:
-        return TrailScope(actor.id, ())
-    if allowed.reader is None:
-        return TrailScope(None, ())
+    if allowed.reader is None:  # the security role (TR-06): the whole trail
+        return TrailScope(None, (), partial=False)
+    if allowed.own_actions_only:  # every document this professional may not see, now
+        condition = not_(visible_condition(allowed.reader, access_context(rt, history=True)))
+    else:
+        condition = trail_hidden_condition(allowed.reader, access_context(rt))
     hidden = conn.execute(
-        select(document.c.id).where(
-            document.c.patient_id == patient_id,
-            trail_hidden_condition(allowed.reader, access_context(rt)),
-        )
+        select(document.c.id).where(document.c.patient_id == patient_id, condition)
     ).scalars()
-    return TrailScope(None, tuple(f"DocumentReference/{d}" for d in hidden))
+    only = actor.id if allowed.own_actions_only else None
+    return TrailScope(only, tuple(f"DocumentReference/{d}" for d in hidden))
 
 
 def audit_events(
@@ -85,7 +88,8 @@ def audit_events(
     more = len(entries) > count
     entries = entries[:count]
     _trace_read(conn, rt, actor, patient_id, len(entries))
-    return [to_audit_event(e, rt.fhir_base) for e in entries], more
+    whole = allowed.only_actor is None and allowed.partial is False
+    return [to_audit_event(e, rt.fhir_base, chain=whole) for e in entries], more
 
 
 def history_page(
