@@ -277,6 +277,16 @@ def _revoke(w: World) -> None:
     w.ok(w.api.client.delete(f"/fhir/Consent/{w.extra['consent']}", headers=w.api.headers(w.patient())), 204)
 
 
+def _get(path: str, who: str, status: int, **params: str) -> Run:
+    """GET /fhir/<path> (``{w}`` formatted) as a professional card."""
+
+    def run(w: World) -> None:
+        query = {k: v.format(w=w) for k, v in params.items()}
+        w.ok(w.api.get(path.format(w=w), who=who, params=query), status)
+
+    return run
+
+
 # portal
 
 
@@ -417,6 +427,15 @@ CASES = [
     Case("fhir-consent-search", _consents, ((A.CONSENT_READ, S),), ((GET, "/Consent"),)),
     Case("fhir-consent-post-search", _consents_post_search, ((A.CONSENT_READ, S),),
          ((POST, "/Consent/_search"),)),
+    # what an unauthorised professional (doctor2) or one who never acted (nurse) gets, and leaves
+    Case("fhir-consent-search-professional", _get("Consent", "doctor2", 200, patient="{w.ref}"),
+         ((A.CONSENT_READ, S),), ((GET, "/Consent"),)),
+    Case("fhir-auditevent-search-other-professional", _get("AuditEvent", "nurse", 200, patient="{w.ref}"),
+         ((A.AUDIT_READ, S),), ((GET, "/AuditEvent"),)),
+    Case("fhir-patient-read-unauthorised", _get("Patient/{w.pid}", "doctor2", 200), ((A.RECORD_READ, S),),
+         ((GET, "/Patient/{id}"),)),
+    Case("fhir-list-read-refused", _get("List/{w.list_id}", "doctor2", 403), ((A.ACCESS_REFUSED, R),),
+         ((GET, "/List/{id}"),)),
     Case("fhir-consent-create", _block, ((A.CONSENT_CHANGE, S),), ((POST, "/Consent"),)),
     Case("fhir-consent-create-refused", _block_refused, ((A.ACCESS_REFUSED, R),), ((POST, "/Consent"),)),
     Case("fhir-consent-delete", _revoke, ((A.CONSENT_CHANGE, S),), ((DELETE, "/Consent/{id}"),),
@@ -426,6 +445,9 @@ CASES = [
     Case("portal-holder-document", _page("/documents/{w.doc_id}"), ((A.DOCUMENT_RETRIEVE, S),),
          setup=_portal_setup("holder")),
     Case("portal-holder-history", _page("/historique"), ((A.AUDIT_READ, S),), setup=_portal_setup("holder")),
+    # The holder's notices (break-glass alerts, majority): their own messages, not the record's
+    # data, and not traced; the case is here so that a change of that choice is deliberate.
+    Case("portal-holder-notifications", _page("/notifications"), (), setup=_portal_setup("holder")),
     Case("portal-representative-home", _page("/"), ((A.RECORD_SEARCH, S),),
          setup=_portal_setup("representative"), minor=True),
     Case("portal-representative-document", _page("/documents/{w.doc_id}"), ((A.DOCUMENT_RETRIEVE, S),),
