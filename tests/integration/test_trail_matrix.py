@@ -321,6 +321,7 @@ def _page(path: str, status: int = 200) -> Run:
 
 
 def _pro_attest(w: World) -> None:
+    """The page flow: the refused record page (traced) offers the form; attesting is a change."""
     b: Browser = w.extra["b"]
     b.get(f"/pro/patient?ins={w.ident.nir}")
     w.ok(b.post("/pro/patient/autorisation", ins=w.ident.nir, atteste="oui"), 303)
