@@ -443,6 +443,33 @@ def _audit_instant(value: str | None, option: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+def _trace_audit_read(
+    agent: str | None,
+    pid: UUID | None,
+    what: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> None:
+    """Reading a record's trail is traced (``audit.read``), committed before anything is shown
+    or handed over."""
+    import getpass
+
+    from dmp.services import trail_read
+    from dmp.store.db import make_engine
+
+    actor = trail_read.operator_actor(agent or getpass.getuser())
+    engine = make_engine(_settings().db_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            trail_read.trace_operator_read(
+                conn, actor, pid, datetime.now(UTC), what=what, start=start, end=end, limit=limit
+            )
+    finally:
+        engine.dispose()
+
+
 @audit.command("verify", help="Recalcule les chaînes et contrôle têtes et ancres signées (code 1 si altéré).")
 @click.option("--patient", default=None, help="Un seul dossier : Patient/<uuid>.")
 @click.option("--since-anchor", type=int, default=None, help="Contrôle incrémental depuis l'ancre n° ID.")
@@ -492,7 +519,10 @@ def audit_anchor() -> None:
 @click.option("--since", default=None, help="Début inclus (ISO 8601 ; heure de Paris si pas de fuseau).")
 @click.option("--until", default=None, help="Fin exclue (ISO 8601).")
 @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False))
-def audit_export(patient: str | None, since: str | None, until: str | None, out: Path) -> None:
+@click.option("--agent", default=None, help="Qui consulte (défaut : l'utilisateur du système) ; tracé.")
+def audit_export(
+    patient: str | None, since: str | None, until: str | None, out: Path, agent: str | None
+) -> None:
     from tqdm import tqdm
 
     from dmp.audit import count_entries, export_ndjson, snapshot
@@ -506,6 +536,11 @@ def audit_export(patient: str | None, since: str | None, until: str | None, out:
             n = export_ndjson(
                 conn, f, pid, start, end, base_url=settings.base_url + "/fhir", progress=bar.update
             )
+    try:
+        _trace_audit_read(agent, pid, "commande dmp audit export", start=start, end=end)
+    except Exception:
+        out.unlink(missing_ok=True)  # an export that cannot be traced is not handed over
+        raise
     click.echo(f"{n} AuditEvent exporté(s) dans {out}.")
 
 
@@ -531,13 +566,15 @@ def audit_protect(role: str | None) -> None:
 @audit.command("history", help="Affiche l'historique des accès d'un dossier, tel que le patient le voit.")
 @click.argument("patient")
 @click.option("--limit", default=50, show_default=True, type=int)
-def audit_history(patient: str, limit: int) -> None:
+@click.option("--agent", default=None, help="Qui consulte (défaut : l'utilisateur du système) ; tracé.")
+def audit_history(patient: str, limit: int, agent: str | None) -> None:
     from dmp.audit import history, snapshot
 
     pid = _audit_patient(patient)
     assert pid is not None
     with snapshot(_settings().db_url) as conn:
         items = history(conn, pid, limit=limit)
+    _trace_audit_read(agent, pid, "commande dmp audit history", limit=limit)  # before anything is shown
     if not items:
         click.echo("Aucune trace pour ce dossier.")
     for item in items:

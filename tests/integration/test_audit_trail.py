@@ -446,7 +446,8 @@ def test_export_writes_valid_audit_events(db: Engine, cli: Cli, tmp_path: Path) 
     assert result.exit_code == 0, result.output
     recorded = sorted(json.loads(line)["recorded"] for line in out2.read_bytes().splitlines())
     assert recorded == ["2026-11-23T08:01:00.000Z", "2026-11-23T08:01:00.000Z"]
-    assert "5 AuditEvent" in cli("export", "--out", str(tmp_path / "all.ndjson")).output
+    # 5 entries, plus the audit.read entry each export wrote on each record it read (a; a and b)
+    assert "8 AuditEvent" in cli("export", "--out", str(tmp_path / "all.ndjson")).output
 
 
 def test_history_in_plain_french(db: Engine, cli: Cli) -> None:

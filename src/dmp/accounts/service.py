@@ -19,12 +19,14 @@ from sqlalchemy import Connection, and_, insert, select, update
 from dmp.accounts import codes, sessions, throttle
 from dmp.accounts.keys import AccountKeys, keys_for, same
 from dmp.accounts.passwords import hash_password, needs_rehash, password_problems, verify_password
+from dmp.audit.actions import AuditAction
 from dmp.domain.actor import Actor, ActorKind
 from dmp.domain.professional import validate_profession, validate_rpps, validate_specialty
 from dmp.errors import DmpError
 from dmp.outbox import EMAIL, NO_RECORD, SMS, enqueue
 from dmp.outbox.privacy import normalize_recipient
 from dmp.outbox.templates import PARIS
+from dmp.services import trail
 from dmp.settings import Settings
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account, account_recovery_code
@@ -377,10 +379,11 @@ def add_representative(
         )
     ).first()
     if active is None:
+        cid = uuid.uuid4()
         conn.execute(
             insert(record_consent).values(
                 patient_id=patient_id,
-                id=uuid.uuid4(),
+                id=cid,
                 kind="representative",
                 subject_id=str(acc_id),
                 permit=True,
@@ -390,6 +393,10 @@ def add_representative(
                 created_at=now,
                 created_by=f"guichet:{agent}",
             )
+        )
+        _trace_representatives(
+            conn, desk_actor(agent), AuditAction.REPRESENTATIVE_ADD, patient_id, [cid], now,
+            "représentant légal déclaré au guichet",
         )
     return Issued(acc_id, created, code)
 
@@ -401,17 +408,70 @@ def remove_representative(
     acc = find(conn, PERSON, email)
     if acc is None or acc.kind != REPRESENTATIVE:
         return False
-    ended = conn.execute(
-        update(record_consent)
-        .where(
-            record_consent.c.patient_id == patient_id,
-            record_consent.c.kind == "representative",
-            record_consent.c.subject_id == str(acc.id),
-            record_consent.c.status == "active",
+    ended = _end_representatives(
+        conn,
+        patient_id,
+        f"guichet:{agent}",
+        now,
+        record_consent.c.subject_id == str(acc.id),
+    )
+    if not ended:
+        return False
+    _trace_representatives(
+        conn, desk_actor(agent), AuditAction.REPRESENTATIVE_REMOVE, patient_id, ended, now,
+        "accès du représentant légal retiré au guichet",
+    )
+    return True
+
+
+def desk_actor(agent: str) -> Actor:
+    """The desk agent (CLI ``--agent``) as the trail's actor; ``created_by`` of their consent rows."""
+    return Actor(kind=ActorKind.OPERATOR, id=f"guichet:{agent}", name=agent)
+
+
+MAJORITY_ACTOR = Actor(kind=ActorKind.SYSTEM, id=SYSTEM_AGENT, name="Service DMP")
+
+
+def _end_representatives(
+    conn: Connection, patient_id: UUID, ended_by: str, now: datetime, *cond: Any
+) -> list[UUID]:
+    """End the record's active representative consents matching ``cond``; their ids."""
+    where = (
+        record_consent.c.patient_id == patient_id,
+        record_consent.c.kind == "representative",
+        record_consent.c.status == "active",
+        *cond,
+    )
+    ids = list(conn.execute(select(record_consent.c.id).where(*where)).scalars())
+    if ids:
+        conn.execute(
+            update(record_consent)
+            .where(*where, record_consent.c.id.in_(ids))
+            .values(status="inactive", ended_at=now, ended_by=ended_by)
         )
-        .values(status="inactive", ended_at=now, ended_by=f"guichet:{agent}")
-    ).rowcount
-    return bool(ended)
+    return ids
+
+
+def _trace_representatives(
+    conn: Connection,
+    actor: Actor,
+    action: AuditAction,
+    patient_id: UUID,
+    consent_ids: list[UUID],
+    now: datetime,
+    detail: str,
+) -> None:
+    """The representatives' changes are in the record's trail like the patient's own consents:
+    the representative is named by the ``Consent/<id>`` of their ``representative`` row."""
+    trail.record(
+        conn,
+        actor,
+        action,
+        patient_id=patient_id,
+        at=now,
+        targets=[f"Consent/{cid}" for cid in consent_ids],
+        detail=detail,
+    )
 
 
 @dataclass(frozen=True)
@@ -453,17 +513,13 @@ def check_majority(conn: Connection, patient_id: UUID, now: datetime) -> bool:
     row = conn.execute(select(patient.c.id, patient.c.birth_date).where(patient.c.id == patient_id)).first()
     if row is None or is_minor(row.birth_date, now):
         return False
-    ended = conn.execute(
-        update(record_consent)
-        .where(
-            record_consent.c.patient_id == patient_id,
-            record_consent.c.kind == "representative",
-            record_consent.c.status == "active",
-        )
-        .values(status="inactive", ended_at=now, ended_by=SYSTEM_AGENT)
-    ).rowcount
+    ended = _end_representatives(conn, patient_id, SYSTEM_AGENT, now)
     if not ended:
         return False
+    _trace_representatives(
+        conn, MAJORITY_ACTOR, AuditAction.REPRESENTATIVE_END_AT_MAJORITY, patient_id, ended, now,
+        "titulaire du dossier devenu majeur",
+    )
     from dmp.services.notifications import notify
 
     when = majority_date(row.birth_date)

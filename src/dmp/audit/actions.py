@@ -37,6 +37,9 @@ class AuditAction(StrEnum):
     PATIENT_LOGIN = "patient.login"
     ACCESS_REFUSED = "access.refused"
     AUDIT_READ = "audit.read"  # someone read this trail (history, AuditEvent search, export)
+    REPRESENTATIVE_ADD = "representative.add"  # desk: a legal representative of a minor declared
+    REPRESENTATIVE_REMOVE = "representative.remove"  # desk: a representative's access ended
+    REPRESENTATIVE_END_AT_MAJORITY = "representative.end_at_majority"  # system: the holder is 18
 
 
 class Outcome(StrEnum):
@@ -193,6 +196,20 @@ ACTIONS: MappingProxyType[AuditAction, ActionInfo] = MappingProxyType(
         A.AUDIT_READ: _i(
             "Consultation de l'historique des accès", "a consulté l'historique des accès", None, "R",
             TYPE_REST, "search-type",
+        ),
+        A.REPRESENTATIVE_ADD: _i(
+            "Déclaration d'un représentant légal", "a déclaré un représentant légal du titulaire du dossier",
+            "a déclaré {n} représentants légaux du titulaire du dossier", "C", TYPE_PATIENT_RECORD, "create",
+        ),
+        A.REPRESENTATIVE_REMOVE: _i(
+            "Retrait d'un représentant légal", "a retiré l'accès d'un représentant légal au dossier",
+            "a retiré l'accès de {n} représentants légaux au dossier", "U", TYPE_PATIENT_RECORD, "update",
+        ),
+        A.REPRESENTATIVE_END_AT_MAJORITY: _i(
+            "Fin de l'accès des représentants légaux à la majorité",
+            "a mis fin à l'accès du représentant légal au dossier (majorité du titulaire)",
+            "a mis fin à l'accès de {n} représentants légaux au dossier (majorité du titulaire)", "U",
+            TYPE_PATIENT_RECORD, "update",
         ),
     }
 )

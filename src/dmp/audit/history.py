@@ -30,6 +30,7 @@ _KIND_LABELS: dict[str, str] = {
     ActorKind.REPRESENTATIVE: "représentant légal",
     ActorKind.OPERATOR: "guichet d'accueil",
 }
+OPERATIONS_PREFIX = "exploitation:"  # the operator's staff (audit commands); the desk is "guichet:"
 _ON_BEHALF = {
     "representative": "en tant que représentant légal de",
     "administrator": "en tant qu'administrateur, pour",
@@ -82,7 +83,10 @@ def history_line(row: Any) -> HistoryItem:
     info = action_info(e.action)
     who = _who(e)
     profession = PROFESSIONS.get(e.actor_profession) if e.actor_profession else None
-    qualifiers = [q for q in (profession or _KIND_LABELS.get(e.actor_kind), e.actor_structure_name) if q]
+    kind_label = _KIND_LABELS.get(e.actor_kind)
+    if e.actor_kind == ActorKind.OPERATOR and e.actor_id.startswith(OPERATIONS_PREFIX):
+        kind_label = "exploitation du service DMP"  # `dmp audit history|export`, not the desk
+    qualifiers = [q for q in (profession or kind_label, e.actor_structure_name) if q]
     who_full = f"{who} ({', '.join(qualifiers)})" if qualifiers else who
     if e.on_behalf_of_name or e.on_behalf_of:
         lead = _ON_BEHALF.get(e.on_behalf_of_role or "", "pour le compte de")

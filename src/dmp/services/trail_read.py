@@ -115,3 +115,47 @@ def _trace_read(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, n
         at=rt.now(),
         detail=f"{n} entrée(s) consultée(s)",
     )
+
+
+def operator_actor(agent: str) -> Actor:
+    """The operator's staff member running an audit command (``dmp audit history|export``)."""
+    from dmp.audit.history import OPERATIONS_PREFIX
+    from dmp.domain.actor import ActorKind
+
+    return Actor(kind=ActorKind.OPERATOR, id=f"{OPERATIONS_PREFIX}{agent}", name=agent)
+
+
+def trace_operator_read(
+    conn: Connection,
+    actor: Actor,
+    patient_id: UUID | None,
+    at: datetime,
+    *,
+    what: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> int:
+    """Before the operator's commands show or export a trail: one ``audit.read`` entry per record
+    read (every record with entries in [start, end) when ``patient_id`` is None), written and
+    committed by the caller first, so that nothing is shown untraced. Returns the records traced."""
+    from sqlalchemy import func
+
+    from dmp.audit.entry import NIL_PATIENT
+    from dmp.store.schema_audit import audit_entry
+
+    q = select(audit_entry.c.patient_id, func.count()).where(audit_entry.c.patient_id != NIL_PATIENT)
+    if patient_id is not None:
+        q = q.where(audit_entry.c.patient_id == patient_id)
+    if start is not None:
+        q = q.where(audit_entry.c.at >= start)
+    if end is not None:
+        q = q.where(audit_entry.c.at < end)
+    counts = list(conn.execute(q.group_by(audit_entry.c.patient_id).order_by(audit_entry.c.patient_id)))
+    for pid, n in counts:
+        shown = min(n, limit) if limit is not None else n
+        trail.record(
+            conn, actor, AuditAction.AUDIT_READ, patient_id=pid, at=at,
+            detail=f"{shown} entrée(s) consultée(s) ({what})",
+        )
+    return len(counts)
