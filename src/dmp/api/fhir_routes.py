@@ -401,7 +401,10 @@ async def search_audit_events(request: Request) -> Response:
             patient_ref = (key, value)
         elif key == "date":
             prefix, raw = (value[:2], value[2:]) if value[:2] in ("ge", "lt", "gt", "le") else ("eq", value)
-            lo, hi = parse_datetime_range(raw, "date")
+            try:
+                lo, hi = parse_datetime_range(raw, "date", clamp=True)
+            except DmpError as err:  # a search parameter: 400, not the body's 422
+                raise DmpError("INVALID_SEARCH", err.detail, expression="date") from err
             if prefix in ("ge", "eq"):
                 start = lo
             if prefix == "gt":
