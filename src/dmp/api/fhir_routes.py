@@ -19,7 +19,15 @@ from starlette.routing import Route
 from dmp.accounts import create_patient_account
 from dmp.accounts.oauth import ALLOWED_SCOPES
 from dmp.api.auth import authenticate, require_write_scope
-from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_body, read_json
+from dmp.api.http import (
+    JSON_TYPES,
+    PATCH_TYPES,
+    FhirResponse,
+    check_params,
+    query_params,
+    read_body,
+    read_json,
+)
 from dmp.api.state import AppState
 from dmp.audit import AuditRecord, append_committed
 from dmp.auth.assertion import ALLOWED_ALGORITHMS
@@ -31,7 +39,7 @@ from dmp.fhir import consent as fhir_consent
 from dmp.fhir import smart as fhir_smart
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
-from dmp.fhir.common import dumps, instant
+from dmp.fhir.common import dumps, instant, is_media_type
 from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.validate import validate
 from dmp.policy import Action, RecordFacts, decide
@@ -82,7 +90,7 @@ async def _in_transaction(state: AppState, work: Callable[[Connection], T]) -> T
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
-    return list(request.query_params.multi_items())
+    return query_params(request, _state(request).runtime.settings.max_search_parameters)
 
 
 async def smart_configuration(request: Request) -> Response:
@@ -105,7 +113,11 @@ async def transaction(request: Request) -> Response:
     rt = state.runtime
     bundle = await read_json(request, rt.settings.max_request_bytes)
     req = parse_provide_bundle(
-        bundle, max_document_bytes=rt.settings.max_document_bytes, allow_test=rt.settings.test_instance
+        bundle,
+        max_document_bytes=rt.settings.max_document_bytes,
+        allow_test=rt.settings.test_instance,
+        max_entries=rt.settings.max_bundle_entries,
+        max_total_bytes=rt.settings.submission_bytes,
     )
     fail_after = state.fail_after  # test hook, None in production
     result = await _in_transaction(
@@ -143,7 +155,7 @@ async def patch_document_reference(request: Request) -> Response:
     rt = state.runtime
     ops = await read_json(request, 1024 * 1024, PATCH_TYPES)
     raw_id = request.path_params.get("id")
-    ident = request.query_params.get("identifier")
+    ident = next((v for k, v in _params(request) if k == "identifier"), None)
 
     def work(conn: Connection) -> bytes:
         if raw_id is not None:
@@ -187,11 +199,13 @@ async def read_binary(request: Request) -> Response:
                 "data": base64.b64encode(content.data).decode(),
             }
         )
-    # The exact type the producer declared (Starlette would append a charset to text/*).
+    # The exact type the producer declared (Starlette would append a charset to text/*), if it
+    # can stand in a header: one stored before contentType was checked falls back to bytes.
+    mime = content.mime_type if is_media_type(content.mime_type) else "application/octet-stream"
     return Response(
         content.data,
         headers={
-            "Content-Type": content.mime_type,
+            "Content-Type": mime,
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
             "Content-Disposition": "attachment",
@@ -475,7 +489,8 @@ async def post_search(request: Request) -> Response:
         form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError as exc:
         raise DmpError("INVALID_SEARCH", "corps de formulaire non UTF-8") from exc
-    merged = list(request.query_params.multi_items()) + form
+    limit = _state(request).runtime.settings.max_search_parameters
+    merged = check_params(_params(request) + form, limit)
     scope = dict(request.scope)
     scope["method"] = "GET"
     scope["query_string"] = urlencode(merged).encode()

@@ -20,6 +20,16 @@ _DATETIME = re.compile(
     r"(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?"
 )
 
+# RFC 9110 §8.3.1 media-type = type "/" subtype *( OWS ";" OWS [ parameter ] ), ASCII only: what
+# may stand in a Content-Type header, so a stored type never breaks (or injects into) a response.
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = r'"(?:[\t !\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
+MEDIA_TYPE = re.compile(rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*(?:{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))?)*")
+
+
+def is_media_type(value: object) -> bool:
+    return isinstance(value, str) and MEDIA_TYPE.fullmatch(value) is not None
+
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
