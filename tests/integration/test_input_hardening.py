@@ -258,3 +258,9 @@ def test_validator_text_is_french_and_names_the_element(api: Api, patient: Ident
             assert english not in issue["diagnostics"]
         assert issue["expression"][0].startswith("DocumentReference.")
     assert any("Wrong type" in i["expression"][1] for i in issues)
+
+
+@pytest.mark.parametrize("body", [b"null", b"1", b'"x\\u0000"', b"[null, 1.5, true]"])
+def test_json_scalars_reach_the_route(api: Api, body: bytes) -> None:
+    resp = _post_raw(api, "Patient", body)
+    assert resp.status_code == 400 and resp.json()["resourceType"] == "OperationOutcome", resp.text

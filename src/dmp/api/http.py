@@ -71,7 +71,7 @@ def check_text(value: Any) -> None:
         elif isinstance(node, list):
             kept = (dict, list, str)
             stack.extend((item, (*path, i)) for i, item in enumerate(node) if isinstance(item, kept))
-        else:
+        elif isinstance(node, str):
             fault = _control_fault(node)
             if fault:
                 _refuse_control(fault, root, path)
