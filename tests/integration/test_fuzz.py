@@ -258,23 +258,30 @@ def search_value(seed: Seed) -> st.SearchStrategy[str]:
     return st.one_of(st.sampled_from(plausible), texts, st.lists(texts, max_size=3).map(",".join))
 
 
-def search_params(seed: Seed, declared: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
-    names = st.one_of(
-        st.sampled_from(declared),
-        st.sampled_from(["_count", "_offset", "_sort", "_total", "_summary", "_format", "_id", "_elements"]),
-        st.sampled_from(declared).map(lambda n: n + st_suffix(n)),
-        texts,
-    )
-    anchor = st.sampled_from(
-        [
-            [],
-            [("patient", f"Patient/{seed.patient_id}")],
-            [("patient.identifier", f"{seed.ident.system}|{seed.ident.nir}")],
-        ]
-    )
-    return st.builds(
-        lambda a, rest: a + rest, anchor, st.lists(st.tuples(names, search_value(seed)), max_size=6)
-    )
+@st.composite
+def search_params(draw: Any, seed: Seed, declared: list[str]) -> list[tuple[str, str]]:
+    """Mostly declared parameters (so most searches get past the parameter checks), some not."""
+    anchors = [
+        [],
+        [("patient", f"Patient/{seed.patient_id}")],
+        [("patient.identifier", f"{seed.ident.system}|{seed.ident.nir}")],
+    ]
+    params = list(draw(st.sampled_from(anchors)))
+    specials = ["_count", "_offset", "_sort", "_total", "_summary", "_format", "_id", "_elements"]
+    for _ in range(draw(st.integers(min_value=0, max_value=5))):
+        kind = draw(st.integers(min_value=0, max_value=9))
+        if kind < 6:
+            name = draw(st.sampled_from(declared))
+        elif kind < 8:
+            name = draw(st.sampled_from(specials))
+        elif kind < 9:
+            name = draw(st.sampled_from(declared)) + st_suffix(draw(st.sampled_from(declared)))
+        else:
+            name = draw(texts)
+        is_date = name in ("date", "creation", "period")
+        value = draw(dates if is_date and draw(st.booleans()) else search_value(seed))
+        params.append((name, value))
+    return params
 
 
 def st_suffix(name: str) -> str:
