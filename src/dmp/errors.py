@@ -35,6 +35,31 @@ CATALOGUE: dict[str, ErrorKind] = {
             "not-supported",
             "Type de contenu non accepté : {detail}.",
         ),
+        _k(
+            "CONTROL_CHARACTER",
+            400,
+            "invalid",
+            "Caractère de contrôle interdit ({detail}) : seuls la tabulation et les fins de ligne "
+            "sont acceptés dans un texte.",
+        ),
+        _k(
+            "TOO_MANY_ENTRIES",
+            413,
+            "too-costly",
+            "Le Bundle dépasse le nombre maximal d'entrées autorisé ({detail}).",
+        ),
+        _k(
+            "SUBMISSION_TOO_LARGE",
+            413,
+            "too-costly",
+            "Les documents du Bundle dépassent ensemble la taille maximale autorisée ({detail}).",
+        ),
+        _k(
+            "TOO_MANY_SEARCH_PARAMETERS",
+            422,
+            "too-costly",
+            "La recherche dépasse le nombre maximal de paramètres autorisé ({detail}).",
+        ),
         _k("INVALID_INS", 422, "value", "INS invalide : {detail}"),
         _k("INS_SYSTEM_NOT_ALLOWED", 422, "value", "Système d'identifiant patient non accepté : {detail}"),
         _k("IDENTITY_MISMATCH", 422, "business-rule", "Les traits d'identité ne concordent pas : {detail}"),
@@ -171,6 +196,7 @@ class DmpError(Exception):
         detail: str = "",
         *,
         expression: str | None = None,
+        technical: str | None = None,
         issues: tuple[DmpError, ...] = (),
     ) -> None:
         kind = CATALOGUE[code]  # KeyError here is a programming error, on purpose
@@ -178,6 +204,9 @@ class DmpError(Exception):
         self.code = code
         self.detail = detail
         self.expression = expression
+        # A third party's own (English) words, kept for the developer after the path in
+        # OperationOutcome.issue.expression, never in the French text.
+        self.technical = technical
         # Several faults refused together: one OperationOutcome.issue each (see ``several``).
         self.issues = issues
         self.status = kind.status

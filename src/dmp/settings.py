@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+# Limits on what one request may hold (docs/api/mhd.md, « Limites »).
+DEFAULT_MAX_BUNDLE_ENTRIES = 200
+DEFAULT_MAX_SEARCH_PARAMETERS = 50
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,11 @@ class Settings:
     database_url: str = ""
     base_url: str = "http://127.0.0.1:8080"
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    # Decoded documents of one ITI-65 Bundle together; 0: the same as max_document_bytes.
+    max_submission_bytes: int = 0
+    max_bundle_entries: int = DEFAULT_MAX_BUNDLE_ENTRIES
+    # Query and form parameters of one search (each repetition counts).
+    max_search_parameters: int = DEFAULT_MAX_SEARCH_PARAMETERS
     # Test INS OIDs (…4.10 / …4.11) are only accepted on a test instance.
     test_instance: bool = False
     master_key_b64: str | None = None
@@ -54,9 +62,13 @@ class Settings:
         return self.var_dir / "keys"
 
     @property
+    def submission_bytes(self) -> int:
+        return self.max_submission_bytes or self.max_document_bytes
+
+    @property
     def max_request_bytes(self) -> int:
-        # base64 inflates by 4/3; leave room for the metadata around the document
-        return self.max_document_bytes * 4 // 3 + 1024 * 1024
+        # base64 inflates by 4/3; leave room for the metadata around the documents
+        return max(self.submission_bytes, self.max_document_bytes) * 4 // 3 + 1024 * 1024
 
     @property
     def token_audience(self) -> str:
@@ -83,6 +95,9 @@ class Settings:
             database_url=e.get("DMP_DATABASE_URL", ""),
             base_url=e.get("DMP_BASE_URL", "http://127.0.0.1:8080"),
             max_document_bytes=int(e.get("DMP_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)),
+            max_submission_bytes=int(e.get("DMP_MAX_SUBMISSION_BYTES", "0")),
+            max_bundle_entries=int(e.get("DMP_MAX_BUNDLE_ENTRIES", DEFAULT_MAX_BUNDLE_ENTRIES)),
+            max_search_parameters=int(e.get("DMP_MAX_SEARCH_PARAMETERS", DEFAULT_MAX_SEARCH_PARAMETERS)),
             test_instance=e.get("DMP_TEST_INSTANCE", "").lower() in {"1", "true", "yes"},
             master_key_b64=e.get("DMP_MASTER_KEY") or None,
             masking_transparency=e.get("DMP_MASKING_TRANSPARENCY", "hidden"),

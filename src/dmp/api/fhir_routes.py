@@ -19,7 +19,15 @@ from starlette.routing import Route
 from dmp.accounts import create_patient_account
 from dmp.accounts.oauth import ALLOWED_SCOPES
 from dmp.api.auth import authenticate, require_write_scope
-from dmp.api.http import JSON_TYPES, PATCH_TYPES, FhirResponse, read_body, read_json
+from dmp.api.http import (
+    JSON_TYPES,
+    PATCH_TYPES,
+    FhirResponse,
+    check_params,
+    query_params,
+    read_body,
+    read_json,
+)
 from dmp.api.state import AppState
 from dmp.audit import AuditRecord, append_committed
 from dmp.auth.assertion import ALLOWED_ALGORITHMS
@@ -31,7 +39,7 @@ from dmp.fhir import consent as fhir_consent
 from dmp.fhir import smart as fhir_smart
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
-from dmp.fhir.common import dumps, instant
+from dmp.fhir.common import dumps, instant, is_media_type
 from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
@@ -83,7 +91,7 @@ async def _in_transaction(state: AppState, work: Callable[[Connection], T]) -> T
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
-    return list(request.query_params.multi_items())
+    return query_params(request, _state(request).runtime.settings.max_search_parameters)
 
 
 async def smart_configuration(request: Request) -> Response:
@@ -106,7 +114,11 @@ async def transaction(request: Request) -> Response:
     rt = state.runtime
     bundle = await read_json(request, rt.settings.max_request_bytes)
     req = parse_provide_bundle(
-        bundle, max_document_bytes=rt.settings.max_document_bytes, allow_test=rt.settings.test_instance
+        bundle,
+        max_document_bytes=rt.settings.max_document_bytes,
+        allow_test=rt.settings.test_instance,
+        max_entries=rt.settings.max_bundle_entries,
+        max_total_bytes=rt.settings.submission_bytes,
     )
     fail_after = state.fail_after  # test hook, None in production
     result = await _in_transaction(
@@ -183,7 +195,7 @@ async def patch_document_reference(request: Request) -> Response:
     rt = state.runtime
     ops = await read_json(request, 1024 * 1024, PATCH_TYPES)
     raw_id = request.path_params.get("id")
-    ident = request.query_params.get("identifier")
+    ident = next((v for k, v in _params(request) if k == "identifier"), None)
 
     def work(conn: Connection) -> bytes:
         if raw_id is not None:
@@ -227,11 +239,13 @@ async def read_binary(request: Request) -> Response:
                 "data": base64.b64encode(content.data).decode(),
             }
         )
-    # The exact type the producer declared (Starlette would append a charset to text/*).
+    # The exact type the producer declared (Starlette would append a charset to text/*), if it
+    # can stand in a header: one stored before contentType was checked falls back to bytes.
+    mime = content.mime_type if is_media_type(content.mime_type) else "application/octet-stream"
     return Response(
         content.data,
         headers={
-            "Content-Type": content.mime_type,
+            "Content-Type": mime,
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
             "Content-Disposition": "attachment",
@@ -466,7 +480,10 @@ async def search_audit_events(request: Request) -> Response:
             patient_ref = (key, value)
         elif key == "date":
             prefix, raw = (value[:2], value[2:]) if value[:2] in ("ge", "lt", "gt", "le") else ("eq", value)
-            lo, hi = parse_datetime_range(raw, "date")
+            try:
+                lo, hi = parse_datetime_range(raw, "date", clamp=True)
+            except DmpError as err:  # a search parameter: 400, not the body's 422
+                raise DmpError("INVALID_SEARCH", err.detail, expression="date") from err
             if prefix in ("ge", "eq"):
                 start = lo
             if prefix == "gt":
@@ -537,7 +554,8 @@ async def post_search(request: Request) -> Response:
         form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError as exc:
         raise DmpError("INVALID_SEARCH", "corps de formulaire non UTF-8") from exc
-    merged = list(request.query_params.multi_items()) + form
+    limit = _state(request).runtime.settings.max_search_parameters
+    merged = check_params(_params(request) + form, limit)
     scope = dict(request.scope)
     scope["method"] = "GET"
     scope["query_string"] = urlencode(merged).encode()

@@ -78,7 +78,14 @@ def check_subject_ins(subject: Any, *, allow_test: bool) -> None:
         parse_ins(str(ident.get("system") or ""), str(ident.get("value") or ""), allow_test=allow_test)
 
 
-def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bool = False) -> ProvideRequest:
+def parse_provide_bundle(
+    bundle: Any,
+    *,
+    max_document_bytes: int,
+    allow_test: bool = False,
+    max_entries: int | None = None,
+    max_total_bytes: int | None = None,
+) -> ProvideRequest:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise DmpError("INVALID_RESOURCE", "un Bundle de type transaction est attendu")
     if bundle.get("type") != "transaction":
@@ -86,6 +93,8 @@ def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bo
     entries = bundle.get("entry")
     if not isinstance(entries, list) or not entries:
         raise DmpError("INVALID_RESOURCE", "le Bundle ne contient aucune entrée")
+    if max_entries is not None and len(entries) > max_entries:
+        raise DmpError("TOO_MANY_ENTRIES", f"{len(entries)} reçues, {max_entries} au plus")
     submission: tuple[int, Json] | None = None
     references: list[tuple[int, str | None, Json]] = []
     binaries: dict[str, tuple[int, Json]] = {}
@@ -140,6 +149,7 @@ def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bo
         if isinstance(res.get("id"), str):
             req.local_urls.add(f"{res.get('resourceType')}/{res['id']}")
     used: set[int] = set()
+    total = 0
     for i, full_url, dr in references:
         entry, attachment = parse_entry(dr)
         url = attachment.get("url")
@@ -156,6 +166,9 @@ def parse_provide_bundle(bundle: Any, *, max_document_bytes: int, allow_test: bo
             raise DmpError(
                 "MISSING_ELEMENT", f"contenu du document {entry.unique_id} (Binary ou attachment.data)"
             )
+        total += len(content)
+        if max_total_bytes is not None and total > max_total_bytes:
+            raise DmpError("SUBMISSION_TOO_LARGE", f"{human_size(max_total_bytes)} par Bundle")
         check_size_and_hash(attachment, content)
         entry.size = len(content)
         entry.sha1_b64 = base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +20,16 @@ _DATETIME = re.compile(
     r"(?P<tz>Z|[+-]\d{2}:\d{2}))?)?)?"
 )
 
+# RFC 9110 §8.3.1 media-type = type "/" subtype *( OWS ";" OWS [ parameter ] ), ASCII only: what
+# may stand in a Content-Type header, so a stored type never breaks (or injects into) a response.
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = r'"(?:[\t !\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
+MEDIA_TYPE = re.compile(rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*(?:{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))?)*")
+
+
+def is_media_type(value: object) -> bool:
+    return isinstance(value, str) and MEDIA_TYPE.fullmatch(value) is not None
+
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
@@ -31,6 +42,13 @@ def loads(data: bytes | str) -> Any:
         raise DmpError("MALFORMED_JSON", str(exc)) from exc
 
 
+# What a Python datetime (hence the database columns) can hold, in UTC. FHIR allows the years
+# 0001–9999 in any time zone: a value whose UTC start falls outside is refused (422) in a body,
+# and a search bound beyond either end is clamped to it (docs/api/mhd.md, « Limites »).
+UTC_MIN = datetime.min.replace(tzinfo=UTC)
+UTC_MAX = datetime.max.replace(tzinfo=UTC)
+
+
 def parse_datetime(value: Any, element: str) -> datetime:
     """A FHIR date/dateTime/instant as an aware UTC datetime (start of its precision).
 
@@ -41,8 +59,12 @@ def parse_datetime(value: Any, element: str) -> datetime:
     return start
 
 
-def parse_datetime_range(value: Any, element: str) -> tuple[datetime, datetime]:
-    """[start, end) covered by a FHIR date/dateTime at its precision."""
+def parse_datetime_range(value: Any, element: str, *, clamp: bool = False) -> tuple[datetime, datetime]:
+    """[start, end) covered by a FHIR date/dateTime at its precision.
+
+    A bound beyond what a datetime holds in UTC (0001-01-01T00:00Z to the end of 9999) is
+    that edge; a start beyond it is refused (INVALID_VALUE) unless ``clamp`` (search bounds).
+    """
     if not isinstance(value, str):
         raise DmpError("INVALID_VALUE", f"{element} doit être une date FHIR", expression=element)
     m = _DATETIME.fullmatch(value)
@@ -52,28 +74,43 @@ def parse_datetime_range(value: Any, element: str) -> tuple[datetime, datetime]:
         y = int(m["y"])
         if m["H"] is not None:
             tz = UTC if m["tz"] == "Z" else _offset(m["tz"])
-            start = datetime(
+            local = datetime(
                 y, int(m["m"]), int(m["d"]), int(m["H"]), int(m["M"]), int(m["S"] or 0), tzinfo=tz
             )
             step = timedelta(minutes=1) if m["S"] is None else timedelta(seconds=1)
-            return start.astimezone(UTC), (start + step).astimezone(UTC)
-        if m["d"] is not None:
+            end: Callable[[], datetime] = lambda: local + step  # noqa: E731
+        elif m["d"] is not None:
             d = date(y, int(m["m"]), int(m["d"]))
-            start = datetime(d.year, d.month, d.day, tzinfo=PARIS)
-            return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
-        if m["m"] is not None:
+            local = datetime(d.year, d.month, d.day, tzinfo=PARIS)
+            end = lambda: local + timedelta(days=1)  # noqa: E731
+        elif m["m"] is not None:
             month = int(m["m"])
-            start = datetime(y, month, 1, tzinfo=PARIS)
-            end = datetime(y + month // 12, month % 12 + 1, 1, tzinfo=PARIS)
-            return start.astimezone(UTC), end.astimezone(UTC)
-        return (
-            datetime(y, 1, 1, tzinfo=PARIS).astimezone(UTC),
-            datetime(y + 1, 1, 1, tzinfo=PARIS).astimezone(UTC),
-        )
+            local = datetime(y, month, 1, tzinfo=PARIS)
+            end = lambda: datetime(y + month // 12, month % 12 + 1, 1, tzinfo=PARIS)  # noqa: E731
+        else:
+            local = datetime(y, 1, 1, tzinfo=PARIS)
+            end = lambda: datetime(y + 1, 1, 1, tzinfo=PARIS)  # noqa: E731
     except ValueError as exc:
         raise DmpError(
             "INVALID_VALUE", f"{element} : date « {value} » impossible", expression=element
         ) from exc
+    edge = UTC_MIN if y < 5000 else UTC_MAX  # the side of the range the value fell off
+    try:
+        lo = local.astimezone(UTC)
+    except OverflowError as exc:
+        if not clamp:
+            raise DmpError(
+                "INVALID_VALUE",
+                f"{element} : date « {value} » hors de la plage prise en charge "
+                "(0001-01-01T00:00:00Z à 9999-12-31T23:59:59Z)",
+                expression=element,
+            ) from exc
+        lo = edge
+    try:
+        hi = end().astimezone(UTC)
+    except (OverflowError, ValueError):  # ValueError: the year 10000
+        hi = edge
+    return lo, hi
 
 
 def _offset(tz: str) -> Any:

@@ -24,6 +24,7 @@ from dmp.fhir.common import (
     human_name,
     identifier_value,
     instant,
+    is_media_type,
     parse_datetime,
     require,
 )
@@ -209,6 +210,13 @@ def parse_entry(dr: Json) -> tuple[DocumentEntry, Json]:
             if isinstance(c.get("system"), str) and isinstance(c.get("code"), str):
                 events.append((c["system"], c["code"]))
     mime = require(attachment, "contentType", "DocumentReference.content.attachment.contentType")
+    if not is_media_type(mime):
+        raise DmpError(
+            "INVALID_VALUE",
+            "DocumentReference.content.attachment.contentType : « "
+            f"{str(mime)[:80]!r} » n'est pas un type de média (RFC 9110, type/sous-type[; paramètre=valeur])",
+            expression="DocumentReference.content.attachment.contentType",
+        )
     title = attachment.get("title") or dr.get("description")
     if not isinstance(title, str) or not title.strip():
         raise DmpError("MISSING_ELEMENT", "DocumentReference.content.attachment.title")

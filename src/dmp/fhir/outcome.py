@@ -23,6 +23,7 @@ def _issue(err: DmpError) -> Json:
         },
         "diagnostics": err.message,
     }
-    if err.expression:
-        issue["expression"] = [err.expression]
+    expression = [e for e in (err.expression, err.technical) if e]
+    if expression:
+        issue["expression"] = expression
     return issue

@@ -63,7 +63,10 @@ def _token(raw: str) -> tuple[str | None, str]:
 def _date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
     prefix = raw[:2] if raw[:2] in PREFIXES else "eq"
     value = raw[2:] if raw[:2] in PREFIXES else raw
-    lo, hi = parse_datetime_range(value, name)
+    try:
+        lo, hi = parse_datetime_range(value, name, clamp=True)
+    except DmpError as err:  # a search parameter: 400, not the body's 422
+        raise DmpError("INVALID_SEARCH", err.detail, expression=name) from err
     cond: ColumnElement[bool] = {
         "eq": and_(col >= lo, col < hi),
         "ne": or_(col < lo, col >= hi),
