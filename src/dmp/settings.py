@@ -33,6 +33,9 @@ class Settings:
     masking_transparency: str = "hidden"
     # INVISIBLE_PATIENT documents become visible to the patient after this many days.
     invisible_patient_max_days: int = 30
+    # Seconds between two passes of the server's blob garbage collector (0: never, schedule
+    # ``dmp blobs gc`` instead). Each worker runs it; it is idempotent and concurrency-safe.
+    blob_gc_interval: int = 3600
 
     @property
     def db_url(self) -> str:
@@ -84,6 +87,7 @@ class Settings:
             master_key_b64=e.get("DMP_MASTER_KEY") or None,
             masking_transparency=e.get("DMP_MASKING_TRANSPARENCY", "hidden"),
             invisible_patient_max_days=int(e.get("DMP_INVISIBLE_PATIENT_MAX_DAYS", "30")),
+            blob_gc_interval=int(e.get("DMP_BLOB_GC_INTERVAL", "3600")),
         )
 
 
