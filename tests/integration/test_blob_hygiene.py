@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,6 +18,9 @@ from outcomes import assert_outcome
 from starlette.testclient import TestClient
 
 from conftest import BASE, Api, Identity
+from dmp.api.app import create_app
+from dmp.auth.pki import load_ca
+from dmp.auth.tokens import TokenSigner
 from dmp.cli import main
 from dmp.services import blob_hygiene
 from dmp.services.context import Runtime
@@ -189,3 +193,21 @@ def test_durations(text: str, seconds: float) -> None:
     from dmp.cli import _duration
 
     assert _duration(text) == seconds
+
+
+def test_the_server_collects_periodically(
+    api: Api, patient: Identity, pki_dir: Path, signer: TokenSigner
+) -> None:
+    """The app's lifespan runs the gc every DMP_BLOB_GC_INTERVAL seconds (here 1 s)."""
+    rt = api.runtime
+    publish(api, patient, content("kept"))
+    old = orphan(api, patient, age=2 * HOUR)
+    young = orphan(api, patient, age=60)
+    fast = dataclasses.replace(rt, settings=dataclasses.replace(rt.settings, blob_gc_interval=1))
+    app = create_app(fast, signer=signer, ca_cert=load_ca(pki_dir).certificate)
+    with TestClient(app, base_url=BASE):
+        deadline = time.monotonic() + 10
+        while old in blob_files(rt) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert old not in blob_files(rt)
+    assert young in blob_files(rt) and referenced_keys(rt) <= blob_files(rt)
