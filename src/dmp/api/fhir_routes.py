@@ -117,7 +117,8 @@ async def transaction(request: Request) -> Response:
             state, lambda conn: publish.publish(conn, work_rt, actor, req, rt.now(), fail_after)
         )
     except Exception:
-        await run_in_threadpool(blob_hygiene.discard_after_rollback, rt, list(tracked.written))
+        if tracked.written:
+            await run_in_threadpool(blob_hygiene.discard_after_rollback, rt, list(tracked.written))
         raise
     return FhirResponse(result.response, 200)
 

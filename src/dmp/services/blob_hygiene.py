@@ -172,8 +172,19 @@ def collect_garbage(engine: Engine, store: BlobStore, *, older_than: timedelta =
             report.foreign += 1
         else:
             candidates[pid].append(entry)
-    for pid, entries in candidates.items():
-        keys = [e.name for e in entries]
+    # A first look without the lock: a key referenced once stays referenced (document rows are
+    # never deleted), so only the records with unreferenced candidates take the exclusive lock.
+    suspects: dict[UUID, list[str]] = {}
+    with engine.connect() as conn:
+        for pid, entries in candidates.items():
+            keys = [e.name for e in entries]
+            for start in range(0, len(keys), _BATCH):
+                batch = keys[start : start + _BATCH]
+                refs = _referenced(conn, pid, batch)
+                report.referenced += len(refs)
+                if unreferenced := [k for k in batch if k not in refs]:
+                    suspects.setdefault(pid, []).extend(unreferenced)
+    for pid, keys in suspects.items():
         for start in range(0, len(keys), _BATCH):
             gone, kept = _remove_batch(engine, store, pid, keys[start : start + _BATCH])
             report.removed += len(gone)
