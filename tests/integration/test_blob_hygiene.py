@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -211,3 +212,21 @@ def test_the_server_collects_periodically(
             time.sleep(0.1)
     assert old not in blob_files(rt)
     assert young in blob_files(rt) and referenced_keys(rt) <= blob_files(rt)
+
+
+def test_removal_waits_for_an_in_flight_publication_of_the_record(api: Api, patient: Identity) -> None:
+    """The record's lock: a cleanup (or gc) does not look for references before it commits."""
+    rt = api.runtime
+    pid = patient_uuid(api, patient)
+    key = orphan(api, patient, age=2 * HOUR)
+    done = threading.Event()
+    with rt.engine.begin() as conn:
+        blob_hygiene.hold_for_publication(conn, pid)  # an in-flight publication that uses `key`
+        worker = threading.Thread(
+            target=lambda: (blob_hygiene.remove_unreferenced(rt.engine, rt.blobs, [key]), done.set())
+        )
+        worker.start()
+        time.sleep(0.5)
+        assert not done.is_set() and key in blob_files(rt)  # waiting for the publication's outcome
+    worker.join(timeout=30)
+    assert done.is_set() and key not in blob_files(rt)  # it committed no row naming it
