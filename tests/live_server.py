@@ -7,8 +7,10 @@ and answers on a free loopback port. The test process only speaks HTTP to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -79,9 +81,56 @@ def _wait_until_up(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
     raise RuntimeError(f"dmp serve ne répond pas : {log.read_text()}")
 
 
-@contextmanager
-def live_server(instance: Path, database_url: str = "", workers: int = 1) -> Iterator[LiveServer]:
-    """Start ``dmp serve`` for ``instance`` (its var/ directory) and yield it, with a doctor's token."""
+@dataclass
+class Instance:
+    """A prepared instance (PKI, doctor's card) and the ``dmp serve`` process serving it, if any."""
+
+    dir: Path
+    base: str
+    port: int
+    env: dict[str, str]
+    card: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    workers: int = 1
+
+    def start(self) -> LiveServer:
+        """Start ``dmp serve`` (again) on the same var/ and database; wait until it answers."""
+        assert self.proc is None, "already running"
+        with self.log.open("ab") as out:
+            # Its own process group: kill() reaches uvicorn's workers too.
+            self.proc = subprocess.Popen(  # noqa: S603 (our own command line)
+                [*DMP, "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_until_up(self.proc, self.base, self.log)
+        return LiveServer(self.base, request_token(self.base, self.card), self.card, self.env, self.log)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group, as a crash: no shutdown, no rollback by the server."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.proc = None
+
+
+def prepare_instance(instance: Path, database_url: str = "") -> Instance:
+    """The README's first steps for ``instance`` (its var/ directory): CA, a doctor's card."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -98,24 +147,18 @@ def live_server(instance: Path, database_url: str = "", workers: int = 1) -> Ite
         check=True,
         capture_output=True,
     )
-    log = instance / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603 (our own command line)
-            [*DMP, "serve", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    return Instance(instance, base, port, env, card, instance / "serve.log")
+
+
+@contextmanager
+def live_server(instance: Path, database_url: str = "", workers: int = 1) -> Iterator[LiveServer]:
+    """Start ``dmp serve`` for ``instance`` (its var/ directory) and yield it, with a doctor's token."""
+    inst = prepare_instance(instance, database_url)
+    inst.workers = workers
     try:
-        _wait_until_up(proc, base, log)
-        yield LiveServer(base, request_token(base, card), card, env, log)
+        yield inst.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        inst.stop()
 
 
 # ---- seeding over HTTP ----------------------------------------------------------------------

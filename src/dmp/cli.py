@@ -828,3 +828,64 @@ def app_register(name: str, redirect_uris: tuple[str, ...]) -> None:
     base = rt.settings.base_url.rstrip("/")
     click.echo(f"Application enregistrée. client_id : {client_id}")
     click.echo(f"Autorisation : {base}/oauth/authorize (PKCE S256) ; jeton : {base}/oauth/token")
+
+
+# ---- encrypted blob store -------------------------------------------------------------------
+
+_DURATION_UNITS = {"s": 1, "min": 60, "m": 60, "h": 3600, "j": 86400, "d": 86400}
+
+
+def _duration(value: str) -> float:
+    """``3600``, ``90s``, ``30min``/``30m``, ``1h``, ``2j``/``2d`` as seconds (≥ 0)."""
+    text = value.strip().lower()
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            number, factor = text[: -len(unit)], _DURATION_UNITS[unit]
+            break
+    else:
+        number, factor = text, 1
+    try:
+        seconds = float(number) * factor
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds < 1e10:  # also refuses nan and inf
+        _fail(f"--older-than : durée attendue (ex. 0, 90s, 30min, 1h, 2j), pas « {value} »")
+    return seconds
+
+
+@main.group(help="Fichiers chiffrés des documents : ramasse-miettes des orphelins.")
+def blobs() -> None:
+    pass
+
+
+@blobs.command(
+    "gc",
+    help="Supprime les fichiers chiffrés qu'aucun document ne référence et plus anciens que le délai "
+    "de grâce (sans risque pendant les publications en cours).",
+)
+@click.option(
+    "--older-than",
+    default="1h",
+    show_default=True,
+    help="Délai de grâce : un fichier plus récent est toujours conservé (0, 90s, 30min, 1h, 2j).",
+)
+def blobs_gc(older_than: str) -> None:
+    from datetime import timedelta
+
+    from dmp.services.blob_hygiene import collect_garbage
+    from dmp.store.blobs import FileBlobStore
+    from dmp.store.db import make_engine
+
+    grace = timedelta(seconds=_duration(older_than))
+    settings = _settings()
+    engine = make_engine(settings.db_url, pool_size=1)  # no key needed: the files stay sealed
+    try:
+        report = collect_garbage(engine, FileBlobStore(settings.blob_dir), older_than=grace)
+    finally:
+        engine.dispose()
+    click.echo(f"Fichiers examinés : {report.examined}")
+    click.echo(f"Supprimés (orphelins plus anciens que {older_than}) : {report.removed}")
+    click.echo(
+        f"Conservés : {report.kept} (référencés : {report.referenced}, récents : {report.young}, "
+        f"hors dossiers : {report.foreign})"
+    )

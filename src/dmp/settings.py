@@ -44,6 +44,9 @@ class Settings:
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated in
     # DMP_TRUSTED_PROXIES). Empty: the header is ignored and the peer's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
+    # Seconds between two passes of the server's blob garbage collector (0: never, schedule
+    # ``dmp blobs gc`` instead). Each worker runs it; it is idempotent and concurrency-safe.
+    blob_gc_interval: int = 3600
 
     @property
     def db_url(self) -> str:
@@ -103,6 +106,7 @@ class Settings:
             masking_transparency=e.get("DMP_MASKING_TRANSPARENCY", "hidden"),
             invisible_patient_max_days=int(e.get("DMP_INVISIBLE_PATIENT_MAX_DAYS", "30")),
             trusted_proxies=_comma_list(e.get("DMP_TRUSTED_PROXIES", "")),
+            blob_gc_interval=int(e.get("DMP_BLOB_GC_INTERVAL", "3600")),
         )
 
 

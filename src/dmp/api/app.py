@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 
 from cryptography import x509
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -23,7 +28,9 @@ from dmp.api.state import AppState
 from dmp.auth.pki import CA_CERT_FILE
 from dmp.auth.tokens import TokenSigner
 from dmp.errors import DmpError
+from dmp.services import blob_hygiene
 from dmp.services.context import Runtime
+from dmp.store.blobs import ScannableBlobStore
 
 log = logging.getLogger("dmp.api")
 
@@ -58,6 +65,37 @@ def load_ca_certificate(pki_dir: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
+async def _collect_blobs_periodically(runtime: Runtime, interval: float) -> None:
+    """The blob gc (dmp.services.blob_hygiene) every ``interval`` seconds, jittered across workers."""
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))  # noqa: S311 (not a secret)
+        try:
+            report = await run_in_threadpool(blob_hygiene.collect_garbage, runtime.engine, runtime.blobs)
+        except Exception:
+            log.exception("ramasse-miettes des fichiers chiffrés en échec")
+        else:
+            if report.removed:
+                log.warning("ramasse-miettes : %d fichier(s) orphelin(s) supprimé(s)", report.removed)
+
+
+def _lifespan(runtime: Runtime) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        interval = runtime.settings.blob_gc_interval
+        task = None
+        if interval > 0 and isinstance(runtime.blobs, ScannableBlobStore):
+            task = asyncio.create_task(_collect_blobs_periodically(runtime, interval))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+
+    return lifespan
+
+
 def create_app(
     runtime: Runtime, *, signer: TokenSigner | None = None, ca_cert: x509.Certificate | None = None
 ) -> Starlette:
@@ -82,6 +120,7 @@ def create_app(
             Middleware(InternalErrorMiddleware),
         ],
         exception_handlers={DmpError: _dmp_error, HTTPException: _routing_error},
+        lifespan=_lifespan(runtime),
     )
     app.state.dmp = AppState(runtime=runtime, signer=signer, ca_cert=ca_cert)
     app.state.web = web.build_state(runtime, signer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
@@ -44,7 +45,7 @@ from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
 from dmp.policy import Action, RecordFacts, decide
-from dmp.services import access, consents, documents, publish, records, search, trail
+from dmp.services import access, blob_hygiene, consents, documents, publish, records, search, trail
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
 
@@ -121,9 +122,17 @@ async def transaction(request: Request) -> Response:
         max_total_bytes=rt.settings.submission_bytes,
     )
     fail_after = state.fail_after  # test hook, None in production
-    result = await _in_transaction(
-        state, lambda conn: publish.publish(conn, rt, actor, req, rt.now(), fail_after)
-    )
+    # The blobs are written before the commit: if the transaction rolls back, remove them.
+    tracked = blob_hygiene.TrackedBlobs(rt.blobs)
+    work_rt = replace(rt, blobs=tracked)
+    try:
+        result = await _in_transaction(
+            state, lambda conn: publish.publish(conn, work_rt, actor, req, rt.now(), fail_after)
+        )
+    except Exception:
+        if tracked.written:
+            await run_in_threadpool(blob_hygiene.discard_after_rollback, rt, list(tracked.written))
+        raise
     return FhirResponse(result.response, 200)
 
 

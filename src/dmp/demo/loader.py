@@ -24,10 +24,9 @@ from dmp.domain.ins import SYSTEM_NIR, Ins, compute_key, parse_ins
 from dmp.errors import DmpError
 from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.patient import CreationRequest
-from dmp.services import publish, records
+from dmp.services import blob_hygiene, publish, records
 from dmp.services.context import Runtime
 from dmp.settings import Settings
-from dmp.store.blobs import BlobStore
 from dmp.store.db import upgrade
 from dmp.store.schema import document_uid
 
@@ -309,27 +308,9 @@ def load_records(rt: Runtime, demo: list[DemoPatient]) -> LoadReport:
     return report
 
 
-class _TrackedBlobs:
-    """The blob store, remembering what one record's transaction wrote (removed if it rolls back)."""
-
-    def __init__(self, inner: BlobStore) -> None:
-        self.inner = inner
-        self.written: list[str] = []
-
-    def put(self, key: str, data: bytes) -> None:
-        self.inner.put(key, data)
-        self.written.append(key)
-
-    def get(self, key: str) -> bytes:
-        return self.inner.get(key)
-
-    def delete(self, key: str) -> None:
-        self.inner.delete(key)
-
-
 def _load_record(rt: Runtime, actor: Actor, p: DemoPatient, examples: dict[str, bytes]) -> tuple[bool, int]:
     """One record, its documents and its representative, in one transaction: (created, published)."""
-    blobs = _TrackedBlobs(rt.blobs)
+    blobs = blob_hygiene.TrackedBlobs(rt.blobs)
     record_rt = replace(rt, blobs=blobs)
     created = False
     try:
@@ -359,9 +340,8 @@ def _load_record(rt: Runtime, actor: Actor, p: DemoPatient, examples: dict[str, 
             if p.representative is not None:
                 _declare_representative(conn, rt, pid, p.representative, now)
     except BaseException:
-        if created:  # the record's key was never committed: its sealed blobs are unreadable garbage
-            for key in blobs.written:
-                rt.blobs.delete(key)
+        # Rolled back: its blobs go, unless a committed document names the same key (same bytes).
+        blob_hygiene.discard_after_rollback(rt, blobs.written)
         raise
     return created, published
 

@@ -19,7 +19,7 @@ from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, DocumentFacts, awaiting_announcement
-from dmp.services import access, alerts, coherence, records, trail
+from dmp.services import access, alerts, blob_hygiene, coherence, records, trail
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
@@ -107,6 +107,8 @@ def publish(
         raise DmpError("DUPLICATE_UNIQUE_ID", existing.unique_id)
 
     dek = record_dek(conn, rt, pid)
+    # Until this transaction ends, nothing removes this record's blobs (a rollback's cleanup, gc).
+    blob_hygiene.hold_for_publication(conn, pid)
     set_id = uuid.uuid4()
     ids = [uuid.uuid4() for _ in req.documents]
     base = rt.fhir_base
