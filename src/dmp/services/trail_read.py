@@ -46,7 +46,15 @@ def scope(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID) -> Trai
         raise DmpError("NOT_FOUND")
     allowed = trail_access(actor, found[1])
     if not allowed.decision.permitted:
-        raise DmpError("NOT_FOUND")
+        # The answer of a missing record; the attempt is traced for the patient to see.
+        raise trail.refused(
+            DmpError("NOT_FOUND"),
+            actor,
+            AuditAction.AUDIT_READ,
+            patient_id=patient_id,
+            at=rt.now(),
+            decision=allowed.decision,
+        )
     if allowed.reader is None:  # the security role (TR-06): the whole trail
         return TrailScope(None, (), partial=False)
     if allowed.own_actions_only:  # every document this professional may not see, now
