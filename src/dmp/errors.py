@@ -176,6 +176,7 @@ CATALOGUE: dict[str, ErrorKind] = {
             "Erreur interne du service ; aucune donnée n'a été enregistrée. "
             "Référence de l'incident : {detail}",
         ),
+        _k("UNKNOWN_HOST", 400, "invalid", "Hôte inconnu de ce service : {detail}"),
         _k(
             "SERVICE_UNAVAILABLE",
             503,

@@ -44,6 +44,9 @@ class Settings:
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated in
     # DMP_TRUSTED_PROXIES). Empty: the header is ignored and the peer's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
+    # Host names (host[:port]) the server answers to, besides DMP_BASE_URL's (DMP_ALLOWED_HOSTS,
+    # comma-separated). Empty: any Host is served, and rewritten to DMP_BASE_URL's.
+    allowed_hosts: tuple[str, ...] = ()
     # Seconds between two passes of the server's blob garbage collector (0: never, schedule
     # ``dmp blobs gc`` instead). Each worker runs it; it is idempotent and concurrency-safe.
     blob_gc_interval: int = 3600
@@ -106,6 +109,7 @@ class Settings:
             masking_transparency=e.get("DMP_MASKING_TRANSPARENCY", "hidden"),
             invisible_patient_max_days=int(e.get("DMP_INVISIBLE_PATIENT_MAX_DAYS", "30")),
             trusted_proxies=_comma_list(e.get("DMP_TRUSTED_PROXIES", "")),
+            allowed_hosts=_comma_list(e.get("DMP_ALLOWED_HOSTS", "")),
             blob_gc_interval=int(e.get("DMP_BLOB_GC_INTERVAL", "3600")),
         )
 

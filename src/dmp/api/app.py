@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from dmp import web
 from dmp.api import fhir_routes
 from dmp.api.auth import token_endpoint
+from dmp.api.hosts import CanonicalHostMiddleware
 from dmp.api.http import error_response
 from dmp.api.internal_errors import InternalErrorMiddleware, french_error_page, is_portal_page
 from dmp.api.state import AppState
@@ -117,6 +118,10 @@ def create_app(
             # uvicorn's maintained X-Forwarded-For parsing, right to left, untrusted hop first.
             *([Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
               if settings.trusted_proxies else []),
+            # Every URL the server builds names DMP_BASE_URL, never the request's Host.
+            Middleware(
+                CanonicalHostMiddleware, base_url=settings.base_url, allowed_hosts=settings.allowed_hosts
+            ),
             Middleware(InternalErrorMiddleware),
         ],
         exception_handlers={DmpError: _dmp_error, HTTPException: _routing_error},
