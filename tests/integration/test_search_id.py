@@ -195,4 +195,5 @@ def test_capability_statement_declares_id(api: Api) -> None:
     cs = api.get("metadata").json()
     for resource in cs["rest"][0]["resource"]:
         if resource["type"] in ("Patient", "DocumentReference", "List"):
-            assert {"name": "_id", "type": "token"} in resource["searchParam"], resource["type"]
+            declared = {(p["name"], p["type"]) for p in resource["searchParam"]}
+            assert ("_id", "token") in declared, resource["type"]

@@ -35,7 +35,7 @@ from dmp.auth.assertion import ALLOWED_ALGORITHMS
 from dmp.domain.actor import Actor
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
-from dmp.fhir import FHIR_JSON
+from dmp.fhir import FHIR_JSON, searchparams
 from dmp.fhir import consent as fhir_consent
 from dmp.fhir import smart as fhir_smart
 from dmp.fhir.bundle import parse_provide_bundle
@@ -270,9 +270,7 @@ async def search_patients(request: Request) -> Response:
     actor = authenticate(request, state)
     rt = state.runtime
     params = _params(request)
-    unknown = [k for k, _ in params if k not in ("identifier", "_id", "_format")]
-    if unknown:
-        raise DmpError("INVALID_SEARCH", f"paramètre « {unknown[0]} » non pris en charge pour Patient")
+    searchparams.check("Patient", [(k, v) for k, v in params if k != "_format"])
     idents = [v for k, v in params if k == "identifier"]
     id_params = [v for k, v in params if k == "_id"]
     if len(idents) > 1 or not (idents or id_params):
@@ -424,8 +422,8 @@ async def search_consents(request: Request) -> Response:
     actor = authenticate(request, state)
     rt = state.runtime
     params = _params(request)
-    unknown = [k for k, _ in params if k not in ("patient", "_format")]
-    if unknown or len([v for k, v in params if k == "patient"]) != 1:
+    searchparams.check("Consent", [(k, v) for k, v in params if k != "_format"])
+    if len([v for k, v in params if k == "patient"]) != 1:
         raise DmpError("INVALID_SEARCH", "Consent : seul le paramètre patient=Patient/<id> est accepté")
     reference = next(v for k, v in params if k == "patient")
 
@@ -481,6 +479,7 @@ async def search_audit_events(request: Request) -> Response:
     actor = authenticate(request, state)
     rt = state.runtime
     params = _params(request)
+    searchparams.check("AuditEvent", params)
     start = end = None
     count, offset = 50, 0
     patient_ref = None

@@ -7,42 +7,19 @@ from datetime import datetime
 from dmp import __version__
 from dmp.fhir import CANONICAL, FHIR_VERSION
 from dmp.fhir.common import Json, instant
-
-DOCUMENT_SEARCH = [
-    ("patient", "reference"),
-    ("patient.identifier", "token"),
-    ("status", "token"),
-    ("category", "token"),
-    ("type", "token"),
-    ("format", "token"),
-    ("setting", "token"),
-    ("facility", "token"),
-    ("event", "token"),
-    ("security-label", "token"),
-    ("author.identifier", "token"),
-    ("date", "date"),
-    ("creation", "date"),
-    ("period", "date"),
-    ("identifier", "token"),
-    ("_id", "token"),
-    ("isArchived", "token"),
-    ("relatesto", "reference"),
-]
-LIST_SEARCH = [
-    ("patient", "reference"),
-    ("patient.identifier", "token"),
-    ("code", "token"),
-    ("status", "token"),
-    ("date", "date"),
-    ("identifier", "token"),
-    ("sourceId", "token"),
-    ("designationType", "token"),
-    ("_id", "token"),
-]
+from dmp.fhir.searchparams import SEARCH_PARAMETERS
 
 
-def _params(items: list[tuple[str, str]]) -> list[Json]:
-    return [{"name": n, "type": t} for n, t in items]
+def _params(resource_type: str) -> list[Json]:
+    """The registry's parameters (dmp.fhir.searchparams), aliases named in their documentation."""
+    return [
+        {
+            "name": p.name,
+            "type": p.type,
+            "documentation": p.documentation + (f" Alias : {', '.join(p.aliases)}." if p.aliases else ""),
+        }
+        for p in SEARCH_PARAMETERS[resource_type]
+    ]
 
 
 def capability_statement(base_url: str, token_url: str, started: datetime) -> Json:
@@ -106,7 +83,7 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                             {"code": "create"},
                         ],
                         "conditionalUpdate": False,
-                        "searchParam": _params(DOCUMENT_SEARCH),
+                        "searchParam": _params("DocumentReference"),
                     },
                     {
                         "type": "List",
@@ -114,20 +91,18 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                             "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-submissionset-comprehensive"
                         ],
                         "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "search-type"}],
-                        "searchParam": _params(LIST_SEARCH),
+                        "searchParam": _params("List"),
                     },
                     {"type": "Binary", "interaction": [{"code": "read"}, {"code": "vread"}]},
                     {
                         "type": "AuditEvent",
                         "interaction": [{"code": "search-type"}],
-                        "searchParam": _params(
-                            [("patient", "reference"), ("patient.identifier", "token"), ("date", "date")]
-                        ),
+                        "searchParam": _params("AuditEvent"),
                     },
                     {
                         "type": "Consent",
                         "interaction": [{"code": "search-type"}, {"code": "create"}, {"code": "delete"}],
-                        "searchParam": _params([("patient", "reference")]),
+                        "searchParam": _params("Consent"),
                     },
                     {
                         "type": "Patient",
@@ -137,7 +112,7 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                             {"code": "search-type"},
                             {"code": "create"},
                         ],
-                        "searchParam": _params([("identifier", "token"), ("_id", "token")]),
+                        "searchParam": _params("Patient"),
                     },
                 ],
                 "interaction": [{"code": "transaction"}],

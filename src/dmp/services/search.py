@@ -21,6 +21,7 @@ from dmp.domain.actor import Actor
 from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFlag
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
+from dmp.fhir import searchparams
 from dmp.fhir.common import parse_datetime_range
 from dmp.policy import Decision, RecordFacts, Transparency, learns_record_exists
 from dmp.policy.sqlfilter import hidden_by_mask_condition
@@ -33,7 +34,6 @@ from dmp.terminology import valueset
 
 Params = Sequence[tuple[str, str]]
 PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
-CONTROL = {"_count", "_offset", "_sort", "_format", "_total", "_totalMethod", "_summary"}
 TOTAL_MODES = {"none", "estimate", "accurate", "count"}  # _totalMethod (fhirpy) says "count"
 
 
@@ -262,91 +262,146 @@ def _page_total(
     return int(conn.execute(counted()).scalar_one())
 
 
-def document_conditions(params: Params) -> list[ColumnElement[bool]]:
+Filter = Callable[[list[str], str], ColumnElement[bool]]  # (values, the name as sent) → SQL
+
+
+def _in(col: Any) -> Filter:
+    """A token parameter matching ``col`` against the codes given (systems are not compared)."""
+    return lambda values, _key: col.in_([_token(v)[1] for v in values])
+
+
+def _status(values: list[str], _key: str) -> ColumnElement[bool]:
+    avail: list[str] = []
+    for v in values:
+        if v not in FHIR_STATUS_TO_AVAILABILITY:
+            raise DmpError("INVALID_SEARCH", f"status={v} (current, superseded ou entered-in-error)")
+        avail += [a.value for a in FHIR_STATUS_TO_AVAILABILITY[v]]
+    return document.c.availability.in_(avail)
+
+
+def _security_label(values: list[str], _key: str) -> ColumnElement[bool]:
+    d = document.c
+    ors: list[ColumnElement[bool]] = []
+    for v in values:
+        code = _token(v)[1]
+        if code in ("N", "R", "V"):
+            ors.append(d.confidentiality == code)
+        elif code in DmpFlag.__members__ and code != "NONE":
+            ors.append(d.flags.op("&")(int(DmpFlag[code])) != 0)
+        else:
+            raise DmpError("INVALID_SEARCH", f"security-label={code} inconnu")
+    return or_(*ors)
+
+
+def _event(values: list[str], _key: str) -> ColumnElement[bool]:
+    return exists().where(
+        document_event.c.patient_id == document.c.patient_id,
+        document_event.c.document_id == document.c.id,
+        document_event.c.code.in_([_token(v)[1] for v in values]),
+    )
+
+
+def _author(values: list[str], _key: str) -> ColumnElement[bool]:
+    return document.c.author_id.in_([_token(v)[1].removeprefix("Practitioner/") for v in values])
+
+
+def _created(values: list[str], key: str) -> ColumnElement[bool]:
+    return and_(*(_date_condition(document.c.creation_time, v, key) for v in values))
+
+
+def _period(values: list[str], key: str) -> ColumnElement[bool]:
     d = document.c
     conds: list[ColumnElement[bool]] = []
-    for key, raw in params:
-        if key in CONTROL or key in PATIENT_KEYS:
+    for v in values:
+        prefix = v[:2] if v[:2] in PREFIXES else "eq"
+        if prefix in ("ge", "gt", "sa"):  # an act still running (no end) is matched on its start
+            conds.append(
+                or_(
+                    _date_condition(d.period_end, v, key),
+                    and_(d.period_end.is_(None), _date_condition(d.period_start, v, key)),
+                )
+            )
+        else:
+            conds.append(_date_condition(d.period_start, v, key))
+    return and_(*conds)
+
+
+def _identifier(table: Any) -> Filter:
+    """A uniqueId, or the entry's own id as urn:uuid."""
+
+    def condition(values: list[str], _key: str) -> ColumnElement[bool]:
+        ors: list[ColumnElement[bool]] = []
+        for v in values:
+            code = _token(v)[1]
+            ors.append(table.c.unique_id == code)
+            if (uid := parse_uuid(code.removeprefix("urn:uuid:"))) is not None:
+                ors.append(table.c.id == uid)
+        return or_(*ors)
+
+    return condition
+
+
+def _ids(col: Any, prefix: str = "") -> Filter:
+    def condition(values: list[str], _key: str) -> ColumnElement[bool]:
+        ids = [u for v in values if (u := parse_uuid(v.removeprefix(prefix))) is not None]
+        return col.in_(ids) if ids else false()
+
+    return condition
+
+
+def _archived(values: list[str], _key: str) -> ColumnElement[bool]:
+    if values not in (["true"], ["false"]):
+        raise DmpError("INVALID_SEARCH", "isArchived vaut true ou false")
+    arch = document.c.availability == Availability.ARCHIVED.value
+    return arch if values == ["true"] else not_(arch)
+
+
+# How each DocumentReference parameter of the registry (dmp.fhir.searchparams) becomes SQL; the
+# record itself (patient, patient.identifier) is opened by the policy, not filtered here.
+DOCUMENT_FILTERS: dict[str, Filter | None] = {
+    "patient": None,
+    "patient.identifier": None,
+    "status": _status,
+    "category": _in(document.c.class_code),
+    "type": _in(document.c.type_code),
+    "format": _in(document.c.format_code),
+    "setting": _in(document.c.practice_code),
+    "facility": _in(document.c.facility_code),
+    "event": _event,
+    "security-label": _security_label,
+    "author.identifier": _author,
+    "date": _created,
+    "creation": _created,
+    "period": _period,
+    "identifier": _identifier(document),
+    "_id": _ids(document.c.id),
+    "isArchived": _archived,
+    "relatesto": _ids(document.c.replaces_id, "DocumentReference/"),
+}
+
+
+def _conditions(
+    resource_type: str, filters: dict[str, Filter | None], params: Params
+) -> list[ColumnElement[bool]]:
+    """Every parameter checked against the registry, then compiled by its filter."""
+    conds: list[ColumnElement[bool]] = []
+    for (name, raw), (key, _) in zip(
+        searchparams.check(resource_type, params),
+        [(k, v) for k, v in params if k not in searchparams.RESULT_PARAMETERS],
+        strict=True,
+    ):
+        compile_ = filters[name]
+        if compile_ is None:
             continue
         values = _values(raw)
         if not values:
             raise DmpError("INVALID_SEARCH", f"{key} sans valeur")
-        if key == "status":
-            avail: list[str] = []
-            for v in values:
-                if v not in FHIR_STATUS_TO_AVAILABILITY:
-                    raise DmpError("INVALID_SEARCH", f"status={v} (current, superseded ou entered-in-error)")
-                avail += [a.value for a in FHIR_STATUS_TO_AVAILABILITY[v]]
-            conds.append(d.availability.in_(avail))
-        elif key in ("category", "class"):
-            conds.append(d.class_code.in_([_token(v)[1] for v in values]))
-        elif key == "type":
-            conds.append(d.type_code.in_([_token(v)[1] for v in values]))
-        elif key == "format":
-            conds.append(d.format_code.in_([_token(v)[1] for v in values]))
-        elif key == "setting":
-            conds.append(d.practice_code.in_([_token(v)[1] for v in values]))
-        elif key == "facility":
-            conds.append(d.facility_code.in_([_token(v)[1] for v in values]))
-        elif key == "security-label":
-            ors: list[ColumnElement[bool]] = []
-            for v in values:
-                code = _token(v)[1]
-                if code in ("N", "R", "V"):
-                    ors.append(d.confidentiality == code)
-                elif code in DmpFlag.__members__ and code != "NONE":
-                    ors.append(d.flags.op("&")(int(DmpFlag[code])) != 0)
-                else:
-                    raise DmpError("INVALID_SEARCH", f"security-label={code} inconnu")
-            conds.append(or_(*ors))
-        elif key == "event":
-            codes = [_token(v)[1] for v in values]
-            conds.append(
-                exists().where(
-                    document_event.c.patient_id == d.patient_id,
-                    document_event.c.document_id == d.id,
-                    document_event.c.code.in_(codes),
-                )
-            )
-        elif key in ("author.identifier", "author"):
-            conds.append(d.author_id.in_([_token(v)[1].removeprefix("Practitioner/") for v in values]))
-        elif key in ("date", "creation"):
-            conds.append(and_(*(_date_condition(d.creation_time, v, key) for v in values)))
-        elif key == "period":
-            for v in values:
-                prefix = v[:2] if v[:2] in PREFIXES else "eq"
-                if prefix in ("ge", "gt", "sa"):
-                    conds.append(
-                        or_(
-                            _date_condition(d.period_end, v, key),
-                            and_(d.period_end.is_(None), _date_condition(d.period_start, v, key)),
-                        )
-                    )
-                else:
-                    conds.append(_date_condition(d.period_start, v, key))
-        elif key == "identifier":
-            ors = []
-            for v in values:
-                code = _token(v)[1]
-                uid = parse_uuid(code.removeprefix("urn:uuid:"))
-                ors.append(d.unique_id == code)
-                if uid is not None:
-                    ors.append(d.id == uid)
-            conds.append(or_(*ors))
-        elif key == "_id":
-            ids = [u for v in values if (u := parse_uuid(v)) is not None]
-            conds.append(d.id.in_(ids) if ids else false())
-        elif key == "isArchived":
-            if values not in (["true"], ["false"]):
-                raise DmpError("INVALID_SEARCH", "isArchived vaut true ou false")
-            arch = d.availability == Availability.ARCHIVED.value
-            conds.append(arch if values == ["true"] else not_(arch))
-        elif key == "relatesto":
-            ids = [u for v in values if (u := parse_uuid(v.removeprefix("DocumentReference/")))]
-            conds.append(d.replaces_id.in_(ids) if ids else false())
-        else:
-            raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge")
+        conds.append(compile_(values, key))
     return conds
+
+
+def document_conditions(params: Params) -> list[ColumnElement[bool]]:
+    return _conditions("DocumentReference", DOCUMENT_FILTERS, params)
 
 
 _SORTS = {
@@ -448,38 +503,36 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     return page
 
 
+def _submitted(values: list[str], key: str) -> ColumnElement[bool]:
+    return and_(*(_date_condition(submission_set.c.submission_time, v, key) for v in values))
+
+
+def _only_submission_sets(values: list[str], _key: str) -> ColumnElement[bool]:
+    """Only submission sets are kept (no folders): another code finds nothing."""
+    return true() if any(_token(v)[1] == "submissionset" for v in values) else false()
+
+
+def _current(values: list[str], _key: str) -> ColumnElement[bool]:
+    return true() if "current" in values else false()
+
+
+LIST_FILTERS: dict[str, Filter | None] = {
+    "patient": None,
+    "patient.identifier": None,
+    "_id": _ids(submission_set.c.id),
+    "code": _only_submission_sets,
+    "status": _current,
+    "date": _submitted,
+    "identifier": _identifier(submission_set),
+    "sourceId": _in(submission_set.c.source_id),
+    "designationType": _in(submission_set.c.content_type_code),
+}
+
+
 def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
     count, offset = _paging(params, rt)
     s = submission_set.c
-    conds: list[ColumnElement[bool]] = []
-    for key, raw in params:
-        if key in CONTROL or key in PATIENT_KEYS:
-            continue
-        values = _values(raw)
-        if key == "_id":
-            ids = [u for v in values if (u := parse_uuid(v)) is not None]
-            conds.append(s.id.in_(ids) if ids else false())
-        elif key == "code":
-            if all(_token(v)[1] != "submissionset" for v in values):
-                conds.append(false())  # only submission sets are kept (no folders)
-        elif key == "status":
-            if "current" not in values:
-                conds.append(false())
-        elif key == "date":
-            conds.append(and_(*(_date_condition(s.submission_time, v, key) for v in values)))
-        elif key == "identifier":
-            conds.append(
-                or_(
-                    *(s.unique_id == _token(v)[1] for v in values),
-                    *(s.id == u for v in values if (u := parse_uuid(_token(v)[1].removeprefix("urn:uuid:")))),
-                )
-            )
-        elif key in ("sourceId", "source-id"):
-            conds.append(s.source_id.in_([_token(v)[1] for v in values]))
-        elif key == "designationType":
-            conds.append(s.content_type_code.in_([_token(v)[1] for v in values]))
-        else:
-            raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge")
+    conds = _conditions("List", LIST_FILTERS, params)
     opened = _open_records(conn, rt, actor, params, submission_set, AuditAction.SUBMISSION_SEARCH)
     if not opened:
         return Page(None, [], 0, None, offset, count)

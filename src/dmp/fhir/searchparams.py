@@ -1,0 +1,99 @@
+"""Every search parameter the server supports, declared once.
+
+The CapabilityStatement lists exactly these (``capability_statement``); every search accepts
+exactly these, their aliases and the result parameters (``check``: anything else is a 400
+``INVALID_SEARCH`` before any lookup), and compiles each through the function its service
+registers under the same name — ``tests/unit/test_search_registry.py`` checks that both sides
+name the same parameters, so the statement cannot promise what a search refuses, nor hide what
+it accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dmp.errors import DmpError
+
+Params = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    type: str  # FHIR R4 SearchParamType: token, reference, date, string…
+    documentation: str
+    aliases: tuple[str, ...] = ()  # other names clients use for the same parameter
+
+
+# Search result parameters (FHIR R4 §3.1.1.5), accepted wherever a search is; not search parameters.
+RESULT_PARAMETERS = frozenset({"_count", "_offset", "_sort", "_format", "_total", "_totalMethod", "_summary"})
+
+_PATIENT = SearchParam("patient", "reference", "Le dossier : Patient/<id>.", ("subject",))
+_PATIENT_INS = SearchParam(
+    "patient.identifier", "token", "Le dossier par son INS : urn:oid:1.2.250.1.213.1.4.8|<NIR>."
+)
+_ID = SearchParam("_id", "token", "Identifiant logique ; plusieurs séparés par des virgules.")
+
+SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
+    "DocumentReference": (
+        _PATIENT,
+        _PATIENT_INS,
+        SearchParam("status", "token", "current, superseded ou entered-in-error."),
+        SearchParam("category", "token", "Classe du document (JDV J57, classCode).", ("class",)),
+        SearchParam("type", "token", "Type du document (JDV J66, LOINC)."),
+        SearchParam("format", "token", "Format du document (formatCode)."),
+        SearchParam("setting", "token", "Cadre d'exercice (practiceSettingCode)."),
+        SearchParam("facility", "token", "Type de structure (healthcareFacilityTypeCode)."),
+        SearchParam("event", "token", "Acte ou événement (eventCode)."),
+        SearchParam("security-label", "token", "Confidentialité (N, R, V) ou masquage (MASQUE_PS…)."),
+        SearchParam("author.identifier", "token", "Auteur par son IDNPS.", ("author",)),
+        SearchParam("date", "date", "Date de création du document (préfixes eq, lt, ge…)."),
+        SearchParam("creation", "date", "Date de création du document."),
+        SearchParam("period", "date", "Période de l'acte."),
+        SearchParam("identifier", "token", "uniqueId du document (ou urn:uuid de l'entrée)."),
+        _ID,
+        SearchParam("isArchived", "token", "true ou false : documents archivés par le patient."),
+        SearchParam("relatesto", "reference", "Documents qui remplacent DocumentReference/<id>."),
+    ),
+    "List": (
+        _PATIENT,
+        _PATIENT_INS,
+        SearchParam("code", "token", "submissionset (les lots de soumission)."),
+        SearchParam("status", "token", "current."),
+        SearchParam("date", "date", "Date de soumission."),
+        SearchParam("identifier", "token", "uniqueId du lot (ou urn:uuid de l'entrée)."),
+        SearchParam("sourceId", "token", "Identifiant du système source.", ("source-id",)),
+        SearchParam("designationType", "token", "Type de contenu du lot (contentTypeCode)."),
+        _ID,
+    ),
+    "AuditEvent": (
+        SearchParam("patient", "reference", "Le dossier dont on lit la trace : Patient/<id>."),
+        _PATIENT_INS,
+        SearchParam("date", "date", "Date de l'action (préfixes eq, lt, ge…)."),
+    ),
+    "Consent": (SearchParam("patient", "reference", "Le dossier : Patient/<id>."),),
+    "Patient": (
+        SearchParam("identifier", "token", "INS : urn:oid:1.2.250.1.213.1.4.8|<NIR> (professionnels)."),
+        _ID,
+    ),
+}
+
+
+def _names(resource_type: str) -> dict[str, str]:
+    """Every accepted name (aliases included) → the parameter's own name."""
+    return {n: p.name for p in SEARCH_PARAMETERS[resource_type] for n in (p.name, *p.aliases)}
+
+
+def canonical(resource_type: str, key: str) -> str:
+    """The registered name ``key`` stands for; a 400 for a name the server does not support."""
+    name = _names(resource_type).get(key)
+    if name is None:
+        raise DmpError("INVALID_SEARCH", f"paramètre « {key[:80]} » non pris en charge pour {resource_type}")
+    return name
+
+
+def check(resource_type: str, params: Params) -> list[tuple[str, str]]:
+    """The search parameters of ``params`` under their registered names (result parameters apart);
+    refuses any name not registered for ``resource_type``."""
+    return [(canonical(resource_type, k), v) for k, v in params if k not in RESULT_PARAMETERS]
