@@ -48,6 +48,18 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
         SearchParam("event", "token", "Acte ou événement (eventCode)."),
         SearchParam("security-label", "token", "Confidentialité (N, R, V) ou masquage (MASQUE_PS…)."),
         SearchParam("author.identifier", "token", "Auteur par son IDNPS.", ("author",)),
+        SearchParam(
+            "author.role",
+            "token",
+            "Profession de l'auteur (TRE_G15, ex. 10 = médecin).",
+            ("author:PractitionerRole.role",),
+        ),
+        SearchParam(
+            "author.specialty",
+            "token",
+            "Spécialité de l'auteur : savoir-faire TRE_R38 (ex. SM26) ou code TRE_A02 (G15_10/SM26).",
+            ("author:PractitionerRole.specialty",),
+        ),
         SearchParam("date", "date", "Date de création du document (préfixes eq, lt, ge…)."),
         SearchParam("creation", "date", "Date de création du document."),
         SearchParam("period", "date", "Période de l'acte."),

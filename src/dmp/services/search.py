@@ -305,6 +305,23 @@ def _author(values: list[str], _key: str) -> ColumnElement[bool]:
     return document.c.author_id.in_([_token(v)[1].removeprefix("Practitioner/") for v in values])
 
 
+def _specialty(values: list[str], _key: str) -> ColumnElement[bool]:
+    """CS-03: by the author's specialty, whichever form the publisher gave (SM26 or G15_10/SM26)."""
+    d = document.c
+    ors: list[ColumnElement[bool]] = []
+    for v in values:
+        code = _token(v)[1]
+        ors.append(d.author_specialty == code)
+        if "/" not in code:  # a savoir-faire alone also finds the TRE_A02 form carrying it
+            ors.append(
+                and_(
+                    d.author_specialty.startswith("G15_", autoescape=True),
+                    d.author_specialty.endswith(f"/{code}", autoescape=True),
+                )
+            )
+    return or_(*ors)
+
+
 def _created(values: list[str], key: str) -> ColumnElement[bool]:
     return and_(*(_date_condition(document.c.creation_time, v, key) for v in values))
 
@@ -370,6 +387,8 @@ DOCUMENT_FILTERS: dict[str, Filter | None] = {
     "event": _event,
     "security-label": _security_label,
     "author.identifier": _author,
+    "author.role": _in(document.c.author_role),
+    "author.specialty": _specialty,
     "date": _created,
     "creation": _created,
     "period": _period,
