@@ -284,3 +284,28 @@ def test_pinned_hashes(rec: AuditRecord, seq: int, prev_hash: str, body_sha256: 
     # the row read back (a mapping of the stored columns) hashes the same
     again = StoredEntry.from_row({c.name: getattr(e, c.name) for c in audit_entry.columns})
     assert again == e and entry_hash(again.values(), again.prev_hash) == expected
+
+
+def test_one_definition_of_the_entry_fields() -> None:
+    """The table, StoredEntry, the hashed fields and AuditRecord all follow AuditEntryRow."""
+    from dmp.audit.entry import BODY_FIELDS, COLUMNS, RECORD_FIELDS, storage_values
+    from dmp.store.audit_row import ROW_FIELDS, AuditEntryRow, HashRole, spec
+
+    assert issubclass(StoredEntry, AuditEntryRow)
+    assert [f.name for f in dataclasses.fields(StoredEntry)] == list(COLUMNS)
+    assert [c.name for c in audit_entry.columns] == list(COLUMNS)
+    for f in ROW_FIELDS:
+        col, s = audit_entry.c[f.name], spec(f)
+        assert col.nullable is s.nullable, f.name
+        assert type(col.type) is (s.type if isinstance(s.type, type) else type(s.type)), f.name
+        assert ("| None" in str(f.type)) is s.nullable, f.name  # the annotation agrees
+    roles = {f.name: spec(f).hash_role for f in ROW_FIELDS}
+    assert roles["seq"] is HashRole.POSITION and roles["prev_hash"] is HashRole.LINK
+    assert roles["hash"] is HashRole.RESULT
+    assert tuple(n for n in COLUMNS if n not in ("prev_hash", "hash")) == FIELDS
+    assert BODY_FIELDS == tuple(n for n in FIELDS if n != "seq") == RECORD_FIELDS
+    assert {f.name for f in dataclasses.fields(AuditRecord)} == set(RECORD_FIELDS)
+    assert list(storage_values(record())) == list(RECORD_FIELDS)
+    e = StoredEntry.build(record(), 1, GENESIS)
+    assert list(e.values()) == list(COLUMNS)
+    assert set(json.loads(canonical_bytes(e.values()))) == {*BODY_FIELDS, "v"}
