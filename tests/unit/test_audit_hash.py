@@ -207,3 +207,105 @@ def test_heads_root_depends_on_every_head_not_on_input_order() -> None:
     changed = [*heads[:3], (heads[3][0], heads[3][1] + 1, heads[3][2]), *heads[4:]]
     assert heads_root(changed) != root
     assert head_leaf(UUID(int=1), 2, "ab") == f"{UUID(int=1)}:2:ab".encode()
+
+
+def _every_field_set() -> AuditRecord:
+    """An entry with every optional field set, non-ASCII, quotes and a non-UTC time zone."""
+    return AuditRecord(
+        action=AuditAction.DOCUMENT_RETRIEVE,
+        patient_id=PID,
+        at=datetime(2026, 11, 23, 10, 30, 15, 5, tzinfo=timezone(timedelta(hours=1))),
+        actor_kind="representative",
+        actor_id="INS-1",
+        actor_name="Zoé « Ñandú » O'Brien",
+        actor_profession="10",
+        actor_specialty="SM26",
+        actor_structure_id="1750803447",
+        actor_structure_name='Cabinet\tdu "Parc"',
+        software="LPS Démo 1.0",
+        on_behalf_of="2990175123456",
+        on_behalf_of_name="Léa MARTIN",
+        on_behalf_of_role="representative",
+        outcome=Outcome.REFUSED,
+        rule_id="R-X",
+        access_mode=AccessMode.BRIS_DE_GLACE,
+        justification="urgence vitale",
+        target_ids=("DocumentReference/a", "Patient/é"),
+        detail="accès refusé : ✓",
+        source_address="2001:db8::1",
+        id=UUID("11111111-2222-4333-8444-555555555555"),
+    )
+
+
+_BARE = AuditRecord(
+    action=AuditAction.PATIENT_LOGIN,
+    patient_id=None,
+    at=datetime(2026, 1, 1, tzinfo=UTC),
+    actor_kind="patient",
+    actor_id="x",
+    actor_name="",
+    id=UUID(int=7),
+)
+
+
+@pytest.mark.parametrize(
+    ("rec", "seq", "prev_hash", "body_sha256", "expected"),
+    [
+        (
+            _every_field_set(),
+            1,
+            GENESIS,
+            "c03f5e01b651b055de8dfb14f1abd27f45dbceef2d42b234f03ca6730e4f38ed",
+            "562f4cfe097421b4d79c9deb17cf03e9dc2f71061911c6bde1750fd35c0662b8",
+        ),
+        (
+            _every_field_set(),
+            42,
+            "ab" * 32,
+            "c03f5e01b651b055de8dfb14f1abd27f45dbceef2d42b234f03ca6730e4f38ed",
+            "6aba8cec6ff066b83dbf2ffff2e032f5bcd1ba82c19cde1e36770e1fbae493d3",
+        ),
+        (
+            _BARE,
+            3,
+            "0f" * 32,
+            "de276a0e094398a0e9cbdbd837298139344e484178d47b22972400e5e50763ea",
+            "1468af6a09b3779f431141fb5cf291520de36579ce3cc112d44bfe71392e0e8f",
+        ),
+    ],
+)
+def test_pinned_hashes(rec: AuditRecord, seq: int, prev_hash: str, body_sha256: str, expected: str) -> None:
+    """Pinned to what the code computed before the field list became a single definition:
+    every stored chain must keep verifying, whatever is refactored around the format."""
+    e = StoredEntry.build(rec, seq, prev_hash)
+    assert hashlib.sha256(canonical_bytes(e.values())).hexdigest() == body_sha256
+    assert e.hash == expected
+    assert entry_hash(e.values(), prev_hash) == expected
+    # the row read back (a mapping of the stored columns) hashes the same
+    again = StoredEntry.from_row({c.name: getattr(e, c.name) for c in audit_entry.columns})
+    assert again == e and entry_hash(again.values(), again.prev_hash) == expected
+
+
+def test_one_definition_of_the_entry_fields() -> None:
+    """The table, StoredEntry, the hashed fields and AuditRecord all follow AuditEntryRow."""
+    from dmp.audit.entry import BODY_FIELDS, COLUMNS, RECORD_FIELDS, storage_values
+    from dmp.store.audit_row import ROW_FIELDS, AuditEntryRow, HashRole, spec
+
+    assert issubclass(StoredEntry, AuditEntryRow)
+    assert [f.name for f in dataclasses.fields(StoredEntry)] == list(COLUMNS)
+    assert [c.name for c in audit_entry.columns] == list(COLUMNS)
+    for f in ROW_FIELDS:
+        col, s = audit_entry.c[f.name], spec(f)
+        assert col.nullable is s.nullable, f.name
+        assert type(col.type) is (s.type if isinstance(s.type, type) else type(s.type)), f.name
+        assert ("| None" in str(f.type)) is s.nullable, f.name  # the annotation agrees
+    roles = {f.name: spec(f).hash_role for f in ROW_FIELDS}
+    assert roles["seq"] is HashRole.POSITION and roles["prev_hash"] is HashRole.LINK
+    assert roles["hash"] is HashRole.RESULT
+    assert tuple(n for n in COLUMNS if n not in ("prev_hash", "hash")) == FIELDS
+    assert BODY_FIELDS == tuple(n for n in FIELDS if n != "seq") == RECORD_FIELDS
+    assert {f.name for f in dataclasses.fields(AuditRecord)} == set(RECORD_FIELDS)
+    assert list(storage_values(record())) == list(RECORD_FIELDS)
+    e = StoredEntry.build(record(), 1, GENESIS)
+    assert list(e.values()) == list(COLUMNS)
+    assert set(json.loads(canonical_bytes(e.values()))) == {*BODY_FIELDS, "v"}

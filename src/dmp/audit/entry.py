@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from dmp.audit.actions import AccessMode, AuditAction, Outcome
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
+from dmp.store.audit_row import COLUMNS, AuditEntryRow, HashRole, names_with
 
 FORMAT_VERSION = 2
 NIL_PATIENT = UUID(int=0)  # the chain of entries that concern no record (failed logins…)
@@ -154,63 +155,43 @@ class AuditRecord:
         )
 
 
+# Every list of an entry's fields derives from the one definition, dmp.store.audit_row.
 # The hashed fields, in storage form; "v" (format version) and "prev_hash" are added.
-FIELDS = (
-    "patient_id",
-    "seq",
-    "id",
-    "at",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
-    "actor_profession",
-    "actor_specialty",
-    "actor_structure_id",
-    "actor_structure_name",
-    "software",
-    "on_behalf_of",
-    "on_behalf_of_name",
-    "on_behalf_of_role",
-    "action",
-    "outcome",
-    "rule_id",
-    "access_mode",
-    "justification",
-    "target_ids",
-    "detail",
-    "source_address",
-)
+FIELDS = names_with(HashRole.BODY, HashRole.POSITION)
+BODY_FIELDS = names_with(HashRole.BODY)  # the canonical JSON body: FIELDS but seq
+RECORD_FIELDS = BODY_FIELDS  # what an AuditRecord gives (the chain assigns seq and the hashes)
+
+if {f.name for f in fields(AuditRecord)} != set(RECORD_FIELDS):  # pragma: no cover (import-time check)
+    raise TypeError("AuditRecord and dmp.store.audit_row.AuditEntryRow disagree on an entry's fields")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _targets_json(value: tuple[str, ...]) -> str:
+    return json.dumps(list(value), separators=(",", ":"), ensure_ascii=False)
+
+
+# The storage form of the fields that are not stored as given.
+_STORAGE_FORM: dict[str, Callable[[Any], Any]] = {
+    "patient_id": lambda v: v or NIL_PATIENT,
+    "at": lambda v: v.astimezone(UTC),
+    "action": str,
+    "outcome": str,
+    "access_mode": str,
+    "target_ids": _targets_json,
+}
+if not set(_STORAGE_FORM) <= set(RECORD_FIELDS):  # pragma: no cover (import-time check)
+    raise TypeError(f"storage form of unknown fields: {sorted(set(_STORAGE_FORM) - set(RECORD_FIELDS))}")
 
 
 @dataclass(frozen=True, kw_only=True)
-class StoredEntry:
-    """An entry as stored: storage forms (strings), its position and hashes."""
+class StoredEntry(AuditEntryRow):
+    """An entry as stored: storage forms (strings), its position and hashes.
 
-    patient_id: UUID
-    seq: int
-    id: UUID
-    at: datetime
-    actor_kind: str
-    actor_id: str
-    actor_name: str
-    actor_profession: str | None
-    actor_specialty: str | None
-    actor_structure_id: str | None
-    actor_structure_name: str | None
-    software: str | None
-    on_behalf_of: str | None
-    on_behalf_of_name: str | None
-    on_behalf_of_role: str | None
-    action: str
-    outcome: str
-    rule_id: str | None
-    access_mode: str
-    justification: str | None
-    target_ids: str  # JSON text, hashed as stored
-    detail: str | None
-    source_address: str | None
-    prev_hash: str
-    hash: str
+    Its fields are :class:`dmp.store.audit_row.AuditEntryRow`'s, the ``audit_entry`` columns.
+    """
 
     @property
     def targets(self) -> list[str]:
@@ -225,7 +206,7 @@ class StoredEntry:
         return self.patient_id != NIL_PATIENT
 
     def values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (*FIELDS, "prev_hash", "hash")}
+        return {name: getattr(self, name) for name in COLUMNS}
 
     @classmethod
     def from_row(cls, row: Any) -> StoredEntry:
@@ -233,7 +214,7 @@ class StoredEntry:
         if isinstance(row, StoredEntry):
             return row
         m: Mapping[str, Any] = row._mapping if hasattr(row, "_mapping") else row
-        return cls(**{name: m[name] for name in (*FIELDS, "prev_hash", "hash")})
+        return cls(**{name: m[name] for name in COLUMNS})
 
     @classmethod
     def build(cls, rec: AuditRecord, seq: int, prev_hash: str) -> StoredEntry:
@@ -244,30 +225,7 @@ class StoredEntry:
 
 def storage_values(rec: AuditRecord) -> dict[str, Any]:
     """The stored form of ``rec``'s fields (FIELDS but ``seq``, which the chain assigns)."""
-    return {
-        "patient_id": rec.patient_id or NIL_PATIENT,
-        "id": rec.id,
-        "at": rec.at.astimezone(UTC),
-        "actor_kind": rec.actor_kind,
-        "actor_id": rec.actor_id,
-        "actor_name": rec.actor_name,
-        "actor_profession": rec.actor_profession,
-        "actor_specialty": rec.actor_specialty,
-        "actor_structure_id": rec.actor_structure_id,
-        "actor_structure_name": rec.actor_structure_name,
-        "software": rec.software,
-        "on_behalf_of": rec.on_behalf_of,
-        "on_behalf_of_name": rec.on_behalf_of_name,
-        "on_behalf_of_role": rec.on_behalf_of_role,
-        "action": str(rec.action),
-        "outcome": str(rec.outcome),
-        "rule_id": rec.rule_id,
-        "access_mode": str(rec.access_mode),
-        "justification": rec.justification,
-        "target_ids": json.dumps(list(rec.target_ids), separators=(",", ":"), ensure_ascii=False),
-        "detail": rec.detail,
-        "source_address": rec.source_address,
-    }
+    return {name: _STORAGE_FORM.get(name, _same)(getattr(rec, name)) for name in RECORD_FIELDS}
 
 
 def _timestamp(value: datetime) -> str:
@@ -284,9 +242,7 @@ def canonical_bytes(values: Mapping[str, Any], prev_hash: str | None = None) -> 
     (``prev_hash`` is accepted here and ignored).
     """
     doc: dict[str, Any] = {"v": FORMAT_VERSION}
-    for name in FIELDS:
-        if name == "seq":
-            continue
+    for name in BODY_FIELDS:
         value = values[name]
         if name == "at":
             value = _timestamp(value)

@@ -8,8 +8,10 @@
 * :func:`restrict_role` leaves the application role INSERT and SELECT only on the trail
   (plus UPDATE of the chain heads, which appending needs).
 
-Every function is idempotent; call :func:`install_protection` from the migration that
-creates the tables, or at start-up.
+Every function is idempotent; call :func:`install_protection` at start-up (or after a
+supervised :func:`uninstall_protection`). Migration 0002 carries a frozen, literal copy of
+the statements: a change here needs a new migration, or
+tests/integration/test_migrations.py (migrated protection = installed protection) fails.
 """
 
 from __future__ import annotations

@@ -17,37 +17,15 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text, Uuid
 
+from dmp.store.audit_row import entry_columns
 from dmp.store.schema import metadata
 from dmp.store.types import UtcDateTime
 
+# The columns come from the one definition of an entry's fields (dmp.store.audit_row).
 audit_entry = Table(
     "audit_entry",
     metadata,
-    Column("patient_id", Uuid, nullable=False),  # nil UUID when the action concerns no record
-    Column("seq", BigInteger, nullable=False, autoincrement=False),  # 1, 2, 3… per record
-    Column("id", Uuid, nullable=False),  # the AuditEvent id
-    Column("at", UtcDateTime, nullable=False),
-    Column("actor_kind", String(16), nullable=False),  # professional | patient | representative | …
-    Column("actor_id", String(64), nullable=False),  # IDNPS, INS, desk agent id…
-    Column("actor_name", Text, nullable=False),
-    Column("actor_profession", String(8)),  # TRE_G15 code
-    Column("actor_specialty", String(16)),
-    Column("actor_structure_id", String(64)),
-    Column("actor_structure_name", Text),
-    Column("software", Text),
-    Column("on_behalf_of", String(64)),  # the principal the actor acts for (id)
-    Column("on_behalf_of_name", Text),
-    Column("on_behalf_of_role", String(16)),  # representative | administrator | delegate
-    Column("action", String(32), nullable=False),  # dmp.audit.actions.AuditAction
-    Column("outcome", String(8), nullable=False),  # success | refused | error
-    Column("rule_id", String(64)),  # the policy rule that decided
-    Column("access_mode", String(20), nullable=False),  # normal | medecin_traitant | bris_de_glace | …
-    Column("justification", Text),  # break-glass justification, as signed by the card
-    Column("target_ids", Text, nullable=False),  # JSON list of references ("DocumentReference/<id>")
-    Column("detail", Text),  # French, never health content
-    Column("source_address", String(64)),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
+    *entry_columns(),
     PrimaryKeyConstraint("patient_id", "seq"),
     Index("ix_audit_entry_at", "at"),
     Index("ix_audit_entry_id", "id"),

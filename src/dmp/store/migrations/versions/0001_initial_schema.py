@@ -1,5 +1,9 @@
 """initial schema
 
+Frozen: it imports nothing from the application (``dmp.store.types.UtcDateTime`` is replaced
+by the DDL type it produced at this revision, :func:`_utc_datetime`), so that a later edit of
+the application cannot change what this historical step creates.
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-23 12:40:29.486582
@@ -7,15 +11,21 @@ Create Date: 2026-11-23 12:40:29.486582
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
-
-import dmp.store.types
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+
+def _utc_datetime() -> sa.types.TypeEngine[datetime]:
+    """The DDL of ``dmp.store.types.UtcDateTime`` at this revision: TIMESTAMP WITH TIME ZONE on
+    PostgreSQL, DATETIME (naive UTC) elsewhere."""
+    return sa.DateTime().with_variant(sa.DateTime(timezone=True), "postgresql")
 
 
 def upgrade() -> None:
@@ -32,21 +42,21 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(length=20), nullable=True),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("password_hash", sa.Text(), nullable=True),
-        sa.Column("password_changed_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("password_changed_at", _utc_datetime(), nullable=True),
         sa.Column("second_factor", sa.String(length=8), nullable=True),
         sa.Column("totp_secret", sa.LargeBinary(), nullable=True),
         sa.Column("totp_pending", sa.LargeBinary(), nullable=True),
         sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
         sa.Column("activation_hash", sa.String(length=64), nullable=True),
-        sa.Column("activation_expires_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("activation_expires_at", _utc_datetime(), nullable=True),
         sa.Column("majority_confirmation", sa.Boolean(), nullable=False),
         sa.Column("profession", sa.String(length=8), nullable=True),
         sa.Column("specialty", sa.String(length=16), nullable=True),
         sa.Column("structure_id", sa.String(length=64), nullable=True),
         sa.Column("structure_name", sa.Text(), nullable=True),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("updated_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("last_login_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
+        sa.Column("updated_at", _utc_datetime(), nullable=False),
+        sa.Column("last_login_at", _utc_datetime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_account")),
         sa.UniqueConstraint("realm", "login", name=op.f("uq_account_realm_login")),
     )
@@ -56,9 +66,9 @@ def upgrade() -> None:
     op.create_table(
         "audit_anchor",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("period_start", dmp.store.types.UtcDateTime(), nullable=True),
-        sa.Column("period_end", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
+        sa.Column("period_start", _utc_datetime(), nullable=True),
+        sa.Column("period_end", _utc_datetime(), nullable=False),
         sa.Column("head_count", sa.Integer(), nullable=False),
         sa.Column("merkle_root", sa.String(length=64), nullable=False),
         sa.Column("prev_digest", sa.String(length=64), nullable=False),
@@ -82,7 +92,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("at", _utc_datetime(), nullable=False),
         sa.Column("actor_kind", sa.String(length=16), nullable=False),
         sa.Column("actor_id", sa.String(length=64), nullable=False),
         sa.Column("actor_name", sa.Text(), nullable=False),
@@ -121,8 +131,8 @@ def upgrade() -> None:
         "auth_throttle",
         sa.Column("key", sa.String(length=80), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("first_failure_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("locked_until", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("first_failure_at", _utc_datetime(), nullable=False),
+        sa.Column("locked_until", _utc_datetime(), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_auth_throttle")),
     )
     op.create_table(
@@ -145,7 +155,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("redirect_uris", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("client_id", name=op.f("pk_oauth_client")),
     )
     op.create_table(
@@ -157,9 +167,9 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("code_challenge", sa.String(length=128), nullable=False),
         sa.Column("scope", sa.Text(), nullable=False),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("expires_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("used_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
+        sa.Column("expires_at", _utc_datetime(), nullable=False),
+        sa.Column("used_at", _utc_datetime(), nullable=True),
         sa.PrimaryKeyConstraint("code_hash", name=op.f("pk_oauth_code")),
     )
     with op.batch_alter_table("oauth_code", schema=None) as batch_op:
@@ -173,12 +183,12 @@ def upgrade() -> None:
         sa.Column("recipient", sa.Text(), nullable=False),
         sa.Column("template", sa.String(length=64), nullable=False),
         sa.Column("params", sa.Text(), nullable=False),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("not_before", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
+        sa.Column("not_before", _utc_datetime(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("status", sa.String(length=8), nullable=False),
-        sa.Column("sent_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("sent_at", _utc_datetime(), nullable=True),
         sa.Column("dedup_key", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("patient_id", "id", name=op.f("pk_outbox_message")),
         sa.UniqueConstraint("patient_id", "dedup_key", name=op.f("uq_outbox_message_patient_id_dedup_key")),
@@ -201,10 +211,10 @@ def upgrade() -> None:
         sa.Column("identity_status", sa.String(length=5), nullable=False),
         sa.Column("traits_key", sa.Text(), nullable=False),
         sa.Column("record_status", sa.String(length=8), nullable=False),
-        sa.Column("closed_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("closed_at", _utc_datetime(), nullable=True),
         sa.Column("closure_reason", sa.Text(), nullable=True),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("updated_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
+        sa.Column("updated_at", _utc_datetime(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patient")),
     )
@@ -214,14 +224,14 @@ def upgrade() -> None:
     op.create_table(
         "revoked_certificate",
         sa.Column("serial", sa.String(length=64), nullable=False),
-        sa.Column("revoked_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("revoked_at", _utc_datetime(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("serial", name=op.f("pk_revoked_certificate")),
     )
     op.create_table(
         "used_assertion",
         sa.Column("jti", sa.String(length=255), nullable=False),
-        sa.Column("expires_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("expires_at", _utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_used_assertion")),
     )
     op.create_table(
@@ -231,12 +241,12 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Uuid(), nullable=True),
         sa.Column("stage", sa.String(length=8), nullable=False),
         sa.Column("csrf", sa.String(length=64), nullable=False),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("last_seen_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("expires_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
+        sa.Column("last_seen_at", _utc_datetime(), nullable=False),
+        sa.Column("expires_at", _utc_datetime(), nullable=False),
         sa.Column("patient_id", sa.Uuid(), nullable=True),
         sa.Column("code_hash", sa.String(length=64), nullable=True),
-        sa.Column("code_expires_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("code_expires_at", _utc_datetime(), nullable=True),
         sa.Column("code_attempts", sa.Integer(), nullable=False),
         sa.Column("data", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_web_session")),
@@ -250,8 +260,8 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("used_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
+        sa.Column("used_at", _utc_datetime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["account.id"], name=op.f("fk_account_recovery_code_account_id_account")
         ),
@@ -286,10 +296,10 @@ def upgrade() -> None:
         sa.Column("author_role", sa.String(length=64), nullable=True),
         sa.Column("author_specialty", sa.String(length=64), nullable=True),
         sa.Column("author_org_id", sa.String(length=64), nullable=True),
-        sa.Column("creation_time", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("period_start", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("period_end", dmp.store.types.UtcDateTime(), nullable=True),
-        sa.Column("submission_time", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("creation_time", _utc_datetime(), nullable=False),
+        sa.Column("period_start", _utc_datetime(), nullable=False),
+        sa.Column("period_end", _utc_datetime(), nullable=True),
+        sa.Column("submission_time", _utc_datetime(), nullable=False),
         sa.Column("submission_set_id", sa.Uuid(), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("mime_type", sa.String(length=128), nullable=False),
@@ -301,7 +311,7 @@ def upgrade() -> None:
         sa.Column("replaces_id", sa.Uuid(), nullable=True),
         sa.Column("replaced_by_id", sa.Uuid(), nullable=True),
         sa.Column("published_by", sa.String(length=64), nullable=False),
-        sa.Column("last_updated", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("last_updated", _utc_datetime(), nullable=False),
         sa.Column("resource_json", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["patient_id"], ["patient.id"], name=op.f("fk_document_patient_id_patient")),
         sa.PrimaryKeyConstraint("patient_id", "id", name=op.f("pk_document")),
@@ -318,8 +328,8 @@ def upgrade() -> None:
         sa.Column("actor_name", sa.Text(), nullable=False),
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("justification", sa.Text(), nullable=True),
-        sa.Column("started_at", dmp.store.types.UtcDateTime(), nullable=False),
-        sa.Column("expires_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("started_at", _utc_datetime(), nullable=False),
+        sa.Column("expires_at", _utc_datetime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patient.id"], name=op.f("fk_emergency_access_patient_id_patient")
         ),
@@ -334,7 +344,7 @@ def upgrade() -> None:
         "patient_notification",
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("at", _utc_datetime(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("read", sa.Boolean(), nullable=False),
@@ -347,7 +357,7 @@ def upgrade() -> None:
         "professional_seen",
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("actor_id", sa.String(length=64), nullable=False),
-        sa.Column("first_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("first_at", _utc_datetime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patient.id"], name=op.f("fk_professional_seen_patient_id_patient")
         ),
@@ -363,9 +373,9 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("accepted", sa.Boolean(), nullable=False),
         sa.Column("designated", sa.Boolean(), nullable=False),
-        sa.Column("created_at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("created_at", _utc_datetime(), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=False),
-        sa.Column("ended_at", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("ended_at", _utc_datetime(), nullable=True),
         sa.Column("ended_by", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patient.id"], name=op.f("fk_record_consent_patient_id_patient")
@@ -379,7 +389,7 @@ def upgrade() -> None:
         "record_event",
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("at", _utc_datetime(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("actor_id", sa.String(length=64), nullable=False),
         sa.Column("actor_name", sa.Text(), nullable=False),
@@ -406,7 +416,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("unique_id", sa.Text(), nullable=False),
         sa.Column("source_id", sa.Text(), nullable=False),
-        sa.Column("submission_time", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("submission_time", _utc_datetime(), nullable=False),
         sa.Column("author_id", sa.String(length=64), nullable=True),
         sa.Column("content_type_code", sa.String(length=64), nullable=True),
         sa.Column("title", sa.Text(), nullable=True),
