@@ -29,6 +29,12 @@ _MODULES = {
     "CapabilityStatement": "capabilitystatement",
     "Parameters": "parameters",
     "AuditEvent": "auditevent",
+    # Clinical facts read from documents (dmp.clinical).
+    "AllergyIntolerance": "allergyintolerance",
+    "Condition": "condition",
+    "MedicationStatement": "medicationstatement",
+    "Observation": "observation",
+    "Immunization": "immunization",
 }
 
 

@@ -19,7 +19,7 @@ from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, DocumentFacts, awaiting_announcement
-from dmp.services import access, alerts, blob_hygiene, coherence, records, trail
+from dmp.services import access, alerts, blob_hygiene, coherence, ingest, records, trail
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
@@ -121,6 +121,10 @@ def publish(
         replaced_ids.append(replaces)
         _store_document(conn, rt, actor, pid, dek, set_id, doc_id, d, replaces, now)
         response_entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
+    # Clinical facts of the stored documents; never refuses nor loses a document (dmp.services.ingest).
+    ingest.ingest_documents(
+        conn, pid, dek, ((i, d.content) for i, d in zip(ids, req.documents, strict=True)), now
+    )
     sub_resource = _submission_resource(req.submission_set, set_id, pid, ids, base, now)
     sub = req.submission_set
     conn.execute(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -158,6 +159,49 @@ document_event = Table(
     Column("code", String(64), nullable=False),
     PrimaryKeyConstraint("patient_id", "document_id", "system", "code"),
     ForeignKeyConstraint(["patient_id", "document_id"], ["document.patient_id", "document.id"]),
+)
+
+# Clinical facts read from a document's body (dmp.clinical); the FHIR resource is sealed with the
+# record's key (AES-GCM, bound to the record and to the resource's hash), the columns beside it are
+# what searches and the synthesis need to select facts without opening them.
+clinical_fact = Table(
+    "clinical_fact",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("id", String(64), nullable=False),  # the FHIR id: <document id>-<ordinal>
+    Column("document_id", Uuid, nullable=False),
+    Column("ordinal", Integer, nullable=False),  # rank of the fact in its document's extraction
+    Column("kind", String(16), nullable=False),  # allergy|problem|medication|lab_result|vital_sign|...
+    Column("resource_type", String(32), nullable=False),
+    Column("code_system", Text),
+    Column("code", String(64)),
+    Column("status", String(16)),
+    Column("effective_time", UtcDateTime),  # start of the fact's own date, at its precision's first instant
+    Column("value_number", Float),
+    Column("value_unit", String(64)),
+    Column("sha256_hex", String(64), nullable=False),  # of the plain FHIR JSON
+    Column("resource_sealed", LargeBinary, nullable=False),
+    Column("created", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("patient_id", "id"),
+    ForeignKeyConstraint(["patient_id", "document_id"], ["document.patient_id", "document.id"]),
+    Index("ix_clinical_fact_patient_code", "patient_id", "code", "effective_time"),
+    Index("ix_clinical_fact_document", "patient_id", "document_id"),
+)
+
+# One row per document the ingestion looked at: what it found, or why it could not.
+clinical_ingestion = Table(
+    "clinical_ingestion",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("document_id", Uuid, nullable=False),
+    Column("status", String(8), nullable=False),  # ok | skipped | error
+    Column("fact_count", Integer, nullable=False),
+    Column("detail", Text),  # French: the error, or the notes (e.g. PDF text not extracted yet)
+    Column("extractor_version", Integer, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("patient_id", "document_id"),
+    ForeignKeyConstraint(["patient_id", "document_id"], ["document.patient_id", "document.id"]),
+    Index("ix_clinical_ingestion_status", "status"),
 )
 
 submission_set = Table(

@@ -1,0 +1,285 @@
+"""A clinical fact as a FHIR R4 resource, pointing back at its source DocumentReference.
+
+Follows the ANS mapping of CI-SIS body entries to FHIR (IG document core, « Mapping
+Métier/CDA/FHIR » of the body): problem → Condition, allergy → AllergyIntolerance, treatment →
+MedicationStatement, lab result / vital sign / blood group → Observation, vaccination →
+Immunization. Provenance: ``meta.source`` is ``DocumentReference/<id>`` for every resource
+(and ``Observation.derivedFrom``), the CDA entry's own ids become ``identifier``s, the section and
+entry are named in a French ``note``; no extension URL is invented. The full provenance (section
+code, entry index, template ids, per-entry author) stays on the ``Fact`` for the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dmp.clinical.model import Code, Fact, Quantity, Range
+
+Json = dict[str, Any]
+
+# CDA codeSystem OID → FHIR system URI (HL7 FHIR terminology and the ANS NOS where one is published).
+SYSTEMS = {
+    "2.16.840.1.113883.6.1": "http://loinc.org",
+    "2.16.840.1.113883.6.96": "http://snomed.info/sct",
+    "2.16.840.1.113883.6.8": "http://unitsofmeasure.org",
+    "2.16.840.1.113883.5.83": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+    "2.16.840.1.113883.5.4": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    "2.16.840.1.113883.5.111": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
+    "2.16.840.1.113883.6.73": "http://www.whocc.no/atc",
+    "0.4.0.127.0.16.1.1.2.1": "http://standardterms.edqm.eu",
+    "2.16.840.1.113883.4.642.4.1373": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+}
+UCUM = "http://unitsofmeasure.org"
+CLINICAL = {
+    "allergy": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+    "problem": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+}
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+RESOURCE_TYPES = {
+    "allergy": "AllergyIntolerance",
+    "problem": "Condition",
+    "medication": "MedicationStatement",
+    "lab_result": "Observation",
+    "vital_sign": "Observation",
+    "blood_group": "Observation",
+    "immunization": "Immunization",
+}
+# SNOMED CT allergy / intolerance types → AllergyIntolerance.category and .type.
+_ALLERGY_CATEGORY = {
+    "416098002": ("medication", "allergy"),
+    "59037007": ("medication", "intolerance"),
+    "414285001": ("food", "allergy"),
+    "235719002": ("food", "intolerance"),
+    "419199007": ("environment", "allergy"),
+    "426232007": ("environment", "allergy"),
+    "232347008": ("environment", "allergy"),
+}
+
+
+def system_uri(oid: str | None) -> str | None:
+    if not oid:
+        return None
+    if oid in SYSTEMS:
+        return SYSTEMS[oid]
+    if oid.startswith(("http:", "https:", "urn:")):
+        return oid
+    return f"urn:oid:{oid}"
+
+
+def concept(code: Code | None) -> Json | None:
+    if code is None:
+        return None
+    out: Json = {}
+    if code.code:
+        coding: Json = {"code": code.code}
+        system = system_uri(code.system)
+        if system:
+            coding["system"] = system
+        if code.display:
+            coding["display"] = code.display
+        out["coding"] = [coding]
+    text = code.text or code.display
+    if text:
+        out["text"] = text
+    return out or None
+
+
+def quantity(q: Quantity | None) -> Json | None:
+    if q is None:
+        return None
+    out: Json = {"value": _number(q.value)}
+    if q.unit and q.unit != "1":
+        out.update(unit=q.unit, system=UCUM, code=q.unit)
+    return out
+
+
+def _number(value: str) -> int | float:
+    f = float(value)
+    return int(f) if f.is_integer() and "." not in value and "e" not in value.lower() else f
+
+
+def _range(r: Range | None) -> Json | None:
+    if r is None:
+        return None
+    out: Json = {}
+    if r.low:
+        out["low"] = quantity(r.low)
+    if r.high:
+        out["high"] = quantity(r.high)
+    if r.text:
+        out["text"] = r.text
+    return out or None
+
+
+def identifiers(fact: Fact) -> list[Json]:
+    out = []
+    for ident in fact.provenance.ids:
+        root, _, ext = ident.partition("^")
+        if ext:
+            out.append({"system": f"urn:oid:{root}" if root[0].isdigit() else root, "value": ext})
+        else:
+            out.append({"system": "urn:ietf:rfc:3986", "value": _urn(root)})
+    return out
+
+
+def _urn(root: str) -> str:
+    if root.replace(".", "").isdigit():
+        return f"urn:oid:{root}"
+    return f"urn:uuid:{root.lower()}"
+
+
+def _drop_empty(obj: Json) -> Json:
+    return {k: v for k, v in obj.items() if v not in (None, [], {}, "")}
+
+
+def _note(fact: Fact) -> list[Json]:
+    p = fact.provenance
+    where = " — ".join(x for x in (p.section_title, f"entrée {p.entry_index + 1}") if x)
+    return [{"text": f"Extrait du document source, section « {where} »."}]
+
+
+def _performer(fact: Fact) -> Json | None:
+    a = fact.provenance.author
+    if a is None or not a.name:
+        return None
+    return {"display": a.name}
+
+
+def to_fhir(fact: Fact, *, resource_id: str, document_id: str, patient_id: str) -> Json:
+    """The FHIR R4 resource of ``fact``; ``document_id`` is the DocumentReference's logical id."""
+    doc_ref = f"DocumentReference/{document_id}"
+    patient = {"reference": f"Patient/{patient_id}"}
+    rtype = RESOURCE_TYPES[fact.kind]
+    base: Json = {
+        "resourceType": rtype,
+        "id": resource_id,
+        "meta": {"source": doc_ref},
+        "identifier": identifiers(fact),
+    }
+    author = fact.provenance.author
+    if rtype == "AllergyIntolerance":
+        res = _allergy(fact, patient)
+    elif rtype == "Condition":
+        res = _condition(fact, patient)
+    elif rtype == "MedicationStatement":
+        res = _medication(fact, patient)
+    elif rtype == "Immunization":
+        res = _immunization(fact, patient)
+    else:
+        res = _observation(fact, patient, doc_ref)
+    if author and author.time and rtype in {"AllergyIntolerance", "Condition"}:
+        res.setdefault("recordedDate", author.time)
+    res.setdefault("note", _note(fact))
+    return _drop_empty({**base, **res})
+
+
+def _allergy(fact: Fact, patient: Json) -> Json:
+    res: Json = {"patient": patient, "code": concept(fact.code), "onsetDateTime": fact.effective_start}
+    if fact.status in {"active", "inactive", "resolved"}:
+        res["clinicalStatus"] = {"coding": [{"system": CLINICAL["allergy"], "code": fact.status}]}
+    cat = fact.category
+    if cat and cat.code in _ALLERGY_CATEGORY:
+        category, kind = _ALLERGY_CATEGORY[cat.code]
+        res.update(category=[category], type=kind)
+    if fact.provenance.author and fact.provenance.author.name:
+        res["recorder"] = {"display": fact.provenance.author.name}
+    return res
+
+
+def _condition(fact: Fact, patient: Json) -> Json:
+    res: Json = {
+        "subject": patient,
+        "code": concept(fact.code),
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "onsetDateTime": fact.effective_start,
+        "abatementDateTime": fact.effective_end if fact.status != "active" else None,
+    }
+    if fact.status in {"active", "inactive", "resolved", "recurrence", "relapse", "remission"}:
+        res["clinicalStatus"] = {"coding": [{"system": CLINICAL["problem"], "code": fact.status}]}
+    if fact.provenance.author and fact.provenance.author.name:
+        res["recorder"] = {"display": fact.provenance.author.name}
+    return res
+
+
+def _medication(fact: Fact, patient: Json) -> Json:
+    dosage: Json = {"text": fact.value_text, "route": concept(fact.route)}
+    if fact.dose is not None:
+        dosage["doseAndRate"] = [{"doseQuantity": quantity(fact.dose)}]
+    elif fact.dose_range is not None:
+        dosage["doseAndRate"] = [{"doseRange": _range(fact.dose_range)}]
+    if fact.frequency is not None and fact.frequency.unit in {"s", "min", "h", "d", "wk", "mo", "a"}:
+        dosage["timing"] = {
+            "repeat": {
+                "frequency": 1,
+                "period": float(fact.frequency.value),
+                "periodUnit": fact.frequency.unit,
+            }
+        }
+    dosage = _drop_empty(dosage)
+    period = _drop_empty({"start": fact.effective_start, "end": fact.effective_end})
+    return {
+        "status": fact.status or "unknown",
+        "subject": patient,
+        "medicationCodeableConcept": concept(fact.code) or {"text": "Médicament non précisé"},
+        "effectivePeriod": period or None,
+        "dosage": [dosage] if dosage else None,
+        "informationSource": _performer(fact),
+    }
+
+
+def _immunization(fact: Fact, patient: Json) -> Json:
+    res: Json = {
+        "status": fact.status or "completed",
+        "patient": patient,
+        "vaccineCode": concept(fact.code) or {"text": "Vaccin non précisé"},
+        "lotNumber": fact.lot,
+        "route": concept(fact.route),
+    }
+    if fact.effective_start:
+        res["occurrenceDateTime"] = fact.effective_start
+    else:
+        res["occurrenceString"] = "date inconnue"
+    if fact.dose_number is not None and fact.dose_number > 0:
+        res["protocolApplied"] = [{"doseNumberPositiveInt": fact.dose_number}]
+    if _performer(fact):
+        res["performer"] = [{"actor": _performer(fact)}]
+    return res
+
+
+def _observation(fact: Fact, patient: Json, doc_ref: str) -> Json:
+    category = "vital-signs" if fact.kind == "vital_sign" else "laboratory"
+    status = {"completed": "final", "active": "preliminary", "aborted": "cancelled"}.get(
+        fact.status or "", "final"
+    )
+    res: Json = {
+        "status": status,
+        "category": [{"coding": [{"system": OBS_CATEGORY, "code": category}]}],
+        "code": concept(fact.code) or {"text": "Examen non précisé"},
+        "subject": patient,
+        "derivedFrom": [{"reference": doc_ref}],
+        "interpretation": [concept(fact.interpretation)] if fact.interpretation else None,
+        "referenceRange": [_range(fact.reference_range)] if _range(fact.reference_range) else None,
+    }
+    if fact.effective_start and fact.effective_end:
+        res["effectivePeriod"] = {"start": fact.effective_start, "end": fact.effective_end}
+    elif fact.effective_start:
+        res["effectiveDateTime"] = fact.effective_start
+    if fact.value is not None:
+        res["valueQuantity"] = quantity(fact.value)
+    elif fact.value_code is not None:
+        res["valueCodeableConcept"] = concept(fact.value_code)
+    elif fact.value_text is not None:
+        res["valueString"] = fact.value_text
+    if fact.specimen is not None:
+        res["contained"] = [{"resourceType": "Specimen", "id": "specimen", "type": concept(fact.specimen)}]
+        res["specimen"] = {"reference": "#specimen"}
+    return res

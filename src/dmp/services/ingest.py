@@ -1,0 +1,154 @@
+"""Ingestion: the clinical facts of newly stored documents, in the publication's transaction.
+
+Called right after a publication has stored its documents. It never refuses nor loses a
+document: extraction does not raise (``dmp.clinical.extract``), and writing one document's facts
+runs in a savepoint, so a failure there is rolled back alone and recorded in
+``clinical_ingestion`` with its reason (status ``error``), the document staying published.
+
+Facts are FHIR resources sealed with the record's key (AES-GCM, the same envelope as document
+bytes, bound to the record and to the resource's SHA-256). The columns beside them (kind, code,
+date, value, unit) are in clear for searches, like the document's own metadata columns.
+Access: no route serves facts yet; the next step filters them exactly as their source document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import Connection, insert
+
+from dmp.clinical import Extraction, Fact, extract
+from dmp.clinical.fhir import RESOURCE_TYPES, system_uri, to_fhir
+from dmp.fhir.common import dumps
+from dmp.store import crypto
+from dmp.store.schema import clinical_fact, clinical_ingestion
+
+EXTRACTOR_VERSION = 1
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    document_id: UUID
+    status: str  # ok | skipped | error
+    fact_count: int
+    detail: str | None
+
+
+def effective_instant(value: str | None) -> datetime | None:
+    """First instant of a FHIR date/dateTime at its precision (a date alone: midnight UTC)."""
+    if not value:
+        return None
+    try:
+        if "T" in value:
+            return datetime.fromisoformat(value).astimezone(UTC)
+        parts = [int(p) for p in value.split("-")]
+        while len(parts) < 3:
+            parts.append(1)
+        return datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _looks_like_xml(content: bytes) -> bool:
+    return content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+
+
+def fact_row(
+    pid: UUID, doc_id: UUID, dek: bytes, ordinal: int, fact: Fact, now: datetime
+) -> dict[str, object]:
+    fact_id = f"{doc_id}-{ordinal}"
+    resource = to_fhir(fact, resource_id=fact_id, document_id=str(doc_id), patient_id=str(pid))
+    plain = dumps(resource)
+    sha = hashlib.sha256(plain).hexdigest()
+    return dict(
+        patient_id=pid,
+        id=fact_id,
+        document_id=doc_id,
+        ordinal=ordinal,
+        kind=fact.kind,
+        resource_type=RESOURCE_TYPES[fact.kind],
+        code_system=system_uri(fact.code.system) if fact.code and fact.code.code else None,
+        code=(fact.code.code or None) if fact.code else None,
+        status=fact.status,
+        effective_time=effective_instant(fact.effective_start),
+        value_number=fact.value.number if fact.value is not None else None,
+        value_unit=fact.value.unit if fact.value is not None else None,
+        sha256_hex=sha,
+        resource_sealed=crypto.seal(dek, pid, sha, plain),
+        created=now,
+    )
+
+
+def _outcome(e: Extraction) -> tuple[str, str | None]:
+    if e.error:
+        return "error", e.error
+    return "ok", " ; ".join(e.notes) or None
+
+
+def ingest_documents(
+    conn: Connection,
+    pid: UUID,
+    dek: bytes,
+    documents: Iterable[tuple[UUID, bytes]],
+    now: datetime,
+) -> list[Ingested]:
+    """Extract and store the facts of each (document id, bytes); record each outcome. Never raises
+    for a document's content; a database failure while writing one document's facts is recorded too."""
+    out: list[Ingested] = []
+    for doc_id, content in documents:
+        rows: list[dict[str, object]] = []
+        detail: str | None
+        if not _looks_like_xml(content):
+            status, detail = "skipped", "document non XML : pas d'extraction"
+        else:
+            e = extract(content)
+            status, detail = _outcome(e)
+            try:
+                rows = [fact_row(pid, doc_id, dek, n, f, now) for n, f in enumerate(e.facts)]
+            except Exception as exc:  # a bug of the mapping must not cost the document
+                _log.exception("clinical mapping failed for %s", doc_id)
+                status, detail, rows = (
+                    "error",
+                    f"transformation en FHIR impossible : {type(exc).__name__}",
+                    [],
+                )
+        try:
+            with conn.begin_nested():
+                if rows:
+                    conn.execute(insert(clinical_fact), rows)
+                conn.execute(
+                    insert(clinical_ingestion),
+                    dict(
+                        patient_id=pid,
+                        document_id=doc_id,
+                        status=status,
+                        fact_count=len(rows),
+                        detail=detail,
+                        extractor_version=EXTRACTOR_VERSION,
+                        at=now,
+                    ),
+                )
+        except Exception as exc:
+            _log.exception("storing clinical facts failed for %s", doc_id)
+            status, detail, rows = "error", f"enregistrement des faits impossible : {type(exc).__name__}", []
+            with conn.begin_nested():
+                conn.execute(
+                    insert(clinical_ingestion),
+                    dict(
+                        patient_id=pid,
+                        document_id=doc_id,
+                        status=status,
+                        fact_count=0,
+                        detail=detail,
+                        extractor_version=EXTRACTOR_VERSION,
+                        at=now,
+                    ),
+                )
+        out.append(Ingested(doc_id, status, len(rows), detail))
+    return out
