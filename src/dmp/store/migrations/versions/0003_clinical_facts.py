@@ -6,16 +6,21 @@ Revises: 0002
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
-
-import dmp.store.types
 
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+
+
+def _utc_datetime() -> sa.types.TypeEngine[datetime]:
+    """The DDL of ``dmp.store.types.UtcDateTime`` at this revision (frozen: no application import)."""
+    return sa.DateTime().with_variant(sa.DateTime(timezone=True), "postgresql")
 
 def upgrade() -> None:
     op.create_table(
@@ -29,12 +34,12 @@ def upgrade() -> None:
         sa.Column("code_system", sa.Text(), nullable=True),
         sa.Column("code", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=True),
-        sa.Column("effective_time", dmp.store.types.UtcDateTime(), nullable=True),
+        sa.Column("effective_time", _utc_datetime(), nullable=True),
         sa.Column("value_number", sa.Float(), nullable=True),
         sa.Column("value_unit", sa.String(length=64), nullable=True),
         sa.Column("sha256_hex", sa.String(length=64), nullable=False),
         sa.Column("resource_sealed", sa.LargeBinary(), nullable=False),
-        sa.Column("created", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("created", _utc_datetime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patient_id", "document_id"],
             ["document.patient_id", "document.id"],
@@ -57,7 +62,7 @@ def upgrade() -> None:
         sa.Column("fact_count", sa.Integer(), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
         sa.Column("extractor_version", sa.Integer(), nullable=False),
-        sa.Column("at", dmp.store.types.UtcDateTime(), nullable=False),
+        sa.Column("at", _utc_datetime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patient_id", "document_id"],
             ["document.patient_id", "document.id"],
