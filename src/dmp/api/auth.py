@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import datetime
 from urllib.parse import parse_qs
@@ -13,10 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dmp.accounts import throttle
-from dmp.accounts.keys import keys_for
 from dmp.api.http import media_type
 from dmp.api.state import AppState
+from dmp.api.token_throttle import count_failure, rate_limited, refused_until, token_buckets
 from dmp.auth.assertion import claimed_client, verify_client_assertion
 from dmp.auth.tokens import actor_from_assertion
 from dmp.domain.actor import Actor
@@ -52,38 +50,6 @@ def _remember_jti(conn: Connection, jti: str, exp: datetime, now: datetime) -> b
     except IntegrityError:
         return False
     return True
-
-
-# ---- failures counted in the database, shared by every worker (accounts/throttle.py) ----------
-
-
-def token_buckets(request: Request, state: AppState, client: str) -> throttle.TokenKeys:
-    """The client's bucket and the address's (the address as the trusted proxies give it)."""
-    address = request.client.host if request.client else "inconnue"
-    return throttle.TokenKeys.of(keys_for(state.runtime.settings), client, address)
-
-
-def refused_until(state: AppState, buckets: throttle.TokenKeys, now: datetime) -> datetime | None:
-    with state.runtime.engine.begin() as conn:
-        return throttle.token_refused_until(conn, buckets, now)
-
-
-def count_failure(state: AppState, buckets: throttle.TokenKeys) -> None:
-    with state.runtime.engine.begin() as conn:
-        throttle.count_token_failure(conn, buckets, state.runtime.now())
-
-
-def rate_limited(until: datetime, now: datetime) -> Response:
-    seconds = str(max(1, math.ceil((until - now).total_seconds())))
-    return JSONResponse(
-        {
-            "error": "slow_down",
-            "error_description": DmpError("RATE_LIMITED", seconds).message,
-            "dmp_error_code": "RATE_LIMITED",
-        },
-        status_code=429,
-        headers={"Retry-After": seconds, "Cache-Control": "no-store"},
-    )
 
 
 def _oauth_error(err: DmpError, error: str = "invalid_client") -> Response:
