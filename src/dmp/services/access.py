@@ -29,9 +29,9 @@ from dmp.policy import (
     document_visible,
     record_access,
 )
-from dmp.policy.sqlfilter import visible_condition
 from dmp.services import alerts, consents, emergency, records, trail
 from dmp.services.context import Runtime
+from dmp.services.policy_sql import visible_condition
 from dmp.services.trail import AuditAction
 
 
