@@ -365,3 +365,11 @@ def list_rows(conn: Connection, patient_id: UUID, *, subject: str | None = None)
         )
         for r in conn.execute(q.order_by(record_consent.c.created_at))
     ]
+
+
+def patient_of(conn: Connection, consent_id: UUID) -> UUID | None:
+    """The record a consent row belongs to, whatever its status; None if there is no such row."""
+    pid: UUID | None = conn.execute(
+        select(record_consent.c.patient_id).where(record_consent.c.id == consent_id)
+    ).scalar()
+    return pid

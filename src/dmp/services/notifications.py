@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from dmp.store.schema_policy import patient_notification
 
@@ -30,3 +30,21 @@ def list_for(conn: Connection, patient_id: UUID) -> list[tuple[datetime, str, st
         .order_by(patient_notification.c.at)
     ).all()
     return [(r.at, r.kind, r.text) for r in rows]
+
+
+def unread_count(conn: Connection, patient_id: UUID) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                patient_notification.c.patient_id == patient_id, patient_notification.c.read.is_(False)
+            )
+        ).scalar_one()
+    )
+
+
+def mark_all_read(conn: Connection, patient_id: UUID) -> None:
+    conn.execute(
+        update(patient_notification)
+        .where(patient_notification.c.patient_id == patient_id, patient_notification.c.read.is_(False))
+        .values(read=True)
+    )
