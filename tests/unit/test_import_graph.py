@@ -151,8 +151,8 @@ def package(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-def _find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """One representative cycle per strongly connected component (Tarjan)."""
+def _find_cycles(graph: dict[str, set[str]]) -> list[tuple[list[str], list[str]]]:
+    """(one shortest cycle, every module entangled) per strongly connected component (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -187,7 +187,7 @@ def _find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             strongconnect(v)
 
-    cycles: list[list[str]] = []
+    cycles: list[tuple[list[str], list[str]]] = []
     for component in components:
         members = set(component)
         start = component[0]
@@ -203,7 +203,7 @@ def _find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                         path = [v]
                         while path[-1] != start:
                             path.append(previous[path[-1]])
-                        cycles.append([*reversed(path), start])
+                        cycles.append(([*reversed(path), start], component))
                         found = True
                         break
                     if w not in previous:
@@ -225,7 +225,8 @@ def test_no_import_cycle() -> None:
     cycles = _find_cycles(graph)
     rendered = [
         " -> ".join([*(f"{a}:{lines[(a, b)]}" for a, b in zip(cycle, cycle[1:], strict=False)), cycle[-1]])
-        for cycle in cycles
+        + (f"\n    (entangled: {', '.join(component)})" if len(component) > 2 else "")
+        for cycle, component in cycles
     ]
     assert not rendered, "import cycles:\n  " + "\n  ".join(rendered)
 
@@ -299,3 +300,16 @@ def f():
     }
     assert len(MODULES) > 50
     assert any(e.importer == "dmp.web" and e.imported == "dmp.web.oauth" for e in EDGES)
+
+
+def test_the_checker_finds_cycles_and_forbidden_edges() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}
+    assert _find_cycles(graph) == [(["a", "b", "c", "a"], ["a", "b", "c"])]
+    assert _find_cycles({"a": {"b"}, "b": set()}) == []
+    assert _forbidden(Edge("dmp.domain.document", 1, "dmp.terminology", False))
+    assert _forbidden(Edge("dmp.policy.rules", 1, "dmp.store.schema", True))  # TYPE_CHECKING counts
+    assert _forbidden(Edge("dmp.cli", 1, "dmp.store.db", False))
+    assert not _forbidden(Edge("dmp.domain.document", 1, "dmp.errors", False))
+    assert not _forbidden(Edge("dmp.policy.rules", 1, "dmp.domain.actor", False))
+    assert not _forbidden(Edge("dmp.web.pro", 1, "dmp.services.consents", False))
+    assert not _forbidden(Edge("dmp.services.access", 1, "dmp.store.schema", False))
