@@ -1,17 +1,39 @@
-"""Wiring: settings -> engine, key ring, blob store -> Runtime and ASGI app."""
+"""Wiring: settings -> engine, key ring, blob store -> Runtime and ASGI app.
+
+The composition root: the one place above the services that names the store's concrete pieces.
+The CLI and the API get their engine, migrations and blob store from here, never from
+``dmp.store`` directly (ADR 0001).
+"""
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from dmp.services.context import Runtime
 from dmp.settings import Settings
+from dmp.store import db as store_db
 from dmp.store.blobs import FileBlobStore
 from dmp.store.crypto import KeyRing
-from dmp.store.db import make_engine
+
+
+def make_engine(settings: Settings, *, pool_size: int = 10) -> Engine:
+    """An engine on ``settings.db_url`` (no migration, no key: see :func:`migrate`)."""
+    return store_db.make_engine(settings.db_url, pool_size=pool_size)
+
+
+def migrate(engine: Engine) -> None:
+    """Apply the migrations up to the latest revision (Alembic)."""
+    store_db.upgrade(engine)
+
+
+def blob_store(settings: Settings) -> FileBlobStore:
+    """The sealed blob store, without the key ring (the files stay sealed)."""
+    return FileBlobStore(settings.blob_dir)
 
 
 def build_runtime(settings: Settings, *, pool_size: int = 10) -> Runtime:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url, pool_size=pool_size)
+    engine = store_db.make_engine(settings.db_url, pool_size=pool_size)
     return Runtime(
         settings=settings,
         engine=engine,

@@ -34,12 +34,11 @@ def main() -> None:
 def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    from dmp.bootstrap import build_runtime
-    from dmp.store.db import upgrade
+    from dmp.bootstrap import build_runtime, migrate
 
     settings = _settings()
     runtime = build_runtime(settings)
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     runtime.engine.dispose()
     origin = f"http://{host}:{port}"
     click.echo(f"DMP à l'écoute sur {origin} (base de données : {settings.db_url.split('@')[-1]})")
@@ -70,12 +69,12 @@ def db() -> None:
 
 @db.command("upgrade", help="Applique les migrations (Alembic) jusqu'à la dernière version.")
 def db_upgrade() -> None:
-    from dmp.store.db import make_engine, upgrade
+    from dmp.bootstrap import make_engine, migrate
 
     settings = _settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
-    upgrade(engine)
+    engine = make_engine(settings)
+    migrate(engine)
     click.echo("Schéma à jour.")
 
 
@@ -139,10 +138,9 @@ def pki_issue_card(
 @click.option("--reason", default=None)
 def pki_revoke(serial_or_cert: str, reason: str | None) -> None:
     from cryptography import x509
-    from sqlalchemy import insert, select
 
-    from dmp.store.db import make_engine, upgrade
-    from dmp.store.schema import revoked_certificate
+    from dmp.bootstrap import make_engine, migrate
+    from dmp.services import client_auth
 
     path = Path(serial_or_cert)
     if path.exists():
@@ -153,19 +151,12 @@ def pki_revoke(serial_or_cert: str, reason: str | None) -> None:
         except ValueError:
             _fail("numéro de série hexadécimal ou chemin de certificat attendu")
             return
-    engine = make_engine(_settings().db_url)
-    upgrade(engine)
+    engine = make_engine(_settings())
+    migrate(engine)
     with engine.begin() as conn:
-        if conn.execute(
-            select(revoked_certificate).where(revoked_certificate.c.serial == str(serial))
-        ).first():
+        if not client_auth.revoke(conn, serial, datetime.now(UTC), reason):
             click.echo("Certificat déjà révoqué.")
             return
-        conn.execute(
-            insert(revoked_certificate).values(
-                serial=str(serial), revoked_at=datetime.now(UTC), reason=reason
-            )
-        )
     click.echo(f"Certificat {serial:X} révoqué.")
 
 
@@ -212,17 +203,16 @@ def record_create(
     email: str | None = None,
     phone: str | None = None,
 ) -> None:
-    from dmp.bootstrap import build_runtime
+    from dmp.bootstrap import build_runtime, migrate
     from dmp.domain.identity import IdentityStatus, Sex, StrictTraits
     from dmp.domain.ins import parse_ins
     from dmp.errors import DmpError
     from dmp.fhir.patient import CreationRequest
     from dmp.services import records
-    from dmp.store.db import upgrade
 
     settings = _settings()
     rt = build_runtime(settings, pool_size=1)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     now = datetime.now(UTC)
     try:
         born = date.fromisoformat(birth_date)
@@ -259,13 +249,12 @@ def record_create(
 
 
 def _record_change(patient: str, action: str, agent: str, reason: str | None) -> None:
-    from dmp.bootstrap import build_runtime
+    from dmp.bootstrap import build_runtime, migrate
     from dmp.errors import DmpError
     from dmp.services import records
-    from dmp.store.db import upgrade
 
     rt = build_runtime(_settings(), pool_size=1)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     try:
         pid = UUID(patient.removeprefix("Patient/"))
     except ValueError:
@@ -347,6 +336,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     import signal
     import threading
 
+    from dmp.bootstrap import make_engine, migrate
     from dmp.outbox import (
         DeliveryStats,
         MailSettings,
@@ -355,7 +345,6 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
         deliver_due,
         run_worker,
     )
-    from dmp.store.db import make_engine, upgrade
 
     settings = _settings()
     try:
@@ -367,8 +356,8 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("dmp.outbox").setLevel(logging.INFO)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url, pool_size=2)
-    upgrade(engine)
+    engine = make_engine(settings, pool_size=2)
+    migrate(engine)
     transports = default_transports(mail, sms)
     if once:
         total = DeliveryStats()
@@ -394,13 +383,13 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
 
 @outbox.command("status", help="Compte les messages de la file par état.")
 def outbox_status() -> None:
+    from dmp.bootstrap import make_engine, migrate
     from dmp.outbox import status_counts
-    from dmp.store.db import make_engine, upgrade
 
     settings = _settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url, pool_size=1)
-    upgrade(engine)
+    engine = make_engine(settings, pool_size=1)
+    migrate(engine)
     with engine.connect() as conn:
         counts = status_counts(conn, now=datetime.now(UTC))
     engine.dispose()
@@ -456,11 +445,11 @@ def _trace_audit_read(
     or handed over."""
     import getpass
 
+    from dmp.bootstrap import make_engine
     from dmp.services import trail_read
-    from dmp.store.db import make_engine
 
     actor = trail_read.operator_actor(agent or getpass.getuser())
-    engine = make_engine(_settings().db_url, pool_size=1)
+    engine = make_engine(_settings(), pool_size=1)
     try:
         with engine.begin() as conn:
             trail_read.trace_operator_read(
@@ -495,11 +484,11 @@ def audit_verify(patient: str | None, since_anchor: int | None) -> None:
 @audit.command("anchor", help="Crée une ancre : racine de Merkle des têtes de chaîne, signée par l'instance.")
 def audit_anchor() -> None:
     from dmp.audit import AnchorError, load_or_create_key, make_anchor
-    from dmp.store.db import make_engine
+    from dmp.bootstrap import make_engine
 
     settings = _settings()
     key = load_or_create_key(settings.keys_dir)
-    engine = make_engine(settings.db_url, pool_size=1)
+    engine = make_engine(settings, pool_size=1)
     try:
         with engine.begin() as conn:
             anchor = make_anchor(conn, key, datetime.now(UTC))
@@ -548,9 +537,9 @@ def audit_export(
 @click.option("--role", default=None, help="PostgreSQL : rôle applicatif à limiter (ex. dmp_app).")
 def audit_protect(role: str | None) -> None:
     from dmp.audit import install_protection, restrict_role
-    from dmp.store.db import make_engine
+    from dmp.bootstrap import make_engine
 
-    engine = make_engine(_settings().db_url, pool_size=1)
+    engine = make_engine(_settings(), pool_size=1)
     try:
         with engine.begin() as conn:
             install_protection(conn)
@@ -585,11 +574,10 @@ def audit_history(patient: str, limit: int, agent: str | None) -> None:
 
 
 def _accounts_runtime() -> object:
-    from dmp.bootstrap import build_runtime
-    from dmp.store.db import upgrade
+    from dmp.bootstrap import build_runtime, migrate
 
     rt = build_runtime(_settings(), pool_size=1)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     return rt
 
 
@@ -872,15 +860,14 @@ def blobs() -> None:
 def blobs_gc(older_than: str) -> None:
     from datetime import timedelta
 
+    from dmp.bootstrap import blob_store, make_engine
     from dmp.services.blob_hygiene import collect_garbage
-    from dmp.store.blobs import FileBlobStore
-    from dmp.store.db import make_engine
 
     grace = timedelta(seconds=_duration(older_than))
     settings = _settings()
-    engine = make_engine(settings.db_url, pool_size=1)  # no key needed: the files stay sealed
+    engine = make_engine(settings, pool_size=1)  # no key needed: the files stay sealed
     try:
-        report = collect_garbage(engine, FileBlobStore(settings.blob_dir), older_than=grace)
+        report = collect_garbage(engine, blob_store(settings), older_than=grace)
     finally:
         engine.dispose()
     click.echo(f"Fichiers examinés : {report.examined}")

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, and_, delete, insert, select
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
 from dmp.policy import Context, DocumentFacts, EmergencyConsents, RecordConsents, RecordFacts, Transparency
 from dmp.policy.rules import document_visible, record_access, trail_entry_visible
-from dmp.policy.sqlfilter import hidden_by_mask_condition, trail_hidden_condition, visible_condition
+from dmp.services.policy_sql import hidden_by_mask_condition, trail_hidden_condition, visible_condition
 from dmp.store.schema import document, patient
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

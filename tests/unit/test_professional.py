@@ -12,18 +12,16 @@ from dmp.domain.professional import (
     PROFESSIONS,
     SYSTEM_IDNPS,
     SYSTEM_TRE_G15,
-    author_specialty_code,
     idnps_from_rpps,
     is_valid_rpps,
-    parse_author_specialty,
     profession_label,
     rpps_from_idnps,
     validate_profession,
     validate_rpps,
-    validate_specialty,
 )
 from dmp.errors import DmpError
 from dmp.terminology import valueset
+from dmp.terminology.professions import author_specialty_code, parse_author_specialty, validate_specialty
 
 
 def refused(code: str, fn: object, *args: str) -> DmpError:

@@ -21,7 +21,7 @@ from dmp.accounts.keys import AccountKeys, keys_for, same
 from dmp.accounts.passwords import hash_password, needs_rehash, password_problems, verify_password
 from dmp.audit.actions import AuditAction
 from dmp.domain.actor import Actor, ActorKind
-from dmp.domain.professional import validate_profession, validate_rpps, validate_specialty
+from dmp.domain.professional import validate_profession, validate_rpps
 from dmp.errors import DmpError
 from dmp.outbox import EMAIL, NO_RECORD, SMS, enqueue
 from dmp.outbox.privacy import normalize_recipient
@@ -31,6 +31,7 @@ from dmp.settings import Settings
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account, account_recovery_code
 from dmp.store.schema_policy import record_consent
+from dmp.terminology.professions import validate_specialty
 
 PERSON, PRO = "person", "pro"
 PATIENT, REPRESENTATIVE, PROFESSIONAL = "patient", "representative", "professional"

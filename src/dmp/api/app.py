@@ -31,7 +31,6 @@ from dmp.auth.tokens import TokenSigner
 from dmp.errors import DmpError
 from dmp.services import blob_hygiene
 from dmp.services.context import Runtime
-from dmp.store.blobs import ScannableBlobStore
 
 log = logging.getLogger("dmp.api")
 
@@ -84,7 +83,7 @@ def _lifespan(runtime: Runtime) -> Callable[[Starlette], AbstractAsyncContextMan
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         interval = runtime.settings.blob_gc_interval
         task = None
-        if interval > 0 and isinstance(runtime.blobs, ScannableBlobStore):
+        if interval > 0 and blob_hygiene.can_collect(runtime.blobs):
             task = asyncio.create_task(_collect_blobs_periodically(runtime, interval))
         try:
             yield

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import datetime
 from urllib.parse import parse_qs
 
-from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dmp.accounts import throttle
-from dmp.accounts.keys import keys_for
 from dmp.api.http import media_type
 from dmp.api.state import AppState
+from dmp.api.token_throttle import count_failure, rate_limited, refused_until, token_buckets
 from dmp.auth.assertion import claimed_client, verify_client_assertion
 from dmp.auth.tokens import actor_from_assertion
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
-from dmp.store.schema import revoked_certificate, used_assertion
+from dmp.services import client_auth
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -33,57 +29,6 @@ def authenticate(request: Request, state: AppState) -> Actor:
         raise DmpError("AUTH_REQUIRED", "en-tête Authorization: Bearer <jeton> absent")
     actor = state.signer.verify(token.strip(), now=state.runtime.now())
     return replace(actor, source_address=request.client.host if request.client else None)
-
-
-def _is_revoked(conn: Connection, serial: int) -> bool:
-    return (
-        conn.execute(
-            select(revoked_certificate.c.serial).where(revoked_certificate.c.serial == str(serial))
-        ).first()
-        is not None
-    )
-
-
-def _remember_jti(conn: Connection, jti: str, exp: datetime, now: datetime) -> bool:
-    conn.execute(delete(used_assertion).where(used_assertion.c.expires_at < now))
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(used_assertion).values(jti=jti, expires_at=exp))
-    except IntegrityError:
-        return False
-    return True
-
-
-# ---- failures counted in the database, shared by every worker (accounts/throttle.py) ----------
-
-
-def token_buckets(request: Request, state: AppState, client: str) -> throttle.TokenKeys:
-    """The client's bucket and the address's (the address as the trusted proxies give it)."""
-    address = request.client.host if request.client else "inconnue"
-    return throttle.TokenKeys.of(keys_for(state.runtime.settings), client, address)
-
-
-def refused_until(state: AppState, buckets: throttle.TokenKeys, now: datetime) -> datetime | None:
-    with state.runtime.engine.begin() as conn:
-        return throttle.token_refused_until(conn, buckets, now)
-
-
-def count_failure(state: AppState, buckets: throttle.TokenKeys) -> None:
-    with state.runtime.engine.begin() as conn:
-        throttle.count_token_failure(conn, buckets, state.runtime.now())
-
-
-def rate_limited(until: datetime, now: datetime) -> Response:
-    seconds = str(max(1, math.ceil((until - now).total_seconds())))
-    return JSONResponse(
-        {
-            "error": "slow_down",
-            "error_description": DmpError("RATE_LIMITED", seconds).message,
-            "dmp_error_code": "RATE_LIMITED",
-        },
-        status_code=429,
-        headers={"Retry-After": seconds, "Cache-Control": "no-store"},
-    )
 
 
 def _oauth_error(err: DmpError, error: str = "invalid_client") -> Response:
@@ -137,8 +82,8 @@ async def token_endpoint(request: Request) -> Response:
                 ca_cert=state.ca_cert,
                 audience=rt.settings.token_audience,
                 now=now,
-                is_revoked=lambda serial: _is_revoked(conn, serial),
-                remember_jti=lambda jti, exp: _remember_jti(conn, jti, exp, now),
+                is_revoked=lambda serial: client_auth.is_revoked(conn, serial),
+                remember_jti=lambda jti, exp: client_auth.remember_jti(conn, jti, exp, now),
             )
         actor = actor_from_assertion(verified)
         token, expires_in = state.signer.issue(actor, now=now, issuer=rt.settings.base_url)

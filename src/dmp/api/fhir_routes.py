@@ -139,10 +139,6 @@ async def transaction(request: Request) -> Response:
 async def create_document_reference(request: Request) -> Response:
     """ITI-105 Simplified Publish: the ITI-65 publication of one DocumentReference whose
     ``attachment.data`` carries the document, the server building the SubmissionSet."""
-    from sqlalchemy import select
-
-    from dmp.store.schema import document
-
     state = _state(request)
     actor = authenticate(request, state)
     require_write_scope(actor)
@@ -160,8 +156,7 @@ async def create_document_reference(request: Request) -> Response:
         except DmpError as err:
             raise relocated(err) from None
         (doc_id,) = result.document_ids
-        stored = conn.execute(select(document.c.resource_json).where(document.c.id == doc_id)).scalar_one()
-        return doc_id, bytes(stored)
+        return doc_id, documents.stored_resource(conn, doc_id)
 
     doc_id, stored = await _in_transaction(state, work)
     return FhirResponse(
@@ -455,11 +450,7 @@ async def revoke_consent(request: Request) -> Response:
     cid = _id(request.path_params["id"])
 
     def work(conn: Connection) -> None:
-        from sqlalchemy import select
-
-        from dmp.store.schema_policy import record_consent
-
-        pid = conn.execute(select(record_consent.c.patient_id).where(record_consent.c.id == cid)).scalar()
+        pid = consents.patient_of(conn, cid)
         if pid is None:
             raise DmpError("NOT_FOUND")
         _, facts = _consent_record(conn, f"Patient/{pid}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from dmp.domain.consent import EMERGENCY_KINDS, ConsentKind, ConsentRow
 from dmp.errors import DmpError
 from dmp.fhir import CANONICAL
 from dmp.fhir.common import Json, codings, instant
-from dmp.services.consents import EMERGENCY_KINDS, ConsentKind, ConsentRow
 
 KIND_SYSTEM = f"{CANONICAL}/CodeSystem/dmp-consent-kind"
 POLICY_SYSTEM = f"{CANONICAL}/CodeSystem/dmp-consent-policy"

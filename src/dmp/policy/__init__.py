@@ -1,7 +1,9 @@
-"""Access policy: the one decision point and its SQL compilation (issue 4).
+"""Access policy: the one decision point (issue 4).
 
-``decide`` (rules.py) is pure and deny-by-default; ``visible_condition`` (sqlfilter.py)
-is the same READ rules as SQL. The profession x type matrix is data (matrix.json).
+``decide`` (rules.py) is pure and deny-by-default. The same READ rules compiled to SQL
+(``visible_condition``) live one layer up, in ``dmp/services/policy_sql.py``, because they need
+the store's tables: this package imports only ``dmp.domain`` and ``dmp.errors`` (ADR 0001).
+The profession x type matrix is data (matrix.json).
 """
 
 from dmp.policy.model import (

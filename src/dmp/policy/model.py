@@ -85,7 +85,7 @@ class RecordFacts:
 class ConsentFacts:
     """The consent row a REVOKE_CONSENT names: its kind and whom it concerns."""
 
-    kind: str  # dmp.services.consents.ConsentKind value
+    kind: str  # dmp.domain.consent.ConsentKind value
     subject_id: str | None
 
 

@@ -3,7 +3,7 @@
 Pure, deny by default. Patient refusals (blocks, objections, emergency refusals) and
 masks are vetoes; médecin traitant, break-glass and centre 15 are named exceptions
 that mark the trail. Each rule is cited by the requirement id it implements
-(``dmp-requirements-from-seeds.md``). ``sqlfilter.py`` compiles the READ rules for a
+(``dmp-requirements-from-seeds.md``). ``services/policy_sql.py`` compiles the READ rules for a
 whole record into SQL; a property test checks both agree on random cases.
 """
 

@@ -29,9 +29,9 @@ from dmp.policy import (
     document_visible,
     record_access,
 )
-from dmp.policy.sqlfilter import visible_condition
-from dmp.services import alerts, consents, notifications, records, trail
+from dmp.services import alerts, consents, emergency, records, trail
 from dmp.services.context import Runtime
+from dmp.services.policy_sql import visible_condition
 from dmp.services.trail import AuditAction
 
 
@@ -119,7 +119,7 @@ def open_record(
         )
     if not facts.open:
         records.require_open(patient_row)
-    if notifications.apply_emergency_obligations(conn, actor, patient_row.id, access.decision, now):
+    if emergency.apply_emergency_obligations(conn, actor, patient_row.id, access.decision, now):
         action = (
             AuditAction.CENTRE_15 if access.decision.mode is AccessMode.CENTRE_15 else AuditAction.BREAK_GLASS
         )

@@ -154,6 +154,11 @@ class GcReport:
         return self.referenced + self.young + self.foreign
 
 
+def can_collect(store: BlobStore) -> bool:
+    """Whether ``store`` can list its objects, as :func:`collect_garbage` needs."""
+    return isinstance(store, ScannableBlobStore)
+
+
 def collect_garbage(engine: Engine, store: BlobStore, *, older_than: timedelta = DEFAULT_GRACE) -> GcReport:
     """Remove the blobs no row references and older than ``older_than``; idempotent, concurrent-safe."""
     if not isinstance(store, ScannableBlobStore):

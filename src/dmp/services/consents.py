@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, and_, insert, select, update
 
 from dmp.domain.actor import Actor, ActorKind
+from dmp.domain.consent import SUBJECT_KINDS, ConsentKind, ConsentRow
 from dmp.errors import DmpError
 from dmp.policy import Action, ConsentFacts, EmergencyConsents, RecordConsents, RecordFacts, decide
 from dmp.policy.model import Context, Decision
@@ -59,39 +58,8 @@ def _record_with_consents(by_ins: bool) -> Any:
     )
 
 
-class ConsentKind(StrEnum):
-    AUTHORISATION = "authorisation"  # a professional may read the record
-    BLOCK = "block"  # a professional may not access the record at all
-    MEDECIN_TRAITANT = "medecin-traitant"
-    ADMINISTRATOR = "administrator"
-    CARE_TEAM = "care-team"  # the patient is treated in this structure
-    CARE_TEAM_OBJECTION = "care-team-objection"
-    EMERGENCY_SAMU = "emergency-samu"  # MES "ETREAT"
-    EMERGENCY_BREAK_GLASS = "emergency-btg"  # MES "BTG"
-    EMERGENCY_MASKED = "emergency-masked"  # MES "MASKED"
-    REPRESENTATIVE = "representative"  # a legal representative of a minor
-
-
-EMERGENCY_KINDS = {
-    ConsentKind.EMERGENCY_SAMU,
-    ConsentKind.EMERGENCY_BREAK_GLASS,
-    ConsentKind.EMERGENCY_MASKED,
-}
-SUBJECT_KINDS = set(ConsentKind) - EMERGENCY_KINDS
 _RECORD_BY_INS = _record_with_consents(by_ins=True)
 _RECORD_BY_ID = _record_with_consents(by_ins=False)
-
-
-@dataclass(frozen=True)
-class ConsentRow:
-    id: UUID
-    patient_id: UUID
-    kind: ConsentKind
-    subject_id: str | None
-    permit: bool
-    status: str
-    created_at: datetime
-    created_by: str
 
 
 def load(conn: Connection, patient_id: UUID) -> RecordConsents:
@@ -397,3 +365,11 @@ def list_rows(conn: Connection, patient_id: UUID, *, subject: str | None = None)
         )
         for r in conn.execute(q.order_by(record_consent.c.created_at))
     ]
+
+
+def patient_of(conn: Connection, consent_id: UUID) -> UUID | None:
+    """The record a consent row belongs to, whatever its status; None if there is no such row."""
+    pid: UUID | None = conn.execute(
+        select(record_consent.c.patient_id).where(record_consent.c.id == consent_id)
+    ).scalar()
+    return pid

@@ -213,3 +213,26 @@ def _authorise_changes(
     if Action.MASK in actions:
         return AuditAction.DOCUMENT_MASK if flags & DmpFlag.MASQUE_PS else AuditAction.DOCUMENT_UNMASK
     return AuditAction.DOCUMENT_STATUS
+
+
+def stored_resource(conn: Connection, doc_id: UUID) -> bytes:
+    """The stored DocumentReference JSON of a document (e.g. just published, same transaction)."""
+    return bytes(conn.execute(select(document.c.resource_json).where(document.c.id == doc_id)).scalar_one())
+
+
+def list_lines(conn: Connection, patient_id: UUID, ids: list[UUID]) -> list[Any]:
+    """The columns a document list shows, for documents of ``patient_id`` already found visible."""
+    d = document.c
+    return list(
+        conn.execute(
+            select(d.id, d.title, d.creation_time, d.type_code, d.author_name, d.mime_type).where(
+                d.patient_id == patient_id, d.id.in_(ids)
+            )
+        )
+    )
+
+
+def title_of(conn: Connection, patient_id: UUID, doc_id: UUID) -> str | None:
+    return conn.execute(
+        select(document.c.title).where(document.c.patient_id == patient_id, document.c.id == doc_id)
+    ).scalar()

@@ -1,22 +1,18 @@
-"""Emergency sessions and the patient's notification centre."""
+"""The patient's notification centre (emergency sessions: ``emergency.py``).
+
+A leaf of the services: it imports no other service, so that ``accounts`` may notify a patient
+without an import cycle.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
-from dmp.domain.actor import Actor
-from dmp.policy import AccessMode, Decision, Obligation
-from dmp.store.schema_policy import emergency_access, patient_notification
-
-EMERGENCY_WINDOW = timedelta(hours=1)
-_MODE_TEXT = {
-    AccessMode.BRIS_DE_GLACE: "en urgence (bris de glace)",
-    AccessMode.CENTRE_15: "par la régulation médicale (centre 15)",
-}
+from dmp.store.schema_policy import patient_notification
 
 
 def notify(conn: Connection, patient_id: UUID, kind: str, text: str, now: datetime) -> None:
@@ -27,50 +23,6 @@ def notify(conn: Connection, patient_id: UUID, kind: str, text: str, now: dateti
     )
 
 
-def apply_emergency_obligations(
-    conn: Connection, actor: Actor, patient_id: UUID, decision: Decision, now: datetime
-) -> bool:
-    """Open (once per window) an emergency session and notify the patient; True if opened."""
-    if Obligation.NOTIFY_PATIENT not in decision.obligations or decision.mode is None:
-        return False
-    open_session = conn.execute(
-        select(emergency_access.c.id)
-        .where(
-            emergency_access.c.patient_id == patient_id,
-            emergency_access.c.actor_id == actor.id,
-            emergency_access.c.mode == decision.mode.value,
-            emergency_access.c.expires_at > now,
-        )
-        .limit(1)
-    ).first()
-    if open_session is not None:
-        return False
-    session_id = uuid.uuid4()
-    conn.execute(
-        insert(emergency_access).values(
-            patient_id=patient_id,
-            id=session_id,
-            actor_id=actor.id,
-            actor_name=actor.name,
-            mode=decision.mode.value,
-            justification=actor.justification,
-            started_at=now,
-            expires_at=now + EMERGENCY_WINDOW,
-        )
-    )
-    from dmp.services.alerts import professional_label
-
-    who = professional_label(actor)
-    text = f"Votre DMP a été consulté {_MODE_TEXT.get(decision.mode, 'en urgence')} par {who}"
-    if actor.justification:
-        text += f". Motif déclaré : « {actor.justification} »"
-    notify(conn, patient_id, f"emergency-{decision.mode.value}", text + ".", now)
-    from dmp.services import alerts
-
-    alerts.emergency_access(conn, actor, patient_id, decision.mode.value, session_id, now)
-    return True
-
-
 def list_for(conn: Connection, patient_id: UUID) -> list[tuple[datetime, str, str]]:
     rows = conn.execute(
         select(patient_notification.c.at, patient_notification.c.kind, patient_notification.c.text)
@@ -78,3 +30,21 @@ def list_for(conn: Connection, patient_id: UUID) -> list[tuple[datetime, str, st
         .order_by(patient_notification.c.at)
     ).all()
     return [(r.at, r.kind, r.text) for r in rows]
+
+
+def unread_count(conn: Connection, patient_id: UUID) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                patient_notification.c.patient_id == patient_id, patient_notification.c.read.is_(False)
+            )
+        ).scalar_one()
+    )
+
+
+def mark_all_read(conn: Connection, patient_id: UUID) -> None:
+    conn.execute(
+        update(patient_notification)
+        .where(patient_notification.c.patient_id == patient_id, patient_notification.c.read.is_(False))
+        .values(read=True)
+    )

@@ -32,6 +32,11 @@ def find_by_ins(conn: Connection, ins: Ins) -> Any | None:
     return conn.execute(_BY_INS, {"oid": ins.oid, "value": ins.value}).first()
 
 
+def find_by_ins_value(conn: Connection, ins_value: str) -> Any | None:
+    """The record whose INS value (NIR/NIA, any OID) is ``ins_value``: the patients' proofing form."""
+    return conn.execute(select(patient).where(patient.c.ins_value == ins_value)).first()
+
+
 def get(conn: Connection, patient_id: UUID, *, for_update: bool = False) -> Any | None:
     q = select(patient).where(patient.c.id == patient_id)
     if for_update and conn.dialect.name == "postgresql":

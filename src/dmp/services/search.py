@@ -24,9 +24,9 @@ from dmp.errors import DmpError
 from dmp.fhir import searchparams
 from dmp.fhir.common import parse_datetime_range
 from dmp.policy import Decision, RecordFacts, Transparency, learns_record_exists
-from dmp.policy.sqlfilter import hidden_by_mask_condition
 from dmp.services import access, consents
 from dmp.services.context import Runtime
+from dmp.services.policy_sql import hidden_by_mask_condition
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
 from dmp.store.schema import document, document_event, submission_set

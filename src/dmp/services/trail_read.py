@@ -20,10 +20,10 @@ from dmp.audit import AuditAction, HistoryItem, history, iter_entries, to_audit_
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import trail_access
-from dmp.policy.sqlfilter import trail_hidden_condition, visible_condition
 from dmp.services import consents, trail
 from dmp.services.access import context as access_context
 from dmp.services.context import Runtime
+from dmp.services.policy_sql import trail_hidden_condition, visible_condition
 from dmp.store.schema import document
 
 

@@ -238,8 +238,3 @@ used_assertion = Table(
     Column("jti", String(255), primary_key=True),
     Column("expires_at", UtcDateTime, nullable=False),
 )
-
-from dmp.store import schema_accounts as _accounts  # noqa: E402,F401
-from dmp.store import schema_audit as _audit  # noqa: E402,F401
-from dmp.store import schema_outbox as _outbox  # noqa: E402,F401
-from dmp.store import schema_policy as _policy  # noqa: E402,F401

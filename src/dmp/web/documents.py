@@ -9,13 +9,11 @@ from datetime import datetime
 from urllib.parse import quote
 from uuid import UUID
 
-from sqlalchemy import select
 from starlette.responses import Response
 
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.services import documents, search
-from dmp.store.schema import document
 from dmp.terminology import valueset
 from dmp.web.common import Ctx
 
@@ -67,12 +65,7 @@ def list_documents(ctx: Ctx, actor: Actor, params: list[tuple[str, str]], offset
     ids = [r.id for r in page.rows]
     details = {}
     if ids and page.patient_id is not None:
-        d = document.c
-        for row in ctx.conn.execute(
-            select(d.id, d.title, d.creation_time, d.type_code, d.author_name, d.mime_type).where(
-                d.patient_id == page.patient_id, d.id.in_(ids)
-            )
-        ):
+        for row in documents.list_lines(ctx.conn, page.patient_id, ids):
             details[row.id] = DocumentLine(
                 row.id,
                 row.title,
@@ -102,14 +95,7 @@ def download(ctx: Ctx, actor: Actor, raw_id: str) -> Response:
     except ValueError:
         return ctx.error_page(404, "Document introuvable", NOT_VISIBLE)
     content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
-    title = (
-        ctx.conn.execute(
-            select(document.c.title).where(
-                document.c.patient_id == content.patient_id, document.c.id == doc_id
-            )
-        ).scalar()
-        or "document"
-    )
+    title = documents.title_of(ctx.conn, content.patient_id, doc_id) or "document"
     fallback, utf8 = _filename(title, content.mime_type)
     return Response(
         content.data,

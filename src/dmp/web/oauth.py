@@ -14,8 +14,8 @@ from starlette.routing import Route
 from dmp.accounts import oauth, service
 from dmp.accounts.oauth import OAuthError
 from dmp.accounts.service import PATIENT
-from dmp.api.auth import count_failure, rate_limited, refused_until, token_buckets
 from dmp.api.state import AppState
+from dmp.api.token_throttle import count_failure, rate_limited, refused_until, token_buckets
 from dmp.domain.actor import Actor, ActorKind
 from dmp.errors import DmpError
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, page_handler, web_state

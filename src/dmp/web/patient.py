@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import func, select, update
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -15,8 +14,6 @@ from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
 from dmp.services import notifications, records, trail_read
-from dmp.store.schema import patient
-from dmp.store.schema_policy import patient_notification
 from dmp.web import auth_pages
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param
@@ -92,11 +89,7 @@ def home(ctx: Ctx) -> Response:
         return consulted
     acc, actor, pid = consulted
     page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
-    unread = ctx.conn.execute(
-        select(func.count()).where(
-            patient_notification.c.patient_id == pid, patient_notification.c.read.is_(False)
-        )
-    ).scalar_one()
+    unread = notifications.unread_count(ctx.conn, pid)
     return ctx.render(
         "home.html",
         title="Mon DMP",
@@ -127,11 +120,7 @@ def notifications_page(ctx: Ctx) -> Response:
         return consulted
     pid = consulted[2]
     items = list(reversed(notifications.list_for(ctx.conn, pid)))
-    ctx.conn.execute(
-        update(patient_notification)
-        .where(patient_notification.c.patient_id == pid, patient_notification.c.read.is_(False))
-        .values(read=True)
-    )
+    notifications.mark_all_read(ctx.conn, pid)
     return ctx.render(
         "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, pid)
     )
@@ -257,7 +246,7 @@ def proofing_post(ctx: Ctx, form: dict[str, str]) -> Response:
 
 def _match_identity(ctx: Ctx, values: dict[str, str]) -> UUID | None:
     ins = "".join(values["ins"].split()).upper()
-    row = ctx.conn.execute(select(patient).where(patient.c.ins_value == ins)).first()
+    row = records.find_by_ins_value(ctx.conn, ins)
     if row is None:
         return None
     birth = row.birth_date.isoformat()

@@ -15,11 +15,11 @@ from starlette.routing import Route
 
 from dmp.accounts import service
 from dmp.accounts.service import Account
+from dmp.domain.consent import ConsentKind
 from dmp.domain.ins import SYSTEM_NIA, SYSTEM_NIR, Ins, parse_ins
 from dmp.errors import DmpError
 from dmp.policy import record_access
 from dmp.services import consents, records
-from dmp.services.consents import ConsentKind
 from dmp.web import auth_pages
 from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param
