@@ -125,7 +125,8 @@ class _Peek(Generic[T]):
 
     def pop(self) -> T:
         value = self._next
-        assert value is not None
+        if value is None:
+            raise RuntimeError("pop() past the end of the stream")
         self._advance()
         return value
 

@@ -265,13 +265,15 @@ class LoggingSmsTransport:
         with self._lock:
             self.sent.append(message)
             if self.log_file is not None:
-                self._append(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\t{masked}\t{message.template}\t"
-                             f"{message.text}\n")
+                self._append(
+                    self.log_file,
+                    f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\t{masked}\t{message.template}\t{message.text}\n",
+                )
 
-    def _append(self, line: str) -> None:
-        assert self.log_file is not None
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    @staticmethod
+    def _append(log_file: Path, line: str) -> None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(line)
 

@@ -46,6 +46,12 @@ class RecordAccess:
     read_rule: TypeRule | None  # professionals: the matrix row
     masked_visible: bool  # MASQUE_PS documents visible (beyond the actor's own)
 
+    def professional_rule(self) -> TypeRule:
+        """The matrix row of a professional's access (a programming error for any other view)."""
+        if self.read_rule is None:
+            raise RuntimeError(f"no document-type rule for a {self.view!r} access")
+        return self.read_rule
+
 
 def is_occupational(actor: Actor) -> bool:
     return actor.profession == "10" and (actor.specialty or "") in OCCUPATIONAL_SPECIALTIES
@@ -246,8 +252,7 @@ def document_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> 
     own = access.actor_id in (doc.author_id, doc.published_by)
     if own:
         return access.decision
-    assert access.read_rule is not None
-    if not access.read_rule.allows(doc.type_code):
+    if not access.professional_rule().allows(doc.type_code):
         return deny("MATRIX.read", "type de document non accessible à cette profession")
     if doc.flags & DmpFlag.MASQUE_PS and not access.masked_visible:
         return deny("AC-07.masked", "document masqué aux professionnels")
@@ -284,7 +289,8 @@ def decide(
     if action is Action.WRITE:
         if is_pro:
             rights = rights_of(actor.profession)
-            assert rights is not None
+            if rights is None:  # is_pro says otherwise
+                raise RuntimeError(f"no rights for profession {actor.profession!r}")
             if document is not None and not rights.write.allows(document.type_code):
                 return deny("MATRIX.write", "type de document que cette profession ne peut pas déposer")
             mode = AccessMode.MEDECIN_TRAITANT if c.medecin_traitant == actor.id else AccessMode.NORMAL
