@@ -97,6 +97,11 @@ def _smtp_error(exc: BaseException, recipient: str | None = None) -> str:
     return scrub(f"{type(exc).__name__}: {exc}", recipient)
 
 
+def _refusal(error: str, *, permanent: bool) -> DeliveryError:
+    """The server refused the message: for good (a 5xx reply) or for now (retried later)."""
+    return PermanentDeliveryError(error) if permanent else DeliveryError(error)
+
+
 class SmtpTransport:
     """E-mail over SMTP (smtplib): no TLS, STARTTLS or implicit TLS; login when credentials are
     set; one connection kept for a batch and closed by ``close()``."""
@@ -148,16 +153,12 @@ class SmtpTransport:
             except smtplib.SMTPRecipientsRefused as exc:
                 self._reset()
                 codes = [code for code, _ in exc.recipients.values()]
-                error = _smtp_error(exc, message.recipient)
-                if codes and all(500 <= c < 600 for c in codes):
-                    raise PermanentDeliveryError(error) from None
-                raise DeliveryError(error) from None
+                permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+                raise _refusal(_smtp_error(exc, message.recipient), permanent=permanent) from None
             except smtplib.SMTPDataError as exc:
                 self._reset()
-                error = _smtp_error(exc, message.recipient)
-                if 500 <= exc.smtp_code < 600:
-                    raise PermanentDeliveryError(error) from None
-                raise DeliveryError(error) from None
+                permanent = 500 <= exc.smtp_code < 600
+                raise _refusal(_smtp_error(exc, message.recipient), permanent=permanent) from None
             except smtplib.SMTPSenderRefused as exc:  # configuration: every message would fail
                 self._drop()
                 raise TransportUnavailable(_smtp_error(exc, message.recipient)) from None
