@@ -6,11 +6,15 @@ import json
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import click
 
 from dmp.settings import Settings
+
+if TYPE_CHECKING:
+    from dmp.services.context import Runtime
 
 
 def _settings() -> Settings:
@@ -559,8 +563,7 @@ def audit_protect(role: str | None) -> None:
 def audit_history(patient: str, limit: int, agent: str | None) -> None:
     from dmp.audit import history, snapshot
 
-    pid = _audit_patient(patient)
-    assert pid is not None
+    pid = _patient_ref(patient)
     with snapshot(_settings().db_url) as conn:
         items = history(conn, pid, limit=limit)
     _trace_audit_read(agent, pid, "commande dmp audit history", limit=limit)  # before anything is shown
@@ -573,7 +576,7 @@ def audit_history(patient: str, limit: int, agent: str | None) -> None:
 # ---- accounts: representatives, professionals' directory, patient apps (docs/accounts.md) ----------
 
 
-def _accounts_runtime() -> object:
+def _accounts_runtime() -> Runtime:
     from dmp.bootstrap import build_runtime, migrate
 
     rt = build_runtime(_settings(), pool_size=1)
@@ -600,10 +603,8 @@ def record_add_representative(
 ) -> None:
     from dmp.accounts import add_representative
     from dmp.errors import DmpError
-    from dmp.services.context import Runtime
 
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     pid = _patient_ref(patient)
     try:
         with rt.engine.begin() as conn:
@@ -627,10 +628,8 @@ def record_add_representative(
 @click.option("--agent", required=True)
 def record_remove_representative(patient: str, email: str, agent: str) -> None:
     from dmp.accounts import remove_representative
-    from dmp.services.context import Runtime
 
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     pid = _patient_ref(patient)
     with rt.engine.begin() as conn:
         done = remove_representative(conn, pid, email, datetime.now(UTC), agent=agent)
@@ -644,10 +643,8 @@ def record_remove_representative(patient: str, email: str, agent: str) -> None:
 @click.argument("patient", required=False)
 def record_majority_check(patient: str | None) -> None:
     from dmp.accounts import check_majority, majority_check_all
-    from dmp.services.context import Runtime
 
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     now = datetime.now(UTC)
     with rt.engine.begin() as conn:
         if patient:
@@ -667,10 +664,8 @@ def record_majority_check(patient: str | None) -> None:
 def record_activation_code(patient: str, email: str | None, phone: str | None, agent: str) -> None:
     from dmp.accounts import issue_patient_activation
     from dmp.errors import DmpError
-    from dmp.services.context import Runtime
 
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     pid = _patient_ref(patient)
     try:
         with rt.engine.begin() as conn:
@@ -699,10 +694,8 @@ def pro_add(rpps: str, profession: str, name: str, specialty: str | None, struct
             structure_name: str | None, email: str) -> None:
     from dmp.accounts import DirectoryEntry, upsert_professional
     from dmp.errors import DmpError
-    from dmp.services.context import Runtime
 
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     entry = DirectoryEntry(rpps=rpps, profession=profession, name=name, specialty=specialty,
                            structure_id=structure_id, structure_name=structure_name, email=email)
     try:
@@ -727,10 +720,8 @@ def pro_import(file: Path, codes_out: Path | None) -> None:
     from tqdm import tqdm
 
     from dmp.accounts.directory import import_file, read_entries
-    from dmp.services.context import Runtime
 
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     try:
         total, _ = read_entries(file)
         with tqdm(total=total, unit=" ligne(s)", desc="Import RPPS", disable=None) as bar:
@@ -777,7 +768,6 @@ def _pro_status(rpps: str, status: str) -> None:
     from dmp.accounts.service import PRO, set_status
     from dmp.domain.professional import validate_rpps
     from dmp.errors import DmpError
-    from dmp.services.context import Runtime
 
     try:
         value = validate_rpps(rpps)
@@ -785,7 +775,6 @@ def _pro_status(rpps: str, status: str) -> None:
         _fail(exc.message)
         return
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     with rt.engine.begin() as conn:
         found = set_status(conn, PRO, value, status, datetime.now(UTC))
     if not found:
@@ -803,10 +792,8 @@ def app() -> None:
               help="Adresse de retour exacte (répétable) : https, http sur 127.0.0.1, ou schéma privé.")
 def app_register(name: str, redirect_uris: tuple[str, ...]) -> None:
     from dmp.accounts.oauth import register_client
-    from dmp.services.context import Runtime
 
     rt = _accounts_runtime()
-    assert isinstance(rt, Runtime)
     try:
         with rt.engine.begin() as conn:
             client_id = register_client(conn, name, list(redirect_uris), datetime.now(UTC))

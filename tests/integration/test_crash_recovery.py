@@ -106,6 +106,28 @@ def _pages(server: LiveServer, url: str) -> Iterator[dict[str, Any]]:
         next_url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), None)
 
 
+def _found_documents(server: LiveServer, nir: str) -> dict[str, str]:
+    """ITI-67 on the record of ``nir``: document id -> masterIdentifier value, every page."""
+    found: dict[str, str] = {}
+    search = f"{server.fhir}/DocumentReference?patient.identifier={SYSTEM_NIR}|{nir}&_count=500"
+    for page in _pages(server, search):
+        for entry in page.get("entry", []):
+            resource = entry["resource"]
+            found[resource["id"]] = resource["masterIdentifier"]["value"]
+    return found
+
+
+def _traced_references(server: LiveServer, patient_id: str) -> set[str]:
+    """Every entity reference the record's AuditEvents name, every page."""
+    traced: set[str] = set()
+    trail = f"{server.fhir}/AuditEvent?patient=Patient/{patient_id}&_count=500"
+    for page in _pages(server, trail):
+        for entry in page.get("entry", []):
+            for entity in entry["resource"].get("entity", []):
+                traced.add(entity.get("what", {}).get("reference", ""))
+    return traced
+
+
 def _dmp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*DMP, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
@@ -198,24 +220,14 @@ def test_kill_9_loses_no_acknowledged_publication(tmp_path: Path, pg_url: str) -
         # Every acknowledged document: found (ITI-67), same bytes (ITI-68), traced.
         for index, (nir, patient_id) in enumerate(records):
             mine = {a.doc_id: a for a in acked if a.record == index}
-            found: dict[str, str] = {}
-            search = f"{server.fhir}/DocumentReference?patient.identifier={SYSTEM_NIR}|{nir}&_count=500"
-            for page in _pages(server, search):
-                for entry in page.get("entry", []):
-                    resource = entry["resource"]
-                    found[resource["id"]] = resource["masterIdentifier"]["value"]
+            found = _found_documents(server, nir)
             assert set(mine) <= set(found), f"lost: {sorted(set(mine) - set(found))}"
             for doc_id, a in mine.items():
                 assert found[doc_id].endswith(a.unique_id)
                 status, data = _get_bytes(server, f"{server.fhir}/Binary/{doc_id}", "*/*")
                 assert status == 200, data[:300]
                 assert hashlib.sha256(data).hexdigest() == a.sha256
-            traced: set[str] = set()
-            trail = f"{server.fhir}/AuditEvent?patient=Patient/{patient_id}&_count=500"
-            for page in _pages(server, trail):
-                for entry in page.get("entry", []):
-                    for entity in entry["resource"].get("entity", []):
-                        traced.add(entity.get("what", {}).get("reference", ""))
+            traced = _traced_references(server, patient_id)
             untraced = {d for d in mine if f"DocumentReference/{d}" not in traced}
             assert not untraced, f"not in the trail: {sorted(untraced)}"
 

@@ -154,6 +154,15 @@ def _contact(email: str | None, phone: str | None) -> tuple[str | None, str | No
     return e, p
 
 
+def _preferred_channel(email: str | None, phone: str | None) -> tuple[str, str] | None:
+    """Where to write to someone: the e-mail address if any, else the phone; None without either."""
+    if email:
+        return EMAIL, email
+    if phone:
+        return SMS, phone
+    return None
+
+
 def _patient_row(conn: Connection, patient_id: UUID) -> Any:
     row = conn.execute(select(patient).where(patient.c.id == patient_id)).first()
     if row is None:
@@ -177,11 +186,11 @@ def _send_activation(
     now: datetime,
     path: str,
 ) -> None:
-    if not (email or phone):
+    target = _preferred_channel(email, phone)
+    if target is None:
         return
     link = f"{settings.base_url.rstrip('/')}{path}?code={code}"
-    channel, recipient = (EMAIL, email) if email else (SMS, phone)
-    assert recipient is not None
+    channel, recipient = target
     enqueue(
         conn,
         patient_id=patient_id,
@@ -351,7 +360,8 @@ def add_representative(
             "INVALID_VALUE", "le titulaire du dossier est majeur : il n'a pas de représentant légal"
         )
     email_n, phone_n = _contact(email, phone)
-    assert email_n is not None
+    if email_n is None:
+        raise DmpError("MISSING_ELEMENT", "adresse électronique du représentant légal")
     login = normalize_login(PERSON, email_n)
     existing = find(conn, PERSON, login)
     created = existing is None
@@ -537,9 +547,9 @@ def check_majority(conn: Connection, patient_id: UUID, now: datetime) -> bool:
         conn.execute(
             update(account).where(account.c.id == acc.id).values(majority_confirmation=True, updated_at=now)
         )
-        if acc.email or acc.phone:
-            channel, recipient = (EMAIL, acc.email) if acc.email else (SMS, acc.phone)
-            assert recipient is not None
+        target = _preferred_channel(acc.email, acc.phone)
+        if target is not None:
+            channel, recipient = target
             enqueue(
                 conn,
                 patient_id=patient_id,
@@ -1085,7 +1095,8 @@ def use_recovery_code(
 def actor_for(acc: Account, *, source_address: str | None = None) -> Actor:
     """The Actor of a logged-in account: the same as an API token's for that person."""
     if acc.kind == PATIENT:
-        assert acc.patient_id is not None
+        if acc.patient_id is None:
+            raise RuntimeError(f"patient account {acc.id} has no patient")
         return Actor(
             kind=ActorKind.PATIENT,
             id=str(acc.patient_id),

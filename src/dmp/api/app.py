@@ -36,7 +36,8 @@ log = logging.getLogger("dmp.api")
 
 
 async def _dmp_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, DmpError)
+    if not isinstance(exc, DmpError):
+        raise TypeError(f"DmpError handler called with {type(exc).__name__}")
     return error_response(exc)
 
 

@@ -40,8 +40,8 @@ def _oauth_error(err: DmpError, error: str = "invalid_client") -> Response:
     )
 
 
-async def token_endpoint(request: Request) -> Response:
-    state: AppState = request.app.state.dmp
+async def _token_form(request: Request) -> dict[str, str] | Response:
+    """The token request's form fields (those given once), or the OAuth error refusing the body."""
     if media_type(request) != "application/x-www-form-urlencoded":
         return _oauth_error(
             DmpError("UNSUPPORTED_GRANT", "formulaire application/x-www-form-urlencoded attendu"),
@@ -51,11 +51,11 @@ async def token_endpoint(request: Request) -> Response:
     if len(body) > 64 * 1024:
         return _oauth_error(DmpError("UNSUPPORTED_GRANT", "requête trop volumineuse"), "invalid_request")
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    form = {k: v[0] for k, v in fields.items() if len(v) == 1}
-    if form.get("grant_type") == "authorization_code":  # patient apps: code + PKCE (docs/accounts.md)
-        from dmp.web.oauth import authorization_code_grant
+    return {k: v[0] for k, v in fields.items() if len(v) == 1}
 
-        return await authorization_code_grant(request, state, form)
+
+def _client_credentials_refusal(form: dict[str, str]) -> Response | None:
+    """The OAuth error for a form that is no client_credentials grant with a client assertion."""
     if form.get("grant_type") != "client_credentials":
         return _oauth_error(
             DmpError("UNSUPPORTED_GRANT", "grant_type=client_credentials attendu"), "unsupported_grant_type"
@@ -65,9 +65,24 @@ async def token_endpoint(request: Request) -> Response:
             DmpError("UNSUPPORTED_GRANT", f"client_assertion_type={CLIENT_ASSERTION_TYPE} attendu"),
             "invalid_request",
         )
-    assertion = form.get("client_assertion")
-    if not isinstance(assertion, str) or not assertion:
+    if not form.get("client_assertion"):
         return _oauth_error(DmpError("UNSUPPORTED_GRANT", "client_assertion absente"), "invalid_request")
+    return None
+
+
+async def token_endpoint(request: Request) -> Response:
+    state: AppState = request.app.state.dmp
+    form = await _token_form(request)
+    if isinstance(form, Response):
+        return form
+    if form.get("grant_type") == "authorization_code":  # patient apps: code + PKCE (docs/accounts.md)
+        from dmp.web.oauth import authorization_code_grant
+
+        return await authorization_code_grant(request, state, form)
+    refusal = _client_credentials_refusal(form)
+    if refusal is not None:
+        return refusal
+    assertion = form["client_assertion"]
     buckets = token_buckets(request, state, claimed_client(assertion))
 
     def issue() -> tuple[str, int, str] | datetime:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 from uuid import UUID
@@ -463,7 +464,6 @@ async def revoke_consent(request: Request) -> Response:
 async def search_audit_events(request: Request) -> Response:
     """TR-01: the record's access trail as FHIR AuditEvents (newest first)."""
 
-    from dmp.fhir.common import parse_datetime_range
     from dmp.services import trail_read
 
     state = _state(request)
@@ -471,6 +471,30 @@ async def search_audit_events(request: Request) -> Response:
     rt = state.runtime
     params = _params(request)
     searchparams.check("AuditEvent", params)
+    q = _audit_query(params)
+    pid = await _audit_patient_id(state, q.patient_ref)
+    events, more = await _in_transaction(
+        state,
+        lambda c: trail_read.audit_events(
+            c, rt, actor, pid, start=q.start, end=q.end, count=q.count, offset=q.offset
+        ),
+    )
+    return FhirResponse(_audit_bundle(rt.fhir_base, params, q, events, more))
+
+
+@dataclass
+class _AuditQuery:
+    """The parameters of an AuditEvent search."""
+
+    patient_ref: tuple[str, str]  # ("patient", "Patient/<id>") or ("patient.identifier", "<system>|<INS>")
+    start: datetime | None = None
+    end: datetime | None = None
+    count: int = 50
+    offset: int = 0
+
+
+def _audit_query(params: list[tuple[str, str]]) -> _AuditQuery:
+    """Read an AuditEvent search's parameters; an unknown one, a bad date or no patient is a 400."""
     start = end = None
     count, offset = 50, 0
     patient_ref = None
@@ -478,19 +502,7 @@ async def search_audit_events(request: Request) -> Response:
         if key in ("patient", "patient.identifier"):
             patient_ref = (key, value)
         elif key == "date":
-            prefix, raw = (value[:2], value[2:]) if value[:2] in ("ge", "lt", "gt", "le") else ("eq", value)
-            try:
-                lo, hi = parse_datetime_range(raw, "date", clamp=True)
-            except DmpError as err:  # a search parameter: 400, not the body's 422
-                raise DmpError("INVALID_SEARCH", err.detail, expression="date") from err
-            if prefix in ("ge", "eq"):
-                start = lo
-            if prefix == "gt":
-                start = hi
-            if prefix in ("lt",):
-                end = lo
-            if prefix in ("le", "eq"):
-                end = hi
+            start, end = _audit_date_bounds(value, start, end)
         elif key == "_count":
             count = max(1, min(500, int(value))) if value.isdigit() else 50
         elif key == "_offset":
@@ -499,45 +511,73 @@ async def search_audit_events(request: Request) -> Response:
             raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge pour AuditEvent")
     if patient_ref is None:
         raise DmpError("INVALID_SEARCH", "patient=Patient/<id> ou patient.identifier=<système>|<INS> attendu")
-    if patient_ref[0] == "patient":
-        pid = _id(patient_ref[1].removeprefix("Patient/"))
-    else:
-        system, _, value = patient_ref[1].partition("|")
-        ins = parse_ins(system, value, allow_test=rt.settings.test_instance)
-        found = await _in_transaction(state, lambda c: records.find_by_ins(c, ins))
-        if found is None:
-            raise DmpError("NOT_FOUND")
-        pid = found.id
-    events, more = await _in_transaction(
-        state,
-        lambda c: trail_read.audit_events(
-            c, rt, actor, pid, start=start, end=end, count=count, offset=offset
-        ),
-    )
+    return _AuditQuery(patient_ref, start, end, count, offset)
+
+
+def _audit_date_bounds(
+    value: str, start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """The [start, end) bounds after one ``date`` parameter (prefix eq, ge, gt, lt or le)."""
+    from dmp.fhir.common import parse_datetime_range
+
+    prefix, raw = (value[:2], value[2:]) if value[:2] in ("ge", "lt", "gt", "le") else ("eq", value)
+    try:
+        lo, hi = parse_datetime_range(raw, "date", clamp=True)
+    except DmpError as err:  # a search parameter: 400, not the body's 422
+        raise DmpError("INVALID_SEARCH", err.detail, expression="date") from err
+    if prefix in ("ge", "eq"):
+        start = lo
+    if prefix == "gt":
+        start = hi
+    if prefix in ("lt",):
+        end = lo
+    if prefix in ("le", "eq"):
+        end = hi
+    return start, end
+
+
+async def _audit_patient_id(state: AppState, patient_ref: tuple[str, str]) -> UUID:
+    """The record an AuditEvent search names, by Patient id or by INS (unknown INS: 404)."""
+    key, value = patient_ref
+    if key == "patient":
+        return _id(value.removeprefix("Patient/"))
+    system, _, ins_value = value.partition("|")
+    ins = parse_ins(system, ins_value, allow_test=state.runtime.settings.test_instance)
+    found = await _in_transaction(state, lambda c: records.find_by_ins(c, ins))
+    if found is None:
+        raise DmpError("NOT_FOUND")
+    pid: UUID = found.id
+    return pid
+
+
+def _audit_bundle(
+    fhir_base: str, params: list[tuple[str, str]], q: _AuditQuery, events: list[Any], more: bool
+) -> dict[str, Any]:
+    """The searchset of one page of AuditEvents, with its self and next links."""
     kept = [(k, v) for k, v in params if k != "_offset"]
     links = [
         {
             "relation": "self",
-            "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset))])}",
+            "url": f"{fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(q.offset))])}",
         }
     ]
     if more:
         links.append(
             {
                 "relation": "next",
-                "url": f"{rt.fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(offset + count))])}",
+                "url": f"{fhir_base}/AuditEvent?{urlencode(kept + [('_offset', str(q.offset + q.count))])}",
             }
         )
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if not more and (events or offset == 0):  # the total, where the page alone tells it
-        bundle["total"] = offset + len(events)
+    if not more and (events or q.offset == 0):  # the total, where the page alone tells it
+        bundle["total"] = q.offset + len(events)
     bundle["link"] = links
     if events:
         bundle["entry"] = [
-            {"fullUrl": f"{rt.fhir_base}/AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}
+            {"fullUrl": f"{fhir_base}/AuditEvent/{e['id']}", "resource": e, "search": {"mode": "match"}}
             for e in events
         ]
-    return FhirResponse(bundle)
+    return bundle
 
 
 FORM_TYPE = "application/x-www-form-urlencoded"

@@ -88,7 +88,8 @@ def _execute_prepared(conn: Connection, statement: str, params: dict[str, Any]) 
     import psycopg
 
     driver = conn.connection.driver_connection
-    assert driver is not None
+    if driver is None:
+        raise RuntimeError("the connection has no DBAPI driver connection")
     try:
         return driver.execute(statement, params, prepare=True).fetchone()
     except psycopg.Error as err:

@@ -125,7 +125,8 @@ class _Peek(Generic[T]):
 
     def pop(self) -> T:
         value = self._next
-        assert value is not None
+        if value is None:
+            raise RuntimeError("pop() past the end of the stream")
         self._advance()
         return value
 
@@ -240,74 +241,77 @@ def _check_record(
         if progress is not None and n % 1000 == 0:
             progress(1000)
         if brk is not None:
-            continue
-        if e.seq != expected:
-            if e.seq > expected:
-                if e.seq - expected == 1:
-                    msg = f"entrée manquante (supprimée) : la chaîne passe de la position {expected - 1} " \
-                          f"à la position {e.seq}."
-                    if expected == 1:
-                        msg = f"entrée manquante (supprimée) : la chaîne commence à la position {e.seq}."
-                else:
-                    msg = f"entrées manquantes (supprimées) aux positions {expected} à {e.seq - 1}."
-                brk = Break(BreakKind.MISSING, msg, pid, expected)
-            else:
-                brk = Break(BreakKind.INSERTED, "position en double dans la chaîne.", pid, e.seq)
-            continue
-        if entry_hash(e.values(), e.prev_hash) != e.hash:
-            brk = _diagnose(e, entries.peek() if _same(entries.peek(), pid) else None, pid,
-                            max(upper, e.seq + 1))
-            continue
-        if prev is not None and e.prev_hash != prev:
-            brk = Break(
-                BreakKind.LINK,
-                f"chaînage rompu : l'empreinte précédente enregistrée ne correspond pas à l'entrée "
-                f"en position {e.seq - 1} (entrée modifiée puis re-scellée, insérée ou déplacée).",
-                pid, e.seq,
-            )
-            continue
-        for anchored in (start, check):
-            if anchored is not None and e.seq == anchored.seq and e.hash != anchored.hash:
-                brk = Break(
-                    BreakKind.ANCHOR,
-                    f"l'entrée ne correspond pas à celle attestée par l'ancre n° {anchored.anchor_id} "
-                    "(chaîne réécrite depuis l'ancrage).",
-                    pid, e.seq, anchored.anchor_id,
-                )
-                break
-        if brk is not None:
-            continue
-        prev, last, expected = e.hash, e, expected + 1
+            continue  # the rest of the record is only counted
+        brk = (
+            _sequence_break(e, expected, pid)
+            or _hash_break(e, entries, pid, upper)
+            or _link_break(e, prev, pid)
+            or _anchor_break(e, pid, (start, check))
+        )
+        if brk is None:
+            prev, last, expected = e.hash, e, expected + 1
     if progress is not None and n % 1000:
         progress(n % 1000)
     if brk is not None:
         return brk, n
-    last_seq = expected - 1
-    if head is None:
-        if last is not None:
-            brk = Break(BreakKind.HEAD, "tête de chaîne absente de la table audit_head.", pid, last_seq)
-    elif int(head.seq) > last_seq:
-        present = (
-            "aucune entrée n'est présente"
-            if last_seq == 0
-            else f"la dernière présente est en position {last_seq}"
-        )
-        brk = Break(
-            BreakKind.MISSING,
-            f"entrée(s) manquante(s) en fin de chaîne : la tête de chaîne en indique {int(head.seq)}, "
-            f"{present}.",
-            pid, last_seq + 1,
-        )
-    elif int(head.seq) < last_seq:
-        brk = Break(
-            BreakKind.INSERTED,
-            f"entrée ajoutée après la fin de chaîne enregistrée (position {int(head.seq)}).",
-            pid, int(head.seq) + 1,
-        )
-    elif last is not None and head.hash != last.hash:
-        brk = Break(
-            BreakKind.HEAD, "la tête de chaîne ne correspond pas à la dernière entrée.", pid, last_seq
-        )
+    return _end_break(pid, head, check, last, expected - 1), n
+
+
+def _sequence_break(e: StoredEntry, expected: int, pid: UUID) -> Break | None:
+    """Entry ``e`` is not at the position the chain expects: entries missing, or one repeated."""
+    if e.seq == expected:
+        return None
+    if e.seq < expected:
+        return Break(BreakKind.INSERTED, "position en double dans la chaîne.", pid, e.seq)
+    if e.seq - expected == 1:
+        msg = f"entrée manquante (supprimée) : la chaîne passe de la position {expected - 1} " \
+              f"à la position {e.seq}."
+        if expected == 1:
+            msg = f"entrée manquante (supprimée) : la chaîne commence à la position {e.seq}."
+    else:
+        msg = f"entrées manquantes (supprimées) aux positions {expected} à {e.seq - 1}."
+    return Break(BreakKind.MISSING, msg, pid, expected)
+
+
+def _hash_break(e: StoredEntry, entries: _Peek[StoredEntry], pid: UUID, upper: int) -> Break | None:
+    """Entry ``e`` no longer matches its hash: what happened, told from the entry that follows."""
+    if entry_hash(e.values(), e.prev_hash) == e.hash:
+        return None
+    return _diagnose(e, entries.peek() if _same(entries.peek(), pid) else None, pid, max(upper, e.seq + 1))
+
+
+def _link_break(e: StoredEntry, prev: str | None, pid: UUID) -> Break | None:
+    """Entry ``e`` does not chain to the entry before it (``prev``: that entry's hash, if known)."""
+    if prev is None or e.prev_hash == prev:
+        return None
+    return Break(
+        BreakKind.LINK,
+        f"chaînage rompu : l'empreinte précédente enregistrée ne correspond pas à l'entrée "
+        f"en position {e.seq - 1} (entrée modifiée puis re-scellée, insérée ou déplacée).",
+        pid, e.seq,
+    )
+
+
+def _anchor_break(
+    e: StoredEntry, pid: UUID, anchors: tuple[_Anchored | None, _Anchored | None]
+) -> Break | None:
+    """Entry ``e`` differs from the one an anchor attested at its position."""
+    for anchored in anchors:
+        if anchored is not None and e.seq == anchored.seq and e.hash != anchored.hash:
+            return Break(
+                BreakKind.ANCHOR,
+                f"l'entrée ne correspond pas à celle attestée par l'ancre n° {anchored.anchor_id} "
+                "(chaîne réécrite depuis l'ancrage).",
+                pid, e.seq, anchored.anchor_id,
+            )
+    return None
+
+
+def _end_break(
+    pid: UUID, head: Any | None, check: _Anchored | None, last: StoredEntry | None, last_seq: int
+) -> Break | None:
+    """A break at the end of a chain whose entries are sound: against its head, then its anchor."""
+    brk = _head_break(pid, head, last, last_seq)
     if brk is None and check is not None and check.seq > last_seq:
         brk = Break(
             BreakKind.MISSING,
@@ -315,7 +319,38 @@ def _check_record(
             f"{check.seq} entrée(s), la chaîne s'arrête à la position {last_seq}.",
             pid, last_seq + 1, check.anchor_id,
         )
-    return brk, n
+    return brk
+
+
+def _head_break(pid: UUID, head: Any | None, last: StoredEntry | None, last_seq: int) -> Break | None:
+    """The chain's last entry (``last``, at ``last_seq``) disagrees with the audit_head row."""
+    if head is None:
+        if last is not None:
+            return Break(BreakKind.HEAD, "tête de chaîne absente de la table audit_head.", pid, last_seq)
+        return None
+    if int(head.seq) > last_seq:
+        present = (
+            "aucune entrée n'est présente"
+            if last_seq == 0
+            else f"la dernière présente est en position {last_seq}"
+        )
+        return Break(
+            BreakKind.MISSING,
+            f"entrée(s) manquante(s) en fin de chaîne : la tête de chaîne en indique {int(head.seq)}, "
+            f"{present}.",
+            pid, last_seq + 1,
+        )
+    if int(head.seq) < last_seq:
+        return Break(
+            BreakKind.INSERTED,
+            f"entrée ajoutée après la fin de chaîne enregistrée (position {int(head.seq)}).",
+            pid, int(head.seq) + 1,
+        )
+    if last is not None and head.hash != last.hash:
+        return Break(
+            BreakKind.HEAD, "la tête de chaîne ne correspond pas à la dernière entrée.", pid, last_seq
+        )
+    return None
 
 
 def _same(e: StoredEntry | None, pid: UUID) -> bool:

@@ -34,7 +34,7 @@ from base64 import b64decode
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 
 import jwt
 from cryptography import x509
@@ -247,7 +247,12 @@ def _check_key_matches_algorithm(
 # ------------------------------------------------------------------------ claims
 
 
+@overload
+def _numeric_date(claims: dict[str, Any], name: str, *, required: Literal[True]) -> datetime: ...
+@overload
+def _numeric_date(claims: dict[str, Any], name: str, *, required: Literal[False]) -> datetime | None: ...
 def _numeric_date(claims: dict[str, Any], name: str, *, required: bool) -> datetime | None:
+    """The claim as a UTC datetime; absent, None, or (``required``) an invalid-assertion error."""
     value = claims.get(name)
     if value is None:
         if required:
@@ -275,7 +280,6 @@ def _optional_string(claims: dict[str, Any], name: str, max_length: int) -> str 
 
 def _check_times(claims: dict[str, Any], now: datetime, max_lifetime: timedelta) -> datetime:
     exp = _numeric_date(claims, "exp", required=True)
-    assert exp is not None
     iat = _numeric_date(claims, "iat", required=False)
     nbf = _numeric_date(claims, "nbf", required=False)
     limit = int(max_lifetime.total_seconds())

@@ -195,6 +195,7 @@ class _Reader:
         return Author(name=name, id=ident, time=fhir_datetime(t.get("value")) if t is not None else None)
 
     def value(self, obs: etree._Element) -> tuple[Quantity | None, Code | None, str | None]:
+        """(quantity, coded value, text) of an observation's value, by its xsi:type."""
         v = obs.find(f"{H}value")
         if v is None:
             return None, None, None
@@ -203,21 +204,26 @@ class _Reader:
             return self.quantity(v), None, None
         if xtype in {"CD", "CE", "CV", "CO"}:
             return None, self.code(v), None
+        return None, None, self.value_text(v, xtype)
+
+    def value_text(self, v: etree._Element, xtype: str) -> str | None:
+        """A value that is neither a quantity nor a code, as text (boolean, interval, ratio…)."""
         if xtype == "BL":
-            return None, None, v.get("value")
-        if xtype in {"IVL_PQ"}:
+            boolean: str | None = v.get("value")
+            return boolean
+        if xtype == "IVL_PQ":
             low, high = v.find(f"{H}low"), v.find(f"{H}high")
             parts = [
                 f"{op} {q.value} {q.unit or ''}".strip()
                 for op, q in ((">=", self.quantity(low)), ("<=", self.quantity(high)))
                 if q is not None
             ]
-            return None, None, " ; ".join(parts) or None
+            return " ; ".join(parts) or None
         if xtype == "RTO":
             num, den = self.quantity(v.find(f"{H}numerator")), self.quantity(v.find(f"{H}denominator"))
             if num and den:
-                return None, None, f"{num.value}/{den.value}"
-        return None, None, self.text_of(v)
+                return f"{num.value}/{den.value}"
+        return self.text_of(v)
 
     def reference_range(self, obs: etree._Element) -> Range | None:
         rr = obs.find(f"{H}referenceRange/{H}observationRange")
@@ -254,33 +260,9 @@ class _Reader:
         tids = set(_tids(el))
         local = etree.QName(el).localname
         prov = Provenance(sec_code, sec_title, idx, _tids(el), _ids(el), self.author(el) or ctx.author)
-        if local == "act" and (T_CONCERN in tids or T_PROBLEM_CONCERN in tids or T_ALLERGY_CONCERN in tids):
-            status_el = el.find(f"{H}statusCode")
-            start, end = self.ivl(el.find(f"{H}effectiveTime"))
-            ctx = _Ctx(
-                status=status_el.get("code") if status_el is not None else None,
-                start=start,
-                end=end,
-                author=self.author(el) or ctx.author,
-                specimen=ctx.specimen,
-            )
-        elif local == "observation" and T_ALLERGY in tids:
-            self.allergy(el, ctx, prov)
-            return
-        elif local == "observation" and T_PROBLEM in tids:
-            self.problem(el, ctx, prov)
-            return
-        elif local == "substanceAdministration" and T_IMMUNIZATION in tids:
-            if el.get("moodCode", "EVN") == "EVN":
-                self.immunization(el, prov)
-            return
-        elif local == "substanceAdministration" and T_MEDICATION in tids:
-            self.medication(el, prov)
-            return
-        elif local == "observation" and (
-            T_LAB_OBS in tids or T_VITAL_SIGN in tids or self.is_blood_group(el)
-        ):
-            self.observation(el, ctx, prov, "vital_sign" if T_VITAL_SIGN in tids else "lab_result")
+        if local == "act" and tids & {T_CONCERN, T_PROBLEM_CONCERN, T_ALLERGY_CONCERN}:
+            ctx = self.concern(el, ctx)
+        elif self.fact(el, local, tids, ctx, prov):
             return
         specimen = self.specimen(el)
         if specimen is not None or self.author(el) is not None:
@@ -304,6 +286,35 @@ class _Reader:
                 "encounter",
             }:
                 self.walk(child, ctx, sec_code, sec_title, idx)
+
+    def concern(self, el: etree._Element, ctx: _Ctx) -> _Ctx:
+        """A concern act passes its status, dates and author down to the facts it holds."""
+        status_el = el.find(f"{H}statusCode")
+        start, end = self.ivl(el.find(f"{H}effectiveTime"))
+        return _Ctx(
+            status=status_el.get("code") if status_el is not None else None,
+            start=start,
+            end=end,
+            author=self.author(el) or ctx.author,
+            specimen=ctx.specimen,
+        )
+
+    def fact(self, el: etree._Element, local: str, tids: set[str], ctx: _Ctx, prov: Provenance) -> bool:
+        """Read ``el`` as a fact if its template is one we know; True when it was one (read or not)."""
+        if local == "observation" and T_ALLERGY in tids:
+            self.allergy(el, ctx, prov)
+        elif local == "observation" and T_PROBLEM in tids:
+            self.problem(el, ctx, prov)
+        elif local == "substanceAdministration" and T_IMMUNIZATION in tids:
+            if el.get("moodCode", "EVN") == "EVN":  # a planned vaccination is not a fact
+                self.immunization(el, prov)
+        elif local == "substanceAdministration" and T_MEDICATION in tids:
+            self.medication(el, prov)
+        elif local == "observation" and (tids & {T_LAB_OBS, T_VITAL_SIGN} or self.is_blood_group(el)):
+            self.observation(el, ctx, prov, "vital_sign" if T_VITAL_SIGN in tids else "lab_result")
+        else:
+            return False
+        return True
 
     # ---- readers ---------------------------------------------------------------------------
     def specimen(self, el: etree._Element) -> Code | None:
@@ -550,15 +561,13 @@ def _level1(body: etree._Element, base: Extraction) -> Extraction:
     return replace(base, level=1, media_type=media, notes=(*base.notes, note))
 
 
-def extract(cda: bytes) -> Extraction:
-    """Facts and text of one CDA document. Never raises for bad input: ``error`` says why."""
+def _clinical_document(cda: bytes) -> tuple[etree._Element, tuple[str, ...]] | Extraction:
+    """The ClinicalDocument element (and notes on how it was found), or the Extraction of a refusal."""
     if len(cda) > MAX_BYTES:
         return Extraction(error=f"document trop volumineux pour l'extraction ({len(cda)} octets)")
     try:
         root = etree.fromstring(cda, hardened_parser())
-    except etree.XMLSyntaxError as exc:
-        return Extraction(error=f"document XML illisible : {exc}")
-    except ValueError as exc:  # e.g. an encoding declaration lxml refuses
+    except (etree.XMLSyntaxError, ValueError) as exc:  # ValueError: e.g. an encoding lxml refuses
         return Extraction(error=f"document XML illisible : {exc}")
     notes: tuple[str, ...] = ()
     if root.tag != f"{H}ClinicalDocument":
@@ -569,6 +578,15 @@ def extract(cda: bytes) -> Extraction:
         root, notes = inner, ("document CDA lu à l'intérieur de sa feuille de style (auto-présentable)",)
     if _too_deep(root):
         return Extraction(error=f"document trop profondément imbriqué (plus de {MAX_DEPTH} niveaux)")
+    return root, notes
+
+
+def extract(cda: bytes) -> Extraction:
+    """Facts and text of one CDA document. Never raises for bad input: ``error`` says why."""
+    found = _clinical_document(cda)
+    if isinstance(found, Extraction):
+        return found
+    root, notes = found
     ids = _ids(root)
     base = Extraction(document_id=ids[0] if ids else None, notes=notes)
     body = root.find(f"{H}component/{H}nonXMLBody")

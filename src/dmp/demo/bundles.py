@@ -57,7 +57,7 @@ def master_identifier_value(unique_id: str) -> str:
     return f"urn:oid:{unique_id}" if unique_id[0].isdigit() else unique_id
 
 
-def document_reference(
+def document_reference(  # noqa: PLR0913 (demo data: one keyword per DocumentReference element)
     content: bytes,
     *,
     ins_system: str,

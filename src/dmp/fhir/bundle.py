@@ -86,6 +86,47 @@ def parse_provide_bundle(
     max_entries: int | None = None,
     max_total_bytes: int | None = None,
 ) -> ProvideRequest:
+    entries = _transaction_entries(bundle, max_entries)
+    parts = _sort_entries(entries)
+    sub_index, sub, subject = _submission_subject(parts, allow_test=allow_test)
+    req = ProvideRequest(
+        sub, sub_index, subject, binary_indexes=parts.binary_indexes, entry_count=len(entries)
+    )
+    req.local_urls.update(_local_urls(entries))
+    used: set[int] = set()
+    total = 0
+    for i, full_url, dr in parts.references:
+        entry, attachment = parse_entry(dr)
+        content, bi = _document_content(entry, attachment, parts.binaries, max_document_bytes)
+        if bi is not None:
+            used.add(bi)
+        total += len(content)
+        if max_total_bytes is not None and total > max_total_bytes:
+            raise DmpError("SUBMISSION_TOO_LARGE", f"{human_size(max_total_bytes)} par Bundle")
+        check_size_and_hash(attachment, content)
+        entry.size = len(content)
+        entry.sha1_b64 = base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()
+        req.documents.append(
+            SubmittedDocument(i, full_url, dr, entry, content, hashlib.sha256(content).hexdigest(), bi)
+        )
+    unused = set(parts.binary_indexes) - used
+    if unused:
+        raise DmpError("INVALID_RESOURCE", f"Binary sans fiche qui le référence (entrée {min(unused)})")
+    return req
+
+
+@dataclass
+class _BundleParts:
+    """A transaction's entries sorted by resource type, each with its position in the Bundle."""
+
+    submission: tuple[int, Json] | None = None
+    references: list[tuple[int, str | None, Json]] = field(default_factory=list)
+    binaries: dict[str, tuple[int, Json]] = field(default_factory=dict)  # by fullUrl and Binary/<id>
+    binary_indexes: list[int] = field(default_factory=list)
+
+
+def _transaction_entries(bundle: Any, max_entries: int | None) -> list[Any]:
+    """The entries of a transaction Bundle, refused if it is not one or has too many."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise DmpError("INVALID_RESOURCE", "un Bundle de type transaction est attendu")
     if bundle.get("type") != "transaction":
@@ -95,10 +136,12 @@ def parse_provide_bundle(
         raise DmpError("INVALID_RESOURCE", "le Bundle ne contient aucune entrée")
     if max_entries is not None and len(entries) > max_entries:
         raise DmpError("TOO_MANY_ENTRIES", f"{len(entries)} reçues, {max_entries} au plus")
-    submission: tuple[int, Json] | None = None
-    references: list[tuple[int, str | None, Json]] = []
-    binaries: dict[str, tuple[int, Json]] = {}
-    binary_indexes: list[int] = []
+    return entries
+
+
+def _sort_entries(entries: list[Any]) -> _BundleParts:
+    """Check each entry (a POST of a List, DocumentReference or Binary) and sort it."""
+    parts = _BundleParts()
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or not isinstance(e.get("resource"), dict):
             raise DmpError("INVALID_RESOURCE", f"entrée {i} sans ressource")
@@ -109,76 +152,78 @@ def parse_provide_bundle(
         rtype = res.get("resourceType")
         full_url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
         if rtype == "List":
-            validate(res, "List")
-            code = _list_code(res)
-            if code == "folder":
-                raise DmpError("INVALID_VALUE", "les classeurs (List folder) ne sont pas pris en charge")
-            if code != "submissionset":
-                raise DmpError("INVALID_VALUE", f"entrée {i} : List.code « submissionset » attendu")
-            if submission is not None:
-                raise DmpError("INVALID_RESOURCE", "un seul lot de soumission (SubmissionSet) par Bundle")
-            submission = (i, res)
+            _check_submission_set(i, res, first=parts.submission is None)
+            parts.submission = (i, res)
         elif rtype == "DocumentReference":
             validate(res, "DocumentReference")
-            references.append((i, full_url, res))
+            parts.references.append((i, full_url, res))
         elif rtype == "Binary":
             validate(res, "Binary")
-            binary_indexes.append(i)
+            parts.binary_indexes.append(i)
             for key in filter(None, (full_url, f"Binary/{res['id']}" if res.get("id") else None)):
-                binaries[key] = (i, res)
+                parts.binaries[key] = (i, res)
         else:
             raise DmpError("UNKNOWN_RESOURCE_TYPE", f"{rtype} dans un Bundle ITI-65")
-    if submission is None:
+    return parts
+
+
+def _check_submission_set(i: int, res: Json, *, first: bool) -> None:
+    """Entry ``i`` is a List: it must be the Bundle's one SubmissionSet (folders are not supported)."""
+    validate(res, "List")
+    code = _list_code(res)
+    if code == "folder":
+        raise DmpError("INVALID_VALUE", "les classeurs (List folder) ne sont pas pris en charge")
+    if code != "submissionset":
+        raise DmpError("INVALID_VALUE", f"entrée {i} : List.code « submissionset » attendu")
+    if not first:
+        raise DmpError("INVALID_RESOURCE", "un seul lot de soumission (SubmissionSet) par Bundle")
+
+
+def _submission_subject(parts: _BundleParts, *, allow_test: bool) -> tuple[int, Json, Json]:
+    """The SubmissionSet (position, resource) and its subject; every INS named is checked."""
+    if parts.submission is None:
         raise DmpError("MISSING_ELEMENT", "List SubmissionSet (lot de soumission)")
-    if not references:
+    if not parts.references:
         raise DmpError("MISSING_ELEMENT", "DocumentReference (au moins une fiche)")
-    sub_index, sub = submission
+    sub_index, sub = parts.submission
     if not any(x.get("url") == SOURCE_ID_URL for x in sub.get("extension") or []):
         raise DmpError("MISSING_ELEMENT", "List.extension:sourceId (OID du système source)")
     subject = sub.get("subject")
     if not isinstance(subject, dict):
         raise DmpError("MISSING_ELEMENT", "List.subject (patient)")
     check_subject_ins(subject, allow_test=allow_test)
-    for _, _, dr in references:
+    for _, _, dr in parts.references:
         check_subject_ins(dr.get("subject"), allow_test=allow_test)
-    req = ProvideRequest(sub, sub_index, subject, binary_indexes=binary_indexes, entry_count=len(entries))
+    return sub_index, sub, subject
+
+
+def _local_urls(entries: list[Any]) -> set[str]:
+    """What a reference may name inside the Bundle: every fullUrl and "<type>/<id>"."""
+    urls: set[str] = set()
     for e in entries:
         res = e["resource"]
         if isinstance(e.get("fullUrl"), str):
-            req.local_urls.add(e["fullUrl"])
+            urls.add(e["fullUrl"])
         if isinstance(res.get("id"), str):
-            req.local_urls.add(f"{res.get('resourceType')}/{res['id']}")
-    used: set[int] = set()
-    total = 0
-    for i, full_url, dr in references:
-        entry, attachment = parse_entry(dr)
-        url = attachment.get("url")
-        bi = None
-        if isinstance(url, str) and url in binaries:
-            bi, binary = binaries[url]
-            used.add(bi)
-            content = _decode(binary.get("data"), "Binary.data", max_document_bytes)
-            if binary.get("contentType") != attachment.get("contentType"):
-                raise DmpError("INVALID_VALUE", "Binary.contentType diffère de attachment.contentType")
-        elif attachment.get("data") is not None:
-            content = _decode(attachment.get("data"), "attachment.data", max_document_bytes)
-        else:
-            raise DmpError(
-                "MISSING_ELEMENT", f"contenu du document {entry.unique_id} (Binary ou attachment.data)"
-            )
-        total += len(content)
-        if max_total_bytes is not None and total > max_total_bytes:
-            raise DmpError("SUBMISSION_TOO_LARGE", f"{human_size(max_total_bytes)} par Bundle")
-        check_size_and_hash(attachment, content)
-        entry.size = len(content)
-        entry.sha1_b64 = base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()
-        req.documents.append(
-            SubmittedDocument(i, full_url, dr, entry, content, hashlib.sha256(content).hexdigest(), bi)
-        )
-    unused = set(binary_indexes) - used
-    if unused:
-        raise DmpError("INVALID_RESOURCE", f"Binary sans fiche qui le référence (entrée {min(unused)})")
-    return req
+            urls.add(f"{res.get('resourceType')}/{res['id']}")
+    return urls
+
+
+def _document_content(
+    entry: DocumentEntry, attachment: Json, binaries: dict[str, tuple[int, Json]], max_bytes: int
+) -> tuple[bytes, int | None]:
+    """A document's bytes, from the Binary its attachment names (and that Binary's position)
+    or from the attachment's own data."""
+    url = attachment.get("url")
+    if isinstance(url, str) and url in binaries:
+        bi, binary = binaries[url]
+        content = _decode(binary.get("data"), "Binary.data", max_bytes)
+        if binary.get("contentType") != attachment.get("contentType"):
+            raise DmpError("INVALID_VALUE", "Binary.contentType diffère de attachment.contentType")
+        return content, bi
+    if attachment.get("data") is not None:
+        return _decode(attachment.get("data"), "attachment.data", max_bytes), None
+    raise DmpError("MISSING_ELEMENT", f"contenu du document {entry.unique_id} (Binary ou attachment.data)")
 
 
 def check_size_and_hash(attachment: Json, content: bytes) -> None:

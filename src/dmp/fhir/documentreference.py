@@ -204,11 +204,7 @@ def parse_entry(dr: Json) -> tuple[DocumentEntry, Json]:
         raise DmpError("INVALID_VALUE", "context.period.end précède context.period.start")
     created = parse_datetime(require(dr, "date", "DocumentReference.date"), "DocumentReference.date")
     level, flags = parse_security_labels(dr.get("securityLabel"))
-    events: list[tuple[str, str]] = []
-    for ev in context.get("event") or []:
-        for c in codings(ev):
-            if isinstance(c.get("system"), str) and isinstance(c.get("code"), str):
-                events.append((c["system"], c["code"]))
+    events = _event_codes(context)
     mime = require(attachment, "contentType", "DocumentReference.content.attachment.contentType")
     if not is_media_type(mime):
         raise DmpError(
@@ -220,20 +216,7 @@ def parse_entry(dr: Json) -> tuple[DocumentEntry, Json]:
     title = attachment.get("title") or dr.get("description")
     if not isinstance(title, str) or not title.strip():
         raise DmpError("MISSING_ELEMENT", "DocumentReference.content.attachment.title")
-    replaces_ref: str | None = None
-    for rel in dr.get("relatesTo") or []:
-        if rel.get("code") == "replaces":
-            target = rel.get("target") or {}
-            ref = target.get("reference")
-            ident = (target.get("identifier") or {}).get("value")
-            replaces_ref = ref if isinstance(ref, str) else (f"uid:{ident}" if ident else None)
-            if replaces_ref is None:
-                raise DmpError("MISSING_ELEMENT", "DocumentReference.relatesTo.target")
-        elif rel.get("code") is not None:
-            raise DmpError(
-                "INVALID_VALUE",
-                f"relatesTo.code {rel.get('code')} non pris en charge (seul « replaces » l'est)",
-            )
+    replaces_ref = _replaced_reference(dr)
     entry = DocumentEntry(
         unique_id=unique_id.strip(),
         class_code=class_code,
@@ -257,6 +240,35 @@ def parse_entry(dr: Json) -> tuple[DocumentEntry, Json]:
         replaces_unique_id=replaces_ref,
     )
     return entry, attachment
+
+
+def _event_codes(context: Json) -> list[tuple[str, str]]:
+    """The (system, code) of every coded context.event."""
+    events: list[tuple[str, str]] = []
+    for ev in context.get("event") or []:
+        for c in codings(ev):
+            if isinstance(c.get("system"), str) and isinstance(c.get("code"), str):
+                events.append((c["system"], c["code"]))
+    return events
+
+
+def _replaced_reference(dr: Json) -> str | None:
+    """What the document replaces (relatesTo « replaces »): a reference, or ``uid:<uniqueId>``."""
+    replaces_ref: str | None = None
+    for rel in dr.get("relatesTo") or []:
+        if rel.get("code") == "replaces":
+            target = rel.get("target") or {}
+            ref = target.get("reference")
+            ident = (target.get("identifier") or {}).get("value")
+            replaces_ref = ref if isinstance(ref, str) else (f"uid:{ident}" if ident else None)
+            if replaces_ref is None:
+                raise DmpError("MISSING_ELEMENT", "DocumentReference.relatesTo.target")
+        elif rel.get("code") is not None:
+            raise DmpError(
+                "INVALID_VALUE",
+                f"relatesTo.code {rel.get('code')} non pris en charge (seul « replaces » l'est)",
+            )
+    return replaces_ref
 
 
 def served_resource(

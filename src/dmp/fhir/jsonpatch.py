@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from dmp.errors import DmpError
@@ -33,30 +34,52 @@ def apply(doc: Any, ops: Any) -> Any:
             raise DmpError("INVALID_PATCH", "opération mal formée")
         kind = op.get("op")
         parent, last = _parent(out, _tokens(op.get("path")))
+        operation = _OPERATIONS.get(kind) if isinstance(kind, str) else None
+        if operation is None:
+            raise DmpError("INVALID_PATCH", f"opération « {kind} » non prise en charge")
         try:
-            if kind == "add":
-                if isinstance(parent, list):
-                    parent.insert(len(parent) if last == "-" else int(last), op["value"])
-                else:
-                    parent[last] = op["value"]
-            elif kind == "replace":
-                if isinstance(parent, list):
-                    parent[int(last)] = op["value"]
-                else:
-                    if last not in parent:
-                        raise KeyError(last)
-                    parent[last] = op["value"]
-            elif kind == "remove":
-                if isinstance(parent, list):
-                    del parent[int(last)]
-                else:
-                    del parent[last]
-            elif kind == "test":
-                current = parent[int(last)] if isinstance(parent, list) else parent[last]
-                if current != op.get("value"):
-                    raise DmpError("INVALID_PATCH", f"test échoué sur {op.get('path')}")
-            else:
-                raise DmpError("INVALID_PATCH", f"opération « {kind} » non prise en charge")
+            operation(parent, last, op)
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise DmpError("INVALID_PATCH", f"{kind} impossible sur {op.get('path')}") from exc
     return out
+
+
+# Each operation works on the parent of its path's last token; KeyError, IndexError, ValueError
+# and TypeError mean the operation does not fit the document (``apply`` reports it).
+
+
+def _add(parent: Any, last: str, op: dict[str, Any]) -> None:
+    if isinstance(parent, list):
+        parent.insert(len(parent) if last == "-" else int(last), op["value"])
+    else:
+        parent[last] = op["value"]
+
+
+def _replace(parent: Any, last: str, op: dict[str, Any]) -> None:
+    if isinstance(parent, list):
+        parent[int(last)] = op["value"]
+    else:
+        if last not in parent:
+            raise KeyError(last)
+        parent[last] = op["value"]
+
+
+def _remove(parent: Any, last: str, op: dict[str, Any]) -> None:
+    if isinstance(parent, list):
+        del parent[int(last)]
+    else:
+        del parent[last]
+
+
+def _test(parent: Any, last: str, op: dict[str, Any]) -> None:
+    current = parent[int(last)] if isinstance(parent, list) else parent[last]
+    if current != op.get("value"):
+        raise DmpError("INVALID_PATCH", f"test échoué sur {op.get('path')}")
+
+
+_OPERATIONS: dict[str, Callable[[Any, str, dict[str, Any]], None]] = {
+    "add": _add,
+    "replace": _replace,
+    "remove": _remove,
+    "test": _test,
+}

@@ -73,13 +73,7 @@ def parse_traits(p: Json) -> StrictTraits:
     family = official.get("family")
     if not isinstance(family, str) or not family.strip():
         raise DmpError("MISSING_ELEMENT", "Patient.name.family (nom de naissance)")
-    given_list: list[str] = []
-    for ext in official.get("extension") or []:
-        if ext.get("url") == BIRTH_LIST_GIVEN_URL and isinstance(ext.get("valueString"), str):
-            given_list = ext["valueString"].split()
-    if not given_list:
-        given_list = [g for g in official.get("given") or [] if isinstance(g, str)]
-        given_list = [w for g in given_list for w in g.split()]
+    given_list = _birth_given_names(official)
     if not given_list:
         raise DmpError("MISSING_ELEMENT", "Patient.name.given (prénoms de naissance)")
     gender = require(p, "gender", "Patient.gender")
@@ -91,13 +85,7 @@ def parse_traits(p: Json) -> StrictTraits:
         birth_date = date.fromisoformat(str(require(p, "birthDate", "Patient.birthDate")))
     except ValueError as exc:
         raise DmpError("INVALID_VALUE", "Patient.birthDate doit être une date complète AAAA-MM-JJ") from exc
-    insee = None
-    for ext in p.get("extension") or []:
-        if ext.get("url") == BIRTH_PLACE_URL:
-            for sub in (ext.get("valueAddress") or {}).get("extension") or []:
-                if sub.get("url") == INSEE_CODE_URL:
-                    coding = sub.get("valueCoding") or {}
-                    insee = coding.get("code") or sub.get("valueString")
+    insee = _birth_place_insee(p)
     if not insee:
         raise DmpError("MISSING_ELEMENT", "Patient.extension:birthPlace (code INSEE du lieu de naissance)")
     return StrictTraits(
@@ -107,6 +95,30 @@ def parse_traits(p: Json) -> StrictTraits:
         birth_date=birth_date,
         birth_place_insee=str(insee).upper(),
     )
+
+
+def _birth_given_names(official: Json) -> list[str]:
+    """The birth given names: the list-given-names extension, else every word of name.given."""
+    given_list: list[str] = []
+    for ext in official.get("extension") or []:
+        if ext.get("url") == BIRTH_LIST_GIVEN_URL and isinstance(ext.get("valueString"), str):
+            given_list = ext["valueString"].split()
+    if not given_list:
+        given_list = [g for g in official.get("given") or [] if isinstance(g, str)]
+        given_list = [w for g in given_list for w in g.split()]
+    return given_list
+
+
+def _birth_place_insee(p: Json) -> Any:
+    """The INSEE code of the birth place (birthPlace extension), if given."""
+    insee = None
+    for ext in p.get("extension") or []:
+        if ext.get("url") == BIRTH_PLACE_URL:
+            for sub in (ext.get("valueAddress") or {}).get("extension") or []:
+                if sub.get("url") == INSEE_CODE_URL:
+                    coding = sub.get("valueCoding") or {}
+                    insee = coding.get("code") or sub.get("valueString")
+    return insee
 
 
 def parse_identity_status(p: Json) -> IdentityStatus:
@@ -127,6 +139,30 @@ def parse_creation(p: Json, *, allow_test: bool) -> CreationRequest:
     if ins is None:
         raise DmpError("MISSING_ELEMENT", "Patient.identifier (INS : NIR ou NIA)")
     traits = parse_traits(p)
+    at, channel = _creation_consent(p)
+    _, usual = _official_and_usual(p.get("name"))
+    usual_given = None
+    if usual and usual.get("given"):
+        usual_given = str(usual["given"][0])
+    medecin = _medecin_traitant(p)
+    email, phone = _telecom(p)
+    return CreationRequest(
+        email=email,
+        phone=phone,
+        medecin_traitant=medecin,
+        ins=ins,
+        traits=traits,
+        identity_status=parse_identity_status(p),
+        usual_family_name=usual.get("family") if usual else None,
+        usual_given_name=usual_given,
+        consent_at=at,
+        consent_channel=channel,
+    )
+
+
+def _creation_consent(p: Json) -> tuple[datetime, str]:
+    """When and through which channel the patient consented to the record's creation (the
+    contained, active Consent the creation-consent extension names)."""
     consent_ext = next((e for e in p.get("extension") or [] if e.get("url") == CREATION_CONSENT_URL), None)
     if consent_ext is None:
         raise DmpError("CONSENT_REQUIRED", f"extension {CREATION_CONSENT_URL} absente")
@@ -142,10 +178,11 @@ def parse_creation(p: Json, *, allow_test: bool) -> CreationRequest:
             channel = str(ext.get("valueCode"))
     if channel not in CONSENT_CHANNELS:
         raise DmpError("INVALID_VALUE", f"canal de recueil du consentement inconnu : {channel}")
-    _, usual = _official_and_usual(p.get("name"))
-    usual_given = None
-    if usual and usual.get("given"):
-        usual_given = str(usual["given"][0])
+    return at, channel
+
+
+def _medecin_traitant(p: Json) -> str | None:
+    """The RPPS identifier of the last generalPractitioner given by one, if any."""
     medecin: str | None = None
     for gp in p.get("generalPractitioner") or []:
         ident = gp.get("identifier") if isinstance(gp, dict) else None
@@ -155,24 +192,18 @@ def parse_creation(p: Json, *, allow_test: bool) -> CreationRequest:
             and ident.get("value")
         ):
             medecin = str(ident["value"])
+    return medecin
+
+
+def _telecom(p: Json) -> tuple[str | None, str | None]:
+    """The patient's e-mail address and phone number (the last of each), if given."""
     email = phone = None
     for t in p.get("telecom") or []:
         if isinstance(t, dict) and t.get("system") == "email" and t.get("value"):
             email = str(t["value"])
         elif isinstance(t, dict) and t.get("system") in ("phone", "sms") and t.get("value"):
             phone = str(t["value"])
-    return CreationRequest(
-        email=email,
-        phone=phone,
-        medecin_traitant=medecin,
-        ins=ins,
-        traits=traits,
-        identity_status=parse_identity_status(p),
-        usual_family_name=usual.get("family") if usual else None,
-        usual_given_name=usual_given,
-        consent_at=at,
-        consent_channel=channel,
-    )
+    return email, phone
 
 
 def patient_resource(row: Any) -> Json:

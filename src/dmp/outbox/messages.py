@@ -88,7 +88,8 @@ def enqueue(
             outbox_message.c.patient_id == patient_id, outbox_message.c.dedup_key == dedup_key
         )
     ).scalar_one()
-    assert isinstance(existing, UUID)
+    if not isinstance(existing, UUID):
+        raise TypeError(f"outbox message id read as {type(existing).__name__}, not UUID")
     return existing
 
 

@@ -97,6 +97,11 @@ def _smtp_error(exc: BaseException, recipient: str | None = None) -> str:
     return scrub(f"{type(exc).__name__}: {exc}", recipient)
 
 
+def _refusal(error: str, *, permanent: bool) -> DeliveryError:
+    """The server refused the message: for good (a 5xx reply) or for now (retried later)."""
+    return PermanentDeliveryError(error) if permanent else DeliveryError(error)
+
+
 class SmtpTransport:
     """E-mail over SMTP (smtplib): no TLS, STARTTLS or implicit TLS; login when credentials are
     set; one connection kept for a batch and closed by ``close()``."""
@@ -148,16 +153,12 @@ class SmtpTransport:
             except smtplib.SMTPRecipientsRefused as exc:
                 self._reset()
                 codes = [code for code, _ in exc.recipients.values()]
-                error = _smtp_error(exc, message.recipient)
-                if codes and all(500 <= c < 600 for c in codes):
-                    raise PermanentDeliveryError(error) from None
-                raise DeliveryError(error) from None
+                permanent = bool(codes) and all(500 <= c < 600 for c in codes)
+                raise _refusal(_smtp_error(exc, message.recipient), permanent=permanent) from None
             except smtplib.SMTPDataError as exc:
                 self._reset()
-                error = _smtp_error(exc, message.recipient)
-                if 500 <= exc.smtp_code < 600:
-                    raise PermanentDeliveryError(error) from None
-                raise DeliveryError(error) from None
+                permanent = 500 <= exc.smtp_code < 600
+                raise _refusal(_smtp_error(exc, message.recipient), permanent=permanent) from None
             except smtplib.SMTPSenderRefused as exc:  # configuration: every message would fail
                 self._drop()
                 raise TransportUnavailable(_smtp_error(exc, message.recipient)) from None
@@ -265,13 +266,15 @@ class LoggingSmsTransport:
         with self._lock:
             self.sent.append(message)
             if self.log_file is not None:
-                self._append(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\t{masked}\t{message.template}\t"
-                             f"{message.text}\n")
+                self._append(
+                    self.log_file,
+                    f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}\t{masked}\t{message.template}\t{message.text}\n",
+                )
 
-    def _append(self, line: str) -> None:
-        assert self.log_file is not None
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    @staticmethod
+    def _append(log_file: Path, line: str) -> None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as f:
             f.write(line)
 

@@ -9,6 +9,7 @@ whole record into SQL; a property test checks both agree on random cases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from dmp.policy.model import (
     Decision,
     DocumentFacts,
     Obligation,
+    RecordConsents,
     RecordFacts,
     deny,
     permit,
@@ -46,6 +48,12 @@ class RecordAccess:
     read_rule: TypeRule | None  # professionals: the matrix row
     masked_visible: bool  # MASQUE_PS documents visible (beyond the actor's own)
 
+    def professional_rule(self) -> TypeRule:
+        """The matrix row of a professional's access (a programming error for any other view)."""
+        if self.read_rule is None:
+            raise RuntimeError(f"no document-type rule for a {self.view!r} access")
+        return self.read_rule
+
 
 def is_occupational(actor: Actor) -> bool:
     return actor.profession == "10" and (actor.specialty or "") in OCCUPATIONAL_SPECIALTIES
@@ -53,38 +61,51 @@ def is_occupational(actor: Actor) -> bool:
 
 def _professional_mode(actor: Actor, record: RecordFacts) -> tuple[Decision, bool]:
     """Record-level decision for a professional reading, and whether masked documents show."""
-    c = record.consents
-    blocked = actor.id in c.blocked
     if actor.purpose is PurposeOfUse.CENTRE15:
-        if (actor.setting or "") not in REGULATION_SETTINGS:
-            return deny(
-                "AC-14.regulator-only", "mode centre 15 réservé à la régulation médicale (SAMU)"
-            ), False
-        if not c.emergency.samu:
-            return deny("AC-14.refused-by-patient", "le patient a refusé l'accès du SAMU en urgence"), False
-        return permit(
-            "AC-14.centre15", AccessMode.CENTRE_15, Obligation.NOTIFY_PATIENT, Obligation.TRACE_JUSTIFICATION
-        ), c.emergency.masked
+        return _centre15_mode(actor, record.consents)
     if actor.purpose is PurposeOfUse.ETREAT:
-        emergency = (actor.specialty or "") in EMERGENCY_SPECIALTIES or (
-            actor.setting or ""
-        ) in EMERGENCY_SETTINGS
-        if not emergency:
-            return deny(
-                "AC-13.emergency-only", "le bris de glace est réservé aux professionnels de l'urgence"
-            ), False
-        if not actor.justification:
-            return deny("AC-13.justification", "le bris de glace exige une justification écrite"), False
-        if not c.emergency.break_glass:
-            return deny("AC-13.refused-by-patient", "le patient a refusé l'accès en bris de glace"), False
-        # A block yields to the legal emergency rule only when the patient did not refuse it.
-        return permit(
-            "AC-13.break-glass",
-            AccessMode.BRIS_DE_GLACE,
-            Obligation.NOTIFY_PATIENT,
-            Obligation.TRACE_JUSTIFICATION,
-        ), c.emergency.masked
-    if blocked:
+        return _break_glass_mode(actor, record.consents)
+    return _consented_mode(actor, record.consents)
+
+
+def _centre15_mode(actor: Actor, c: RecordConsents) -> tuple[Decision, bool]:
+    """AC-14: centre 15 regulation, unless the patient refused the SAMU's emergency access."""
+    if (actor.setting or "") not in REGULATION_SETTINGS:
+        return deny(
+            "AC-14.regulator-only", "mode centre 15 réservé à la régulation médicale (SAMU)"
+        ), False
+    if not c.emergency.samu:
+        return deny("AC-14.refused-by-patient", "le patient a refusé l'accès du SAMU en urgence"), False
+    return permit(
+        "AC-14.centre15", AccessMode.CENTRE_15, Obligation.NOTIFY_PATIENT, Obligation.TRACE_JUSTIFICATION
+    ), c.emergency.masked
+
+
+def _break_glass_mode(actor: Actor, c: RecordConsents) -> tuple[Decision, bool]:
+    """AC-13: an emergency professional's written break-glass, unless the patient refused it."""
+    emergency = (actor.specialty or "") in EMERGENCY_SPECIALTIES or (
+        actor.setting or ""
+    ) in EMERGENCY_SETTINGS
+    if not emergency:
+        return deny(
+            "AC-13.emergency-only", "le bris de glace est réservé aux professionnels de l'urgence"
+        ), False
+    if not actor.justification:
+        return deny("AC-13.justification", "le bris de glace exige une justification écrite"), False
+    if not c.emergency.break_glass:
+        return deny("AC-13.refused-by-patient", "le patient a refusé l'accès en bris de glace"), False
+    # A block yields to the legal emergency rule only when the patient did not refuse it.
+    return permit(
+        "AC-13.break-glass",
+        AccessMode.BRIS_DE_GLACE,
+        Obligation.NOTIFY_PATIENT,
+        Obligation.TRACE_JUSTIFICATION,
+    ), c.emergency.masked
+
+
+def _consented_mode(actor: Actor, c: RecordConsents) -> tuple[Decision, bool]:
+    """Ordinary care: a block vetoes; otherwise the patient's consents name who may read."""
+    if actor.id in c.blocked:
         return deny("AC-23.blocked", "le patient a bloqué ce professionnel"), False
     if c.medecin_traitant == actor.id:
         return permit("AC-11.medecin-traitant", AccessMode.MEDECIN_TRAITANT), True
@@ -101,48 +122,44 @@ def _professional_mode(actor: Actor, record: RecordFacts) -> tuple[Decision, boo
     return deny("AC-01.not-authorised", "le patient n'a pas autorisé ce professionnel"), False
 
 
+def _no_access(refusal: Decision, actor: Actor) -> RecordAccess:
+    return RecordAccess(refusal, "none", actor.id, None, False)
+
+
 def record_access(actor: Actor, record: RecordFacts) -> RecordAccess:
     """Record-level READ decision (opening the record, searching it)."""
     if not record.open:
-        return RecordAccess(deny("LC-10.closed", "dossier fermé"), "none", actor.id, None, False)
+        return _no_access(deny("LC-10.closed", "dossier fermé"), actor)
     if actor.kind is ActorKind.PATIENT:
-        if actor.id != record.patient_id:
-            return RecordAccess(
-                deny("AC-20.other-patient", "dossier d'un autre patient"), "none", actor.id, None, False
-            )
-        return RecordAccess(permit("AC-20.patient", AccessMode.PATIENT), "patient", actor.id, None, True)
+        return _patient_access(actor, record)
     if actor.kind is ActorKind.REPRESENTATIVE:
-        if actor.id not in record.consents.representatives:
-            return RecordAccess(
-                deny("AC-19.not-representative", "pas représentant légal de ce patient"),
-                "none",
-                actor.id,
-                None,
-                False,
-            )
-        return RecordAccess(
-            permit("AC-19.representative", AccessMode.REPRESENTATIVE), "representative", actor.id, None, True
-        )
+        return _representative_access(actor, record)
     if actor.kind is not ActorKind.PROFESSIONAL:
-        return RecordAccess(
-            deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), "none", actor.id, None, False
-        )
+        return _no_access(deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), actor)
+    return _professional_access(actor, record)
+
+
+def _patient_access(actor: Actor, record: RecordFacts) -> RecordAccess:
+    if actor.id != record.patient_id:
+        return _no_access(deny("AC-20.other-patient", "dossier d'un autre patient"), actor)
+    return RecordAccess(permit("AC-20.patient", AccessMode.PATIENT), "patient", actor.id, None, True)
+
+
+def _representative_access(actor: Actor, record: RecordFacts) -> RecordAccess:
+    if actor.id not in record.consents.representatives:
+        return _no_access(deny("AC-19.not-representative", "pas représentant légal de ce patient"), actor)
+    return RecordAccess(
+        permit("AC-19.representative", AccessMode.REPRESENTATIVE), "representative", actor.id, None, True
+    )
+
+
+def _professional_access(actor: Actor, record: RecordFacts) -> RecordAccess:
     rights = rights_of(actor.profession)
     if rights is None:
-        return RecordAccess(
-            deny("AC-01.not-health-professional", "réservé aux professionnels de santé"),
-            "none",
-            actor.id,
-            None,
-            False,
-        )
+        return _no_access(deny("AC-01.not-health-professional", "réservé aux professionnels de santé"), actor)
     if is_occupational(actor):
-        return RecordAccess(
-            deny("AC-17.occupational", "la médecine du travail peut déposer mais pas consulter"),
-            "none",
-            actor.id,
-            None,
-            False,
+        return _no_access(
+            deny("AC-17.occupational", "la médecine du travail peut déposer mais pas consulter"), actor
         )
     decision, masked = _professional_mode(actor, record)
     return RecordAccess(decision, "professional", actor.id, rights.read, masked)
@@ -234,24 +251,35 @@ def document_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> 
     """Document-level READ decision inside a record the actor may open."""
     if not access.decision.permitted:
         return access.decision
+    refusal = _status_refusal(doc, ctx)
+    if refusal is not None:
+        return refusal
+    if access.view in ("patient", "representative"):
+        return _confidentiality(access, doc, ctx) or access.decision
+    return _professional_refusal(access, doc) or access.decision
+
+
+def _status_refusal(doc: DocumentFacts, ctx: Context) -> Decision | None:
+    """The refusal a document's status opposes to every reader, if any."""
     if doc.availability == "deleted":
         return deny("DOC.deleted", "document supprimé")
     if doc.availability == "deprecated" and not ctx.history:
         return deny("DOC.deprecated", "version remplacée (visible dans l'historique)")
-    if access.view in ("patient", "representative"):
-        return _confidentiality(access, doc, ctx) or access.decision
-    # professionals
+    return None
+
+
+def _professional_refusal(access: RecordAccess, doc: DocumentFacts) -> Decision | None:
+    """The refusal a professional meets on ``doc`` in a record they may open, if any: their
+    own documents always show; others follow the matrix and the MASQUE_PS flag."""
     if doc.availability == "archived":
         return deny("DOC.archived", "document archivé : visible du seul patient")
-    own = access.actor_id in (doc.author_id, doc.published_by)
-    if own:
-        return access.decision
-    assert access.read_rule is not None
-    if not access.read_rule.allows(doc.type_code):
+    if access.actor_id in (doc.author_id, doc.published_by):
+        return None
+    if not access.professional_rule().allows(doc.type_code):
         return deny("MATRIX.read", "type de document non accessible à cette profession")
     if doc.flags & DmpFlag.MASQUE_PS and not access.masked_visible:
         return deny("AC-07.masked", "document masqué aux professionnels")
-    return access.decision
+    return None
 
 
 # The consents a professional made by attesting (or accepting) and may therefore withdraw.
@@ -271,94 +299,171 @@ def decide(
         return access.decision if document is None else document_visible(access, document, ctx)
     if not record.open:
         return deny("LC-10.closed", "dossier fermé")
-    c = record.consents
-    is_patient = actor.kind is ActorKind.PATIENT and actor.id == record.patient_id
-    is_representative = actor.kind is ActorKind.REPRESENTATIVE and actor.id in c.representatives
-    is_pro = actor.kind is ActorKind.PROFESSIONAL and rights_of(actor.profession) is not None
-    author = document is not None and actor.id in (document.author_id, document.published_by)
+    parties = _Parties.of(actor, record, document, consent)
     if actor.kind not in (ActorKind.PROFESSIONAL, ActorKind.PATIENT, ActorKind.REPRESENTATIVE):
         return deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP")
-    if is_pro and actor.id in c.blocked:
+    if parties.is_pro and actor.id in record.consents.blocked:
         return deny("AC-23.blocked", "le patient a bloqué ce professionnel")
+    rule = _ACTION_RULES.get(action)
+    if rule is None:
+        return deny("DEFAULT.deny", "action non autorisée")
+    return rule(parties)
 
-    if action is Action.WRITE:
-        if is_pro:
-            rights = rights_of(actor.profession)
-            assert rights is not None
-            if document is not None and not rights.write.allows(document.type_code):
-                return deny("MATRIX.write", "type de document que cette profession ne peut pas déposer")
-            mode = AccessMode.MEDECIN_TRAITANT if c.medecin_traitant == actor.id else AccessMode.NORMAL
-            # Feeding needs no consultation authorisation (TD0.2 NB2).
-            return permit("AC-17.write" if is_occupational(actor) else "FEED.professional", mode)
-        if is_patient or is_representative:
-            from dmp.policy.matrix import matrix_groups
 
-            if document is not None and document.type_code not in matrix_groups()["PATIENT_EXPRESSION"]:
-                return deny("FEED.patient-types", "le patient ne dépose que ses propres documents")
-            return permit("FEED.patient", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE)
-        return deny("AC-01.not-health-professional", "réservé aux professionnels de santé")
+@dataclass(frozen=True, slots=True)
+class _Parties:
+    """Who acts, on which record, document and consent: the facts of a non-READ decision."""
 
-    if action is Action.MASK:
-        if is_patient or author:
-            return permit("AC-07.mask", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
-        return deny("AC-07.mask-not-allowed", "seuls le patient et l'auteur masquent un document")
-    if action is Action.SET_PATIENT_VISIBILITY:
-        if is_pro and (author or c.medecin_traitant == actor.id):
-            return permit("AC-10.visibility", AccessMode.NORMAL)
-        return deny(
-            "AC-10.visibility-not-allowed", "seuls l'auteur et le médecin traitant décident de l'annonce"
+    actor: Actor
+    consents: RecordConsents
+    document: DocumentFacts | None
+    consent: ConsentFacts | None
+    is_patient: bool  # the record's holder
+    is_representative: bool  # one of the holder's legal representatives
+    is_pro: bool  # a health professional (the profession has rights in the matrix)
+    author: bool  # the document's author or publisher
+
+    @classmethod
+    def of(
+        cls, actor: Actor, record: RecordFacts, document: DocumentFacts | None, consent: ConsentFacts | None
+    ) -> _Parties:
+        c = record.consents
+        return cls(
+            actor=actor,
+            consents=c,
+            document=document,
+            consent=consent,
+            is_patient=actor.kind is ActorKind.PATIENT and actor.id == record.patient_id,
+            is_representative=actor.kind is ActorKind.REPRESENTATIVE and actor.id in c.representatives,
+            is_pro=actor.kind is ActorKind.PROFESSIONAL and rights_of(actor.profession) is not None,
+            author=document is not None and actor.id in (document.author_id, document.published_by),
         )
-    if action is Action.SET_REPRESENTATIVE_VISIBILITY:
-        if is_patient or (is_pro and author):
-            return permit("AC-19.visibility", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
-        return deny(
-            "AC-19.visibility-not-allowed", "seuls le patient et l'auteur décident de cette visibilité"
-        )
-    if action is Action.ARCHIVE:
-        if is_patient or author:
-            return permit("DOC.archive", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
-        return deny("DOC.archive-not-allowed", "seuls le patient et l'auteur archivent un document")
-    if action is Action.DELETE:
-        if author:
-            return permit("DOC.delete-author", AccessMode.PATIENT if is_patient else AccessMode.NORMAL)
-        return deny("DOC.delete-not-author", "seul l'auteur du document peut le supprimer")
-    if action is Action.MANAGE_CONSENTS:
-        if is_patient or is_representative:
-            return permit(
-                "AC-02.patient-manages", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE
-            )
-        return deny(
-            "AC-02.patient-only", "seul le patient (ou son représentant légal) gère ses autorisations"
-        )
-    if action is Action.BLOCK_PROFESSIONAL:
-        if is_patient or is_representative:
-            return permit("AC-23.block", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE)
-        if is_pro and actor.id in c.administrators:
-            return permit("AC-12.administrator-blocks", AccessMode.NORMAL)
-        return deny(
-            "AC-23.block-not-allowed", "seuls le patient et ses administrateurs bloquent un professionnel"
-        )
-    if action is Action.REVOKE_CONSENT:
-        if is_patient or is_representative:
-            return permit(
-                "AC-02.patient-revokes", AccessMode.PATIENT if is_patient else AccessMode.REPRESENTATIVE
-            )
-        if is_pro and consent is not None and consent.subject_id == actor.id and (
-            consent.kind in OWN_ATTESTATION_KINDS
-        ):
-            return permit("AC-02.own-attestation-revoked", AccessMode.NORMAL)
-        return deny(
-            "AC-02.revoke-not-allowed",
-            "seuls le patient, son représentant légal et le professionnel qui l'a attesté le retirent",
-        )
-    if action is Action.ATTEST_AUTHORISATION:
-        if is_pro and not is_occupational(actor):
-            return permit("AC-02.attested", AccessMode.NORMAL)
-        return deny("AC-02.attest-not-allowed", "attestation réservée aux professionnels de santé")
-    if action is Action.DECLARE_CARE_TEAM:
-        if is_pro and actor.structure_id and not is_occupational(actor):
-            return permit("AC-15.declared", AccessMode.NORMAL)
-        return deny(
-            "AC-15.declare-not-allowed", "déclaration réservée aux professionnels d'une structure de soins"
-        )
-    return deny("DEFAULT.deny", "action non autorisée")
+
+    @property
+    def holder_mode(self) -> AccessMode:
+        """The patient's own mode, or their representative's."""
+        return AccessMode.PATIENT if self.is_patient else AccessMode.REPRESENTATIVE
+
+    @property
+    def patient_or_professional_mode(self) -> AccessMode:
+        return AccessMode.PATIENT if self.is_patient else AccessMode.NORMAL
+
+
+def _write(p: _Parties) -> Decision:
+    if p.is_pro:
+        return _professional_write(p)
+    if p.is_patient or p.is_representative:
+        from dmp.policy.matrix import matrix_groups
+
+        if p.document is not None and p.document.type_code not in matrix_groups()["PATIENT_EXPRESSION"]:
+            return deny("FEED.patient-types", "le patient ne dépose que ses propres documents")
+        return permit("FEED.patient", p.holder_mode)
+    return deny("AC-01.not-health-professional", "réservé aux professionnels de santé")
+
+
+def _professional_write(p: _Parties) -> Decision:
+    actor = p.actor
+    rights = rights_of(actor.profession)
+    if rights is None:  # is_pro says otherwise
+        raise RuntimeError(f"no rights for profession {actor.profession!r}")
+    if p.document is not None and not rights.write.allows(p.document.type_code):
+        return deny("MATRIX.write", "type de document que cette profession ne peut pas déposer")
+    mode = AccessMode.MEDECIN_TRAITANT if p.consents.medecin_traitant == actor.id else AccessMode.NORMAL
+    # Feeding needs no consultation authorisation (TD0.2 NB2).
+    return permit("AC-17.write" if is_occupational(actor) else "FEED.professional", mode)
+
+
+def _mask(p: _Parties) -> Decision:
+    if p.is_patient or p.author:
+        return permit("AC-07.mask", p.patient_or_professional_mode)
+    return deny("AC-07.mask-not-allowed", "seuls le patient et l'auteur masquent un document")
+
+
+def _set_patient_visibility(p: _Parties) -> Decision:
+    if p.is_pro and (p.author or p.consents.medecin_traitant == p.actor.id):
+        return permit("AC-10.visibility", AccessMode.NORMAL)
+    return deny(
+        "AC-10.visibility-not-allowed", "seuls l'auteur et le médecin traitant décident de l'annonce"
+    )
+
+
+def _set_representative_visibility(p: _Parties) -> Decision:
+    if p.is_patient or (p.is_pro and p.author):
+        return permit("AC-19.visibility", p.patient_or_professional_mode)
+    return deny(
+        "AC-19.visibility-not-allowed", "seuls le patient et l'auteur décident de cette visibilité"
+    )
+
+
+def _archive(p: _Parties) -> Decision:
+    if p.is_patient or p.author:
+        return permit("DOC.archive", p.patient_or_professional_mode)
+    return deny("DOC.archive-not-allowed", "seuls le patient et l'auteur archivent un document")
+
+
+def _delete(p: _Parties) -> Decision:
+    if p.author:
+        return permit("DOC.delete-author", p.patient_or_professional_mode)
+    return deny("DOC.delete-not-author", "seul l'auteur du document peut le supprimer")
+
+
+def _manage_consents(p: _Parties) -> Decision:
+    if p.is_patient or p.is_representative:
+        return permit("AC-02.patient-manages", p.holder_mode)
+    return deny(
+        "AC-02.patient-only", "seul le patient (ou son représentant légal) gère ses autorisations"
+    )
+
+
+def _block_professional(p: _Parties) -> Decision:
+    if p.is_patient or p.is_representative:
+        return permit("AC-23.block", p.holder_mode)
+    if p.is_pro and p.actor.id in p.consents.administrators:
+        return permit("AC-12.administrator-blocks", AccessMode.NORMAL)
+    return deny(
+        "AC-23.block-not-allowed", "seuls le patient et ses administrateurs bloquent un professionnel"
+    )
+
+
+def _revoke_consent(p: _Parties) -> Decision:
+    if p.is_patient or p.is_representative:
+        return permit("AC-02.patient-revokes", p.holder_mode)
+    consent = p.consent
+    if p.is_pro and consent is not None and consent.subject_id == p.actor.id and (
+        consent.kind in OWN_ATTESTATION_KINDS
+    ):
+        return permit("AC-02.own-attestation-revoked", AccessMode.NORMAL)
+    return deny(
+        "AC-02.revoke-not-allowed",
+        "seuls le patient, son représentant légal et le professionnel qui l'a attesté le retirent",
+    )
+
+
+def _attest_authorisation(p: _Parties) -> Decision:
+    if p.is_pro and not is_occupational(p.actor):
+        return permit("AC-02.attested", AccessMode.NORMAL)
+    return deny("AC-02.attest-not-allowed", "attestation réservée aux professionnels de santé")
+
+
+def _declare_care_team(p: _Parties) -> Decision:
+    if p.is_pro and p.actor.structure_id and not is_occupational(p.actor):
+        return permit("AC-15.declared", AccessMode.NORMAL)
+    return deny(
+        "AC-15.declare-not-allowed", "déclaration réservée aux professionnels d'une structure de soins"
+    )
+
+
+# The rule of each action other than READ; an action missing here is refused (DEFAULT.deny).
+_ACTION_RULES: dict[Action, Callable[[_Parties], Decision]] = {
+    Action.WRITE: _write,
+    Action.MASK: _mask,
+    Action.SET_PATIENT_VISIBILITY: _set_patient_visibility,
+    Action.SET_REPRESENTATIVE_VISIBILITY: _set_representative_visibility,
+    Action.ARCHIVE: _archive,
+    Action.DELETE: _delete,
+    Action.MANAGE_CONSENTS: _manage_consents,
+    Action.BLOCK_PROFESSIONAL: _block_professional,
+    Action.REVOKE_CONSENT: _revoke_consent,
+    Action.ATTEST_AUTHORISATION: _attest_authorisation,
+    Action.DECLARE_CARE_TEAM: _declare_care_team,
+}

@@ -51,7 +51,8 @@ def _visible_row(
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
     found = consents.record_by_id(conn, row.patient_id)
-    assert found is not None  # foreign key
+    if found is None:  # the foreign key forbids it
+        raise RuntimeError(f"document {doc_id} refers to a missing record {row.patient_id}")
     rec, facts = found
     opened = access.open_record(
         conn,

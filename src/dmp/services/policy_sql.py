@@ -64,8 +64,7 @@ def visible_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]
         if access.view == "representative":
             conds.append(not_(_flag(DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX)))
         return and_(*conds)
-    assert access.read_rule is not None
-    type_ok = _type_ok(access.read_rule)
+    type_ok = _type_ok(access.professional_rule())
     masked_ok = true() if access.masked_visible else _not_masked()
     own = or_(d.author_id == access.actor_id, d.published_by == access.actor_id)
     return and_(status_ok, or_(own, and_(type_ok, masked_ok)))
@@ -76,12 +75,12 @@ def hidden_by_mask_condition(access: RecordAccess, ctx: Context) -> ColumnElemen
     d = document.c
     if access.view != "professional" or access.masked_visible or not access.decision.permitted:
         return false()
-    assert access.read_rule is not None
+    read_rule = access.professional_rule()
     statuses = ("approved", "deprecated") if ctx.history else ("approved",)
     not_own = and_(
         or_(d.author_id.is_(None), d.author_id != access.actor_id), d.published_by != access.actor_id
     )
-    return and_(_status_in(statuses), not_own, _type_ok(access.read_rule), _flag(DmpFlag.MASQUE_PS))
+    return and_(_status_in(statuses), not_own, _type_ok(read_rule), _flag(DmpFlag.MASQUE_PS))
 
 
 def trail_hidden_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]:

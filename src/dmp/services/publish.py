@@ -66,17 +66,7 @@ def publish(
     documents have been written, so the test can prove nothing remains.
     """
     allow_test = rt.settings.test_instance
-    row = resolve_subject(conn, req.subject, allow_test=allow_test)
-    for d in req.documents:
-        subject = d.resource.get("subject")
-        if subject == req.subject:
-            continue  # the same reference as the submission set's: already resolved
-        if resolve_subject(conn, subject, allow_test=allow_test).id != row.id:
-            raise DmpError(
-                "INVALID_VALUE",
-                "toutes les fiches doivent concerner le patient du lot de soumission",
-                expression="DocumentReference.subject",
-            )
+    row = _submission_patient(conn, req, allow_test=allow_test)
     records.require_open(row)
     pid: UUID = row.id
     decision = None
@@ -95,16 +85,7 @@ def publish(
     for doc_facts in facts:
         decision = access.require(conn, rt, actor, row, Action.WRITE, doc_facts)
     coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
-    seen: set[str] = set()
-    for d in req.documents:
-        if d.entry.unique_id in seen:
-            raise DmpError("DUPLICATE_UNIQUE_ID", f"{d.entry.unique_id} (deux fois dans le lot)")
-        seen.add(d.entry.unique_id)
-    existing = conn.execute(
-        select(document_uid.c.unique_id).where(document_uid.c.unique_id.in_(seen))
-    ).first()
-    if existing is not None:
-        raise DmpError("DUPLICATE_UNIQUE_ID", existing.unique_id)
+    _refuse_duplicate_unique_ids(conn, req)
 
     dek = record_dek(conn, rt, pid)
     # Until this transaction ends, nothing removes this record's blobs (a rollback's cleanup, gc).
@@ -166,6 +147,36 @@ def publish(
         "entry": [{"response": e} for e in response_entries if e is not None],
     }
     return Published(pid, response, ids)
+
+
+def _submission_patient(conn: Connection, req: ProvideRequest, *, allow_test: bool) -> Any:
+    """The record's patient row: the submission set's subject, which every document must share."""
+    row = resolve_subject(conn, req.subject, allow_test=allow_test)
+    for d in req.documents:
+        subject = d.resource.get("subject")
+        if subject == req.subject:
+            continue  # the same reference as the submission set's: already resolved
+        if resolve_subject(conn, subject, allow_test=allow_test).id != row.id:
+            raise DmpError(
+                "INVALID_VALUE",
+                "toutes les fiches doivent concerner le patient du lot de soumission",
+                expression="DocumentReference.subject",
+            )
+    return row
+
+
+def _refuse_duplicate_unique_ids(conn: Connection, req: ProvideRequest) -> None:
+    """A document's uniqueId appears once in the submission and nowhere in the DMP yet."""
+    seen: set[str] = set()
+    for d in req.documents:
+        if d.entry.unique_id in seen:
+            raise DmpError("DUPLICATE_UNIQUE_ID", f"{d.entry.unique_id} (deux fois dans le lot)")
+        seen.add(d.entry.unique_id)
+    existing = conn.execute(
+        select(document_uid.c.unique_id).where(document_uid.c.unique_id.in_(seen))
+    ).first()
+    if existing is not None:
+        raise DmpError("DUPLICATE_UNIQUE_ID", existing.unique_id)
 
 
 def _created(location: str, now: datetime) -> Json:

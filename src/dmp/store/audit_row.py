@@ -63,7 +63,8 @@ def column(
 
 def spec(f: dataclasses.Field[Any]) -> ColumnSpec:
     value = f.metadata["column"]
-    assert isinstance(value, ColumnSpec)
+    if not isinstance(value, ColumnSpec):
+        raise TypeError(f"audit entry field {f.name} declares no column")
     return value
 
 

@@ -269,7 +269,8 @@ def verification_get(ctx: Ctx) -> Response:
 
 
 def _verification_form(ctx: Ctx, status: int = 200, errors: list[str] | None = None) -> Response:
-    assert ctx.session is not None
+    if ctx.session is None:
+        raise RuntimeError("the verification form needs a session (its callers check it)")
     data = ctx.session.data
     where = mask_email(data["recipient"]) if data.get("channel") == EMAIL else mask_phone(data["recipient"])
     how = "par courriel à" if data.get("channel") == EMAIL else "par SMS au"

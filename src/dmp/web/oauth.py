@@ -91,7 +91,8 @@ def authorize_get(ctx: Ctx) -> Response:
     client, answer, scope = _validate(ctx, q)
     if answer is not None:
         return answer
-    assert client is not None
+    if client is None:
+        raise RuntimeError("_validate gave neither a client nor an answer")
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
@@ -114,7 +115,8 @@ def authorize_post(ctx: Ctx, form: dict[str, str]) -> Response:
     client, answer, scope = _validate(ctx, q)
     if answer is not None:
         return answer
-    assert client is not None
+    if client is None:
+        raise RuntimeError("_validate gave neither a client nor an answer")
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
