@@ -722,3 +722,70 @@ def test_revoke_rules(name: str, actor: Actor, consent: ConsentFacts, rule: str)
     decision = decide(actor, Action.REVOKE_CONSENT, rec, None, CTX, consent)
     assert decision.rule_id == rule
     assert decision.permitted is (rule != "AC-02.revoke-not-allowed")
+
+
+# ---- READ_PATIENT, the existence test (TD0.2), GET Consent (policy.read_patient, consents_view) ----
+NOT_HP = ("deny", "AC-01.not-health-professional")
+ADMINISTERED = record(authorised=frozenset({DOCTOR.id}), administrators=frozenset({DOCTOR2.id}))
+PATIENT_READ_CASES = [
+    # (reader, record, expected (effect, rule)) — also on a closed record: its status is part of it
+    ("AC-20 the holder reads their Patient", PATIENT, CLOSED, ("permit", "AC-20.patient")),
+    ("AC-20 not another patient's", OTHER_PATIENT, AUTHORISED, ("deny", "AC-20.other-patient")),
+    ("AC-19 a representative reads it", REP, AUTHORISED, ("permit", "AC-19.representative")),
+    ("AC-19 not someone who is not one", REP, record(), ("deny", "AC-19.not-representative")),
+    ("TD0.2 any health professional, authorised or not", DOCTOR2, AUTHORISED,
+     ("permit", "TD0.2.existence-test")),
+    ("TD0.2 not a profession the matrix does not know", SECRETARY, AUTHORISED,
+     ("deny", "AC-01.not-health-professional")),
+    ("AC-16 not a desk operator", OPERATOR, AUTHORISED, ("deny", "AC-01.not-health-professional")),
+]
+
+
+@pytest.mark.parametrize(("label", "actor", "rec", "expected"), PATIENT_READ_CASES,
+                         ids=[c[0] for c in PATIENT_READ_CASES])
+def test_who_reads_the_patient_resource(
+    label: str, actor: Actor, rec: RecordFacts, expected: tuple[str, str]
+) -> None:
+    from dmp.policy import Action, decide, read_patient
+
+    got = read_patient(actor, rec)
+    assert (got.effect.value, got.rule_id) == expected
+    assert decide(actor, Action.READ_PATIENT, rec, None, CTX) == got
+
+
+@pytest.mark.parametrize(
+    ("actor", "expected"),
+    [(DOCTOR, ("permit", "TD1.health-professional")), (NURSE, ("permit", "TD1.health-professional")),
+     (SECRETARY, NOT_HP), (PATIENT, NOT_HP), (OPERATOR, NOT_HP)],
+)
+def test_who_may_look_a_record_up_by_ins_or_create_one(actor: Actor, expected: tuple[str, str]) -> None:
+    from dmp.policy import health_professional
+
+    got = health_professional(actor)
+    assert (got.effect.value, got.rule_id) == expected
+
+
+CONSENT_READ_CASES = [
+    # (reader, record, expected (effect, rule), every consent or only their own)
+    ("AC-02 the holder reads every consent", PATIENT, AUTHORISED, ("permit", "AC-02.patient-manages"), True),
+    ("AC-19 so does a representative", REP, AUTHORISED, ("permit", "AC-02.patient-manages"), True),
+    ("AC-12 so does an administrator of the record", DOCTOR2, ADMINISTERED,
+     ("permit", "AC-12.administrator-reads"), True),
+    ("AC-02 a professional reads only their own", DOCTOR, AUTHORISED, ("permit", "AC-02.own-consents"),
+     False),
+    ("AC-20 another patient reads nothing", OTHER_PATIENT, AUTHORISED, ("deny", "AC-20.other-patient"),
+     False),
+    ("AC-16 a desk operator reads nothing", OPERATOR, AUTHORISED, NOT_HP, False),
+]
+
+
+@pytest.mark.parametrize(("label", "actor", "rec", "expected", "everything"), CONSENT_READ_CASES,
+                         ids=[c[0] for c in CONSENT_READ_CASES])
+def test_who_reads_which_consents(
+    label: str, actor: Actor, rec: RecordFacts, expected: tuple[str, str], everything: bool
+) -> None:
+    from dmp.policy import consents_view
+
+    got = consents_view(actor, rec, CTX)
+    assert (got.decision.effect.value, got.decision.rule_id) == expected
+    assert got.everything is everything

@@ -45,7 +45,7 @@ from dmp.fhir.common import dumps, instant, is_media_type
 from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
-from dmp.policy import Action, RecordFacts, decide
+from dmp.policy import RecordFacts
 from dmp.services import access, blob_hygiene, consents, documents, publish, records, search, trail
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
@@ -424,21 +424,8 @@ async def search_consents(request: Request) -> Response:
     reference = next(v for k, v in params if k == "patient")
 
     def work(conn: Connection) -> Any:
-        found = consents.record_by_id(conn, fhir_consent.patient_id_of(reference))
-        if found is None:
-            raise DmpError("RECORD_NOT_FOUND")
-        row, facts = found
-        everything = decide(actor, Action.MANAGE_CONSENTS, facts, None, access.context(rt)).permitted or (
-            actor.id in facts.consents.administrators
-        )
-        if not everything and not access.may_see_patient(actor, row, facts):
-            raise DmpError("RECORD_NOT_FOUND")  # as for a record that does not exist
-        records.require_open(row)  # told only to whoever may see the record
-        rows = consents.list_rows(conn, row.id)
-        if not everything:
-            rows = [r for r in rows if r.subject_id in (actor.id, actor.structure_id)]
-        consents.trace_read(conn, actor, row.id, rows, rt.now())
-        return rows
+        pid = fhir_consent.patient_id_of(reference)
+        return consents.read_visible(conn, actor, pid, access.context(rt))
 
     return FhirResponse(fhir_consent.searchset(await _in_transaction(state, work), rt.fhir_base))
 

@@ -20,6 +20,7 @@ class Action(StrEnum):
     DECLARE_CARE_TEAM = "declare-care-team"  # the patient is treated in my structure
     BLOCK_PROFESSIONAL = "block-professional"  # the patient, a representative or an administrator
     REVOKE_CONSENT = "revoke-consent"  # withdraw one consent row (``ConsentFacts``)
+    READ_PATIENT = "read-patient"  # the Patient resource: the record's identity and status
 
 
 class Effect(StrEnum):

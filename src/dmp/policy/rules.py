@@ -286,6 +286,54 @@ def _professional_refusal(access: RecordAccess, doc: DocumentFacts) -> Decision 
 OWN_ATTESTATION_KINDS = frozenset({"authorisation", "medecin-traitant", "administrator"})
 
 
+def health_professional(actor: Actor) -> Decision:
+    """TD0.2 (existence test by INS) and TD1 (record creation): any health professional, whose
+    profession the matrix knows, and nobody else."""
+    if actor.kind is ActorKind.PROFESSIONAL and rights_of(actor.profession) is not None:
+        return permit("TD1.health-professional", AccessMode.NORMAL)
+    return deny("AC-01.not-health-professional", "réservé aux professionnels de santé")
+
+
+def read_patient(actor: Actor, record: RecordFacts) -> Decision:
+    """Who reads the Patient resource, also once the record is closed (its status is part of it):
+    the holder, their legal representatives, and any health professional (the existence test,
+    ``learns_record_exists``); nobody else."""
+    if actor.kind is ActorKind.PATIENT:
+        if actor.id == record.patient_id:
+            return permit("AC-20.patient", AccessMode.PATIENT)
+        return deny("AC-20.other-patient", "un patient ne lit que son propre dossier")
+    if actor.kind is ActorKind.REPRESENTATIVE:
+        if actor.id in record.consents.representatives:
+            return permit("AC-19.representative", AccessMode.REPRESENTATIVE)
+        return deny("AC-19.not-representative", "représentant légal non déclaré pour ce dossier")
+    professional = health_professional(actor)
+    if professional.permitted:
+        return permit("TD0.2.existence-test", AccessMode.NORMAL)
+    return professional
+
+
+@dataclass(frozen=True)
+class ConsentsView:
+    """What ``actor`` reads of a record's consents (GET /fhir/Consent): all of them (the holder,
+    a representative, an administrator of the record), their own only (a professional who may
+    read the Patient: their authorisation, their block), or nothing."""
+
+    decision: Decision
+    everything: bool
+
+
+def consents_view(actor: Actor, record: RecordFacts, ctx: Context) -> ConsentsView:
+    manages = decide(actor, Action.MANAGE_CONSENTS, record, None, ctx)
+    if manages.permitted:
+        return ConsentsView(manages, True)
+    if actor.kind is ActorKind.PROFESSIONAL and actor.id in record.consents.administrators:
+        return ConsentsView(permit("AC-12.administrator-reads", AccessMode.NORMAL), True)
+    patient = read_patient(actor, record)
+    if patient.permitted:
+        return ConsentsView(permit("AC-02.own-consents", patient.mode or AccessMode.NORMAL), False)
+    return ConsentsView(patient, False)
+
+
 def decide(
     actor: Actor,
     action: Action,
@@ -297,6 +345,19 @@ def decide(
     if action is Action.READ:
         access = record_access(actor, record)
         return access.decision if document is None else document_visible(access, document, ctx)
+    if action is Action.READ_PATIENT:
+        return read_patient(actor, record)
+    return _change(actor, action, record, document, consent)
+
+
+def _change(
+    actor: Actor,
+    action: Action,
+    record: RecordFacts,
+    document: DocumentFacts | None,
+    consent: ConsentFacts | None,
+) -> Decision:
+    """Every action but the reads: an open record, an actor of the DMP, not blocked, then its rule."""
     if not record.open:
         return deny("LC-10.closed", "dossier fermé")
     parties = _Parties.of(actor, record, document, consent)

@@ -27,6 +27,8 @@ from dmp.policy import (
     Transparency,
     decide,
     document_visible,
+    health_professional,
+    read_patient,
     record_access,
 )
 from dmp.services import alerts, consents, emergency, records, trail
@@ -187,23 +189,20 @@ def require(
 
 
 def require_health_professional(actor: Actor) -> None:
-    """For the record-level operations every health professional may call (TD0.2, TD1)."""
-    from dmp.domain.actor import ActorKind
-    from dmp.policy.matrix import rights_of
+    """For the record-level operations every health professional may call (TD0.2, TD1):
+    ``policy.health_professional`` decides."""
+    decision = health_professional(actor)
+    if not decision.permitted:
+        raise DmpError("FORBIDDEN", decision.reason)
 
-    if actor.kind is not ActorKind.PROFESSIONAL or rights_of(actor.profession) is None:
-        raise DmpError("FORBIDDEN", "réservé aux professionnels de santé")
+
+def may_attest(conn: Connection, rt: Runtime, actor: Actor, patient_row: Any) -> bool:
+    """Would the policy let ``actor`` attest the patient's authorisation (« le patient m'a autorisé »)?"""
+    facts = consents.facts(conn, patient_row)
+    return decide(actor, Action.ATTEST_AUTHORISATION, facts, None, context(rt)).permitted
 
 
 def may_see_patient(actor: Actor, patient_row: Any, facts: RecordFacts) -> bool:
-    """Who may read the Patient resource (the record's identity and status)."""
-    from dmp.domain.actor import ActorKind
-    from dmp.policy.matrix import rights_of
-
-    if actor.kind is ActorKind.PROFESSIONAL:
-        return rights_of(actor.profession) is not None
-    if actor.kind is ActorKind.PATIENT:
-        return actor.id == str(patient_row.id)
-    if actor.kind is ActorKind.REPRESENTATIVE:
-        return actor.id in facts.consents.representatives
-    return False
+    """Who may read the Patient resource (the record's identity and status): the policy's
+    ``READ_PATIENT`` decision."""
+    return read_patient(actor, facts).permitted

@@ -18,9 +18,18 @@ from sqlalchemy import Connection, and_, insert, select, update
 from dmp.domain.actor import Actor, ActorKind
 from dmp.domain.consent import SUBJECT_KINDS, ConsentKind, ConsentRow
 from dmp.errors import DmpError
-from dmp.policy import Action, ConsentFacts, EmergencyConsents, RecordConsents, RecordFacts, decide
+from dmp.policy import (
+    Action,
+    ConsentFacts,
+    EmergencyConsents,
+    RecordConsents,
+    RecordFacts,
+    consents_view,
+    decide,
+)
 from dmp.policy.model import Context, Decision
 from dmp.services import trail
+from dmp.services.record_status import require_open
 from dmp.store.schema_policy import record_consent
 
 
@@ -221,6 +230,27 @@ def _store(
         )
     )
     return cid
+
+
+def read_visible(conn: Connection, actor: Actor, patient_id: UUID, ctx: Context) -> list[ConsentRow]:
+    """GET /fhir/Consent: the consents ``actor`` may read (``policy.consents_view``), traced.
+
+    Someone who may not read the record's Patient gets the answer of a record that does not
+    exist; a closed record is told only to whoever may read it.
+    """
+    found = record_by_id(conn, patient_id)
+    if found is None:
+        raise DmpError("RECORD_NOT_FOUND")
+    row, facts = found
+    view = consents_view(actor, facts, ctx)
+    if not view.decision.permitted:
+        raise DmpError("RECORD_NOT_FOUND")
+    require_open(row)
+    rows = list_rows(conn, row.id)
+    if not view.everything:
+        rows = [r for r in rows if r.subject_id in (actor.id, actor.structure_id)]
+    trace_read(conn, actor, row.id, rows, ctx.now)
+    return rows
 
 
 def trace_read(conn: Connection, actor: Actor, pid: UUID, rows: Sequence[Any], now: datetime) -> None:

@@ -15,11 +15,11 @@ from dmp.domain.ins import Ins
 from dmp.errors import DmpError
 from dmp.fhir.patient import CreationRequest
 from dmp.services.context import Runtime
+from dmp.services.record_status import CLOSED as CLOSED
+from dmp.services.record_status import OPEN as OPEN
+from dmp.services.record_status import require_open as require_open
 from dmp.store.schema import ins_index, patient, record_event, record_key
 from dmp.store.schema_policy import record_consent
-
-OPEN, CLOSED = "open", "closed"
-
 
 _BY_INS = (
     select(patient)
@@ -42,11 +42,6 @@ def get(conn: Connection, patient_id: UUID, *, for_update: bool = False) -> Any 
     if for_update and conn.dialect.name == "postgresql":
         q = q.with_for_update()
     return conn.execute(q).first()
-
-
-def require_open(row: Any) -> None:
-    if row.record_status != OPEN:
-        raise DmpError("RECORD_CLOSED", f"fermé le {row.closed_at:%d/%m/%Y}.")
 
 
 def _same_traits_other_ins(conn: Connection, req: CreationRequest) -> Any | None:

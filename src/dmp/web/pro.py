@@ -6,7 +6,6 @@ The professional's Actor is the one an API token carries (AU-05); every read goe
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -18,8 +17,7 @@ from dmp.accounts.service import Account
 from dmp.domain.consent import ConsentKind
 from dmp.domain.ins import SYSTEM_NIA, SYSTEM_NIR, Ins, parse_ins
 from dmp.errors import DmpError
-from dmp.policy import record_access
-from dmp.services import consents, records
+from dmp.services import access, consents, records
 from dmp.web import auth_pages
 from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param
@@ -95,14 +93,15 @@ def patient_error(ctx: Ctx, err: DmpError) -> Response | None:
     row = records.find_by_ins(ctx.conn, ins)
     if row is None:
         return None
-    decision = record_access(ctx.actor(acc), replace(consents.facts(ctx.conn, row), open=True)).decision
+    # The attestation form is offered where the policy would let this professional attest.
+    may_attest = access.may_attest(ctx.conn, ctx.rt, ctx.actor(acc), row)
     return ctx.render(
         "pro_patient.html",
         status=err.status,
         title="Dossier du patient",
         holder=_holder(row, ins),
         page=None,
-        attest=err.code == "FORBIDDEN" and decision.rule_id == "AC-01.not-authorised",
+        attest=err.code == "FORBIDDEN" and may_attest,
         errors=[err.message],
     )
 
