@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +61,32 @@ def sha1_b64(data: bytes) -> str:
 
 def deep(obj: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(obj)
+
+
+class FailingBlobs:
+    """A blob store whose ``fail_at``-th write fails (1-based), like a disk filling up in the middle
+    of a publication: the failure injection of the all-or-nothing tests."""
+
+    def __init__(self, inner: Any, fail_at: int) -> None:
+        self.inner, self.fail_at, self.writes = inner, fail_at, 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.writes += 1
+        if self.writes >= self.fail_at:
+            raise OSError("injected failure (test)")
+        self.inner.put(key, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@contextlib.contextmanager
+def failing_blobs(api: Any, fail_at: int) -> Iterator[FailingBlobs]:
+    """The server's blob store fails at its ``fail_at``-th write while the block runs."""
+    runtime = api.app.state.dmp.runtime
+    real = runtime.blobs
+    runtime.blobs = FailingBlobs(real, fail_at)
+    try:
+        yield runtime.blobs
+    finally:
+        runtime.blobs = real

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import CDA, bundle, doc
+from helpers import CDA, bundle, doc, failing_blobs
 from outcomes import assert_outcome
 from starlette.testclient import TestClient
 
@@ -80,13 +80,11 @@ def test_an_injected_failure_after_the_blob_write_leaves_no_file(api: Api, patie
     before = blob_files(api.runtime)
     one, two = content("a"), content("b")
     b = bundle(patient, (doc(patient, one), one), (doc(patient, two), two))
-    api.app.state.dmp.fail_after = 1  # raises after the first document (its blob written)
-    try:
-        with TestClient(api.app, base_url=BASE, raise_server_exceptions=False) as client:
-            headers = api.headers(**{"Content-Type": "application/fhir+json"})
-            resp = client.post("/fhir/", content=json.dumps(b), headers=headers)
-    finally:
-        api.app.state.dmp.fail_after = None
+    # The second document's write fails, after the first document's blob was written.
+    client = TestClient(api.app, base_url=BASE, raise_server_exceptions=False)
+    with failing_blobs(api, fail_at=2), client:
+        headers = api.headers(**{"Content-Type": "application/fhir+json"})
+        resp = client.post("/fhir/", content=json.dumps(b), headers=headers)
     assert resp.status_code == 500
     assert blob_files(api.runtime) == before
 

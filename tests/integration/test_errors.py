@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from helpers import CDA, bundle, doc, one_doc_bundle, sha1_b64
+from helpers import CDA, bundle, doc, failing_blobs, one_doc_bundle, sha1_b64
 from outcomes import assert_oauth_error, assert_outcome
 from sqlalchemy import func, insert, select
 from starlette.testclient import TestClient
@@ -763,14 +763,10 @@ def test_failure_after_the_first_document_leaves_nothing(api: Api, patient: Iden
     pid = patient_id(api, patient)
     d1, d2 = doc(patient, title="Premier"), doc(patient, title="Second")
     b = bundle(patient, (d1, CDA), (d2, CDA))
-    api.app.state.dmp.fail_after = 1
-    try:
-        with TestClient(api.app, base_url=BASE, raise_server_exceptions=False) as client:
-            resp = client.post(
-                "/fhir/", content=json.dumps(b), headers=fhir_headers(api, "application/fhir+json")
-            )
-    finally:
-        api.app.state.dmp.fail_after = None
+    client = TestClient(api.app, base_url=BASE, raise_server_exceptions=False)
+    with failing_blobs(api, fail_at=2), client:  # the second document's write fails
+        headers = fhir_headers(api, "application/fhir+json")
+        resp = client.post("/fhir/", content=json.dumps(b), headers=headers)
     issue = assert_outcome(resp, 500, "INTERNAL_ERROR", "aucune donnée n'a été enregistrée")
     assert issue["severity"] == "fatal"
     assert _counts(api, pid) == {"document": 0, "document_uid": 0, "submission_set": 0}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from access_helpers import as_patient, authorise, record_id
-from helpers import CDA, bundle, doc, one_doc_bundle
+from helpers import CDA, bundle, doc, failing_blobs, one_doc_bundle
 from outcomes import assert_outcome
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -256,18 +256,15 @@ def test_operation_outcomes_are_valid(api: Api, patient: Identity) -> None:
         api.patch(f"DocumentReference/{doc_id}", [{"op": "add", "path": "/description", "value": "x"}])
     )
     outcomes.append(api.get("DocumentReference", who="doctor2", params=search_params(patient)))  # FORBIDDEN
-    api.app.state.dmp.fail_after = 0
-    try:
-        with TestClient(api.app, base_url=BASE, raise_server_exceptions=False) as client:
-            outcomes.append(
-                client.post(
-                    "/fhir/",
-                    content=json.dumps(one_doc_bundle(patient)[0]),
-                    headers=api.headers(**{"Content-Type": "application/fhir+json"}),
-                )
+    client = TestClient(api.app, base_url=BASE, raise_server_exceptions=False)
+    with failing_blobs(api, fail_at=1), client:
+        outcomes.append(
+            client.post(
+                "/fhir/",
+                content=json.dumps(one_doc_bundle(patient)[0]),
+                headers=api.headers(**{"Content-Type": "application/fhir+json"}),
             )
-    finally:
-        api.app.state.dmp.fail_after = None
+        )
 
     codes = []
     for resp in outcomes:

@@ -122,19 +122,22 @@ async def transaction(request: Request) -> Response:
         max_entries=rt.settings.max_bundle_entries,
         max_total_bytes=rt.settings.submission_bytes,
     )
-    fail_after = state.fail_after  # test hook, None in production
-    # The blobs are written before the commit: if the transaction rolls back, remove them.
+    now = rt.now()
+    result = await _publishing(state, lambda conn, work_rt: publish.publish(conn, work_rt, actor, req, now))
+    return FhirResponse(result.response, 200)
+
+
+async def _publishing(state: AppState, work: Callable[[Connection, Any], T]) -> T:
+    """A publication's transaction; the blobs it wrote before a rollback are removed after it."""
+    rt = state.runtime
     tracked = blob_hygiene.TrackedBlobs(rt.blobs)
     work_rt = replace(rt, blobs=tracked)
     try:
-        result = await _in_transaction(
-            state, lambda conn: publish.publish(conn, work_rt, actor, req, rt.now(), fail_after)
-        )
+        return await _in_transaction(state, lambda conn: work(conn, work_rt))
     except Exception:
         if tracked.written:
             await run_in_threadpool(blob_hygiene.discard_after_rollback, rt, list(tracked.written))
         raise
-    return FhirResponse(result.response, 200)
 
 
 async def create_document_reference(request: Request) -> Response:
@@ -149,17 +152,15 @@ async def create_document_reference(request: Request) -> Response:
     req = parse_simplified_publish(
         body, now, max_document_bytes=rt.settings.max_document_bytes, allow_test=rt.settings.test_instance
     )
-    fail_after = state.fail_after  # test hook, None in production
-
-    def work(conn: Connection) -> tuple[UUID, bytes]:
+    def work(conn: Connection, work_rt: Any) -> tuple[UUID, bytes]:
         try:
-            result = publish.publish(conn, rt, actor, req, now, fail_after)
+            result = publish.publish(conn, work_rt, actor, req, now)
         except DmpError as err:
             raise relocated(err) from None
         (doc_id,) = result.document_ids
         return doc_id, documents.stored_resource(conn, doc_id)
 
-    doc_id, stored = await _in_transaction(state, work)
+    doc_id, stored = await _publishing(state, work)
     return FhirResponse(
         stored,
         201,

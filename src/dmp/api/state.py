@@ -17,5 +17,3 @@ class AppState:
     signer: TokenSigner
     ca_cert: x509.Certificate
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # Test hook for the all-or-nothing check: fail after N documents. Never set in production.
-    fail_after: int | None = None

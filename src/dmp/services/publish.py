@@ -58,13 +58,9 @@ def publish(
     actor: Actor,
     req: ProvideRequest,
     now: datetime,
-    fail_after: int | None = None,
 ) -> Published:
-    """Write the whole submission in the caller's transaction.
-
-    ``fail_after`` exists for the all-or-nothing test: it raises after that many
-    documents have been written, so the test can prove nothing remains.
-    """
+    """Write the whole submission in the caller's transaction (all or nothing: the tests inject a
+    failure through the blob store, tests/integration/helpers.py ``failing_blobs``)."""
     allow_test = rt.settings.test_instance
     row = _submission_patient(conn, req, allow_test=allow_test)
     records.require_open(row)
@@ -95,9 +91,7 @@ def publish(
     base = rt.fhir_base
     response_entries: list[Json | None] = [None] * req.entry_count
     replaced_ids: list[UUID | None] = []
-    for n, (doc_id, d) in enumerate(zip(ids, req.documents, strict=True)):
-        if fail_after is not None and n >= fail_after:
-            raise RuntimeError("injected failure (test)")
+    for doc_id, d in zip(ids, req.documents, strict=True):
         replaces = _replace(conn, rt, actor, pid, d, doc_id, now) if d.entry.replaces_unique_id else None
         replaced_ids.append(replaces)
         _store_document(conn, rt, actor, pid, dek, set_id, doc_id, d, replaces, now)
