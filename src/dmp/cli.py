@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import click
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
 
 def _settings() -> Settings:
     return Settings.from_env()
+
+
+def _transaction(engine: Any) -> AbstractContextManager[Any]:
+    """The unit of work every adapter uses (dmp.services.unit_of_work), imported when needed."""
+    from dmp.services.unit_of_work import transaction
+
+    return transaction(engine)
 
 
 def _fail(message: str) -> None:
@@ -157,7 +165,7 @@ def pki_revoke(serial_or_cert: str, reason: str | None) -> None:
             return
     engine = make_engine(_settings())
     migrate(engine)
-    with engine.begin() as conn:
+    with _transaction(engine) as conn:
         if not client_auth.revoke(conn, serial, datetime.now(UTC), reason):
             click.echo("Certificat déjà révoqué.")
             return
@@ -239,7 +247,7 @@ def record_create(
             consent_at=now,
             consent_channel=channel,
         )
-        with rt.engine.begin() as conn:
+        with _transaction(rt.engine) as conn:
             pid = records.create(conn, rt, _desk_actor(agent), req, now)  # type: ignore[arg-type]
             from dmp.accounts import issue_patient_activation
 
@@ -266,7 +274,7 @@ def _record_change(patient: str, action: str, agent: str, reason: str | None) ->
         return
     now = datetime.now(UTC)
     try:
-        with rt.engine.begin() as conn:
+        with _transaction(rt.engine) as conn:
             if action == "close":
                 records.close(conn, _desk_actor(agent), pid, reason, now)  # type: ignore[arg-type]
             else:
@@ -455,7 +463,7 @@ def _trace_audit_read(
     actor = trail_read.operator_actor(agent or getpass.getuser())
     engine = make_engine(_settings(), pool_size=1)
     try:
-        with engine.begin() as conn:
+        with _transaction(engine) as conn:
             trail_read.trace_operator_read(
                 conn, actor, pid, datetime.now(UTC), what=what, start=start, end=end, limit=limit
             )
@@ -494,7 +502,7 @@ def audit_anchor() -> None:
     key = load_or_create_key(settings.keys_dir)
     engine = make_engine(settings, pool_size=1)
     try:
-        with engine.begin() as conn:
+        with _transaction(engine) as conn:
             anchor = make_anchor(conn, key, datetime.now(UTC))
     except AnchorError as exc:
         _fail(str(exc))
@@ -545,7 +553,7 @@ def audit_protect(role: str | None) -> None:
 
     engine = make_engine(_settings(), pool_size=1)
     try:
-        with engine.begin() as conn:
+        with _transaction(engine) as conn:
             install_protection(conn)
             if role:
                 restrict_role(conn, role)
@@ -607,7 +615,7 @@ def record_add_representative(
     rt = _accounts_runtime()
     pid = _patient_ref(patient)
     try:
-        with rt.engine.begin() as conn:
+        with _transaction(rt.engine) as conn:
             issued = add_representative(conn, pid, datetime.now(UTC), settings=rt.settings, email=email,
                                         phone=phone, name=name, agent=agent)
     except (DmpError, ValueError) as exc:
@@ -631,7 +639,7 @@ def record_remove_representative(patient: str, email: str, agent: str) -> None:
 
     rt = _accounts_runtime()
     pid = _patient_ref(patient)
-    with rt.engine.begin() as conn:
+    with _transaction(rt.engine) as conn:
         done = remove_representative(conn, pid, email, datetime.now(UTC), agent=agent)
     if not done:
         _fail("ce représentant n'a pas d'accès actif à ce dossier")
@@ -646,7 +654,7 @@ def record_majority_check(patient: str | None) -> None:
 
     rt = _accounts_runtime()
     now = datetime.now(UTC)
-    with rt.engine.begin() as conn:
+    with _transaction(rt.engine) as conn:
         if patient:
             changed = [_patient_ref(patient)] if check_majority(conn, _patient_ref(patient), now) else []
         else:
@@ -668,7 +676,7 @@ def record_activation_code(patient: str, email: str | None, phone: str | None, a
     rt = _accounts_runtime()
     pid = _patient_ref(patient)
     try:
-        with rt.engine.begin() as conn:
+        with _transaction(rt.engine) as conn:
             code = issue_patient_activation(conn, pid, datetime.now(UTC), settings=rt.settings, email=email,
                                             phone=phone)
     except (DmpError, ValueError) as exc:
@@ -699,7 +707,7 @@ def pro_add(rpps: str, profession: str, name: str, specialty: str | None, struct
     entry = DirectoryEntry(rpps=rpps, profession=profession, name=name, specialty=specialty,
                            structure_id=structure_id, structure_name=structure_name, email=email)
     try:
-        with rt.engine.begin() as conn:
+        with _transaction(rt.engine) as conn:
             issued = upsert_professional(conn, entry, datetime.now(UTC), settings=rt.settings)
     except (DmpError, ValueError) as exc:
         _fail(getattr(exc, "message", str(exc)))
@@ -775,7 +783,7 @@ def _pro_status(rpps: str, status: str) -> None:
         _fail(exc.message)
         return
     rt = _accounts_runtime()
-    with rt.engine.begin() as conn:
+    with _transaction(rt.engine) as conn:
         found = set_status(conn, PRO, value, status, datetime.now(UTC))
     if not found:
         _fail(f"aucun compte pour le RPPS {value}")
@@ -795,7 +803,7 @@ def app_register(name: str, redirect_uris: tuple[str, ...]) -> None:
 
     rt = _accounts_runtime()
     try:
-        with rt.engine.begin() as conn:
+        with _transaction(rt.engine) as conn:
             client_id = register_client(conn, name, list(redirect_uris), datetime.now(UTC))
     except ValueError as exc:
         _fail(str(exc))

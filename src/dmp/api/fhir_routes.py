@@ -12,7 +12,6 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +30,6 @@ from dmp.api.http import (
     read_json,
 )
 from dmp.api.state import AppState
-from dmp.audit import AuditRecord, append_committed
 from dmp.auth.assertion import ALLOWED_ALGORITHMS
 from dmp.domain.actor import Actor
 from dmp.domain.ins import parse_ins
@@ -46,7 +44,17 @@ from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
 from dmp.policy import RecordFacts
-from dmp.services import access, blob_hygiene, consents, documents, publish, records, search, trail
+from dmp.services import (
+    access,
+    blob_hygiene,
+    consents,
+    documents,
+    publish,
+    records,
+    search,
+    trail,
+    unit_of_work,
+)
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
 
@@ -65,29 +73,12 @@ def _id(raw: str) -> UUID:
     return value
 
 
-def _integrity(exc: IntegrityError) -> DmpError:
-    text = str(exc.orig).lower()
-    if "document_uid" in text or "unique_id" in text:
-        return DmpError("DUPLICATE_UNIQUE_ID", "publié en parallèle par une autre transaction")
-    if "ins_index" in text:
-        return DmpError("RECORD_EXISTS", "créé en parallèle par une autre transaction")
-    return DmpError("TRANSACTION_FAILED")
-
-
 async def _in_transaction(state: AppState, work: Callable[[Connection], T]) -> T:
     """Run ``work`` in one database transaction, off the event loop."""
 
     def run() -> T:
-        try:
-            with state.runtime.engine.begin() as conn:
-                return work(conn)
-        except IntegrityError as exc:
-            raise _integrity(exc) from exc
-        except DmpError as err:
-            # A refusal is traced too, in its own transaction (the action's rolled back).
-            if isinstance(err.audit_record, AuditRecord):
-                append_committed(state.runtime.engine, err.audit_record)
-            raise
+        with unit_of_work.transaction(state.runtime.engine) as conn:
+            return work(conn)
 
     return await run_in_threadpool(run)
 

@@ -24,11 +24,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from dmp.accounts import sessions
 from dmp.accounts.keys import AccountKeys, keys_for, same
 from dmp.accounts.service import PERSON, PRO, Account, actor_for, get
-from dmp.audit import AuditRecord, append_committed
 from dmp.auth.tokens import TokenSigner
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.outbox.templates import PARIS
+from dmp.services import unit_of_work
 from dmp.services.context import Runtime
 
 log = logging.getLogger("dmp.web")
@@ -316,7 +316,7 @@ async def handle(request: Request, space: Space, work: Work, on_error: OnError |
 
     def run() -> Response:
         try:
-            with w.runtime.engine.begin() as conn:
+            with unit_of_work.transaction(w.runtime.engine) as conn:
                 ctx = Ctx(w, conn, space, request, token, w.runtime.now(), address)
                 ctx.load()
                 try:
@@ -332,9 +332,7 @@ async def handle(request: Request, space: Space, work: Work, on_error: OnError |
                         ],
                     )
                 return ctx.finish(response)
-        except DmpError as err:  # the transaction was rolled back: nothing of the request remains
-            if isinstance(err.audit_record, AuditRecord):
-                append_committed(w.runtime.engine, err.audit_record)
+        except DmpError as err:  # rolled back, the refusal traced (unit_of_work): nothing else remains
             return failure(err.status, ERROR_TITLES.get(err.status, "Action impossible"), err.message, err)
         except Exception as exc:
             # Never log form values or identifiers: the route and the exception type only.
