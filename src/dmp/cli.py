@@ -220,7 +220,6 @@ def record_create(
     from dmp.domain.ins import parse_ins
     from dmp.errors import DmpError
     from dmp.fhir.patient import CreationRequest
-    from dmp.services import records
 
     settings = _settings()
     rt = build_runtime(settings, pool_size=1)
@@ -247,12 +246,13 @@ def record_create(
             consent_at=now,
             consent_channel=channel,
         )
-        with _transaction(rt.engine) as conn:
-            pid = records.create(conn, rt, _desk_actor(agent), req, now)  # type: ignore[arg-type]
-            from dmp.accounts import issue_patient_activation
+        from dmp.services import record_opening
 
-            # The patient's account (docs/accounts.md): the code is printed for the desk letter.
-            code = issue_patient_activation(conn, pid, now, settings=settings, email=email, phone=phone)
+        with _transaction(rt.engine) as conn:
+            # The record and its holder's account: the code is printed for the desk letter.
+            pid, code = record_opening.open_record(
+                conn, rt, _desk_actor(agent), req, now, email=email, phone=phone  # type: ignore[arg-type]
+            )
     except (DmpError, ValueError) as exc:
         _fail(getattr(exc, "message", str(exc)))
         return

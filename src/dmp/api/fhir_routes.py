@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dmp.accounts import create_patient_account
 from dmp.accounts.oauth import ALLOWED_SCOPES
 from dmp.api.auth import authenticate, require_write_scope
 from dmp.api.http import (
@@ -50,6 +49,7 @@ from dmp.services import (
     consents,
     documents,
     publish,
+    record_opening,
     records,
     search,
     trail,
@@ -345,16 +345,10 @@ async def create_patient(request: Request) -> Response:
     req = parse_creation(body, allow_test=rt.settings.test_instance)
 
     def work(conn: Connection) -> Any:
-        now = rt.now()
-        pid = records.create(conn, rt, actor, req, now)
-        # The patient's account, pending activation (docs/accounts.md): the code goes back to
-        # the professional to hand over, and to the patient's contact when one was given.
-        try:
-            code = create_patient_account(
-                conn, pid, now, settings=rt.settings, email=req.email, phone=req.phone
-            )
-        except ValueError as exc:
-            raise DmpError("INVALID_VALUE", str(exc)) from exc
+        # The record and its holder's account, whose code goes back to the professional.
+        pid, code = record_opening.open_record(
+            conn, rt, actor, req, rt.now(), email=req.email, phone=req.phone
+        )
         return records.get(conn, pid), code
 
     row, code = await _in_transaction(state, work)
