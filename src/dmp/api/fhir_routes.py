@@ -476,10 +476,10 @@ def _audit_query(params: list[tuple[str, str]]) -> _AuditQuery:
             patient_ref = (key, value)
         elif key == "date":
             start, end = _audit_date_bounds(value, start, end)
-        elif key == "_count":
-            count = max(1, min(500, int(value))) if value.isdigit() else 50
+        elif key == "_count":  # the same bounds as every search, refused beyond (not clamped)
+            count = searchparams.integer(value, "_count", 1, 500)
         elif key == "_offset":
-            offset = int(value) if value.isdigit() else 0
+            offset = searchparams.integer(value, "_offset", 0, 10_000_000)
         elif key != "_format":
             raise DmpError("INVALID_SEARCH", f"paramètre « {key} » non pris en charge pour AuditEvent")
     if patient_ref is None:

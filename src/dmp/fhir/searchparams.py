@@ -109,3 +109,14 @@ def check(resource_type: str, params: Params) -> list[tuple[str, str]]:
     """The search parameters of ``params`` under their registered names (result parameters apart);
     refuses any name not registered for ``resource_type``."""
     return [(canonical(resource_type, k), v) for k, v in params if k not in RESULT_PARAMETERS]
+
+
+def integer(raw: str, name: str, lo: int, hi: int) -> int:
+    """A search result parameter's integer (``_count``, ``_offset``): out of [lo, hi] is a 400."""
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise DmpError("INVALID_SEARCH", f"{name}={raw[:40]} n'est pas un entier") from exc
+    if not lo <= value <= hi:
+        raise DmpError("INVALID_SEARCH", f"{name} doit être compris entre {lo} et {hi}")
+    return value

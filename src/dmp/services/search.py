@@ -81,13 +81,7 @@ def _date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
 
 
 def _int(raw: str, name: str, lo: int, hi: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise DmpError("INVALID_SEARCH", f"{name}={raw} n'est pas un entier") from exc
-    if not lo <= value <= hi:
-        raise DmpError("INVALID_SEARCH", f"{name} doit être compris entre {lo} et {hi}")
-    return value
+    return searchparams.integer(raw, name, lo, hi)
 
 
 def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> tuple[Any, RecordFacts | None] | None:
