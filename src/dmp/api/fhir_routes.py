@@ -40,6 +40,7 @@ from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant, is_media_type
 from dmp.fhir.patient import parse_creation, patient_resource
+from dmp.fhir.searchset import searchset as render_searchset
 from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
 from dmp.policy import RecordFacts
@@ -170,7 +171,7 @@ async def _searchset(request: Request, resource_type: str, run: Callable[..., se
     rt = state.runtime
     params = _params(request)
     page = await _in_transaction(state, lambda c: run(c, rt, actor, params))
-    return FhirResponse(search.searchset(page, rt.fhir_base, resource_type, params))
+    return FhirResponse(render_searchset(page, rt.fhir_base, resource_type, params))
 
 
 async def search_document_references(request: Request) -> Response:

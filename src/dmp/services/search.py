@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 import orjson
@@ -609,36 +608,3 @@ def _with_members(resource_json: Any, doc_ids: list[UUID]) -> bytes:
     return orjson.dumps(resource)
 
 
-def searchset(page: Page, base: str, resource_type: str, params: Params) -> bytes:
-    """Render a searchset Bundle by splicing the stored JSON (no re-serialisation)."""
-    kept = [(k, v) for k, v in params if k not in ("_offset",)]
-    self_link = f"{base}/{resource_type}?{urlencode(kept + [('_offset', str(page.offset))])}"
-    links = [b'{"relation":"self","url":' + _q(self_link) + b"}"]
-    if page.next_offset is not None:
-        nxt = f"{base}/{resource_type}?{urlencode(kept + [('_offset', str(page.next_offset))])}"
-        links.append(b'{"relation":"next","url":' + _q(nxt) + b"}")
-    entries = [
-        b'{"fullUrl":'
-        + _q(f"{base}/{resource_type}/{r.id}")
-        + b',"resource":'
-        + bytes(r.resource_json)
-        + b',"search":{"mode":"match"}}'
-        for r in page.rows
-    ]
-    if page.notice:
-        outcome = {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "suppressed", "diagnostics": page.notice}],
-        }
-        entries.append(b'{"resource":' + orjson.dumps(outcome) + b',"search":{"mode":"outcome"}}')
-    out = b'{"resourceType":"Bundle","type":"searchset",'
-    if page.total is not None:
-        out += b'"total":' + str(page.total).encode() + b","
-    out += b'"link":[' + b",".join(links) + b"]"
-    if entries:  # FHIR JSON forbids empty arrays
-        out += b',"entry":[' + b",".join(entries) + b"]"
-    return out + b"}"
-
-
-def _q(s: str) -> bytes:
-    return orjson.dumps(s)
