@@ -1,0 +1,104 @@
+"""Shard-ready keys (ADR 0009): record-less trail entries spread over independent chains.
+
+Uses the audit database of test_audit_trail.py (its own database, append-only triggers on).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from sqlalchemy import Engine, select, update
+from test_audit_trail import (  # noqa: F401 - the fixtures are used by name
+    T0,
+    Cli,
+    audit_engine_fixture,
+    chain,
+    cli_fixture,
+    db_fixture,
+    fill,
+    tampering,
+)
+
+from dmp.audit import NIL_PATIENT, AuditAction, verify
+from dmp.audit.entry import is_nil_chain, nil_chain
+from dmp.audit.fhir import to_audit_event
+from dmp.domain.actor import Actor, ActorKind
+from dmp.services import trail
+from dmp.store.schema_audit import audit_entry, audit_head
+from dmp.store.shard import NIL_KEYS
+
+ALICE = Actor(kind=ActorKind.PROFESSIONAL, id="810001234565", name="Alice MARTIN")
+BOB = Actor(kind=ActorKind.PROFESSIONAL, id="810009876543", name="Bob DURAND")
+
+
+def _record_less(db: Engine, actor: Actor, n: int = 1) -> None:
+    with db.begin() as conn:
+        for i in range(n):
+            trail.record(conn, actor, AuditAction.ACCESS_REFUSED, patient_id=None, at=T0,
+                         detail=f"INS inconnu {i}")
+
+
+def test_record_less_entries_of_different_actors_go_to_different_chains(db: Engine, cli: Cli) -> None:
+    a, b = nil_chain("professional", ALICE.id), nil_chain("professional", BOB.id)
+    assert a != b and is_nil_chain(a) and is_nil_chain(b)
+    _record_less(db, ALICE, 3)
+    _record_less(db, BOB, 2)
+    ea, eb = chain(db, a), chain(db, b)
+    # each actor's entries form one chain of its own, in order, from the genesis
+    assert [e.seq for e in ea] == [1, 2, 3] and {e.actor_id for e in ea} == {ALICE.id}
+    assert [e.seq for e in eb] == [1, 2] and {e.actor_id for e in eb} == {BOB.id}
+    assert [e.prev_hash for e in ea[1:]] == [e.hash for e in ea[:-1]]
+    with db.connect() as conn:
+        heads = {r.patient_id: r.seq for r in conn.execute(select(audit_head))}
+        assert heads == {a: 3, b: 2}
+        for pid, n in ((a, 3), (b, 2)):
+            report = verify(conn, pid)
+            assert report.ok and report.entries == n, report.lines()
+        assert verify(conn).ok
+    assert not any(e.has_record for e in ea + eb)
+    event = to_audit_event(ea[0], "https://dmp.example/fhir")
+    assert not any(ent.get("what", {}).get("reference", "").startswith("Patient/") for ent in event["entity"])
+    result = cli("verify")
+    assert result.exit_code == 0 and "aucune rupture" in result.output, result.output
+
+
+def test_the_single_nil_chain_of_existing_data_still_verifies(db: Engine, cli: Cli) -> None:
+    """Entries written before ADR 0009 (all record-less ones on NIL_PATIENT) keep verifying,
+    anchored or not, next to the new spread chains and to records."""
+    legacy = fill(db, None, 4)  # the old path: patient_id None → NIL_PATIENT
+    assert {e.patient_id for e in legacy} == {NIL_PATIENT}
+    assert cli("anchor").exit_code == 0
+    pid = uuid4()
+    fill(db, pid, 2)
+    _record_less(db, BOB, 2)
+    with db.connect() as conn:
+        assert verify(conn, NIL_PATIENT).ok
+        report = verify(conn)
+        assert report.ok and report.entries == 8, report.lines()
+    result = cli("verify")
+    assert result.exit_code == 0 and "aucune rupture" in result.output, result.output
+
+
+def test_a_break_on_a_spread_chain_is_named_and_only_there(db: Engine, cli: Cli) -> None:
+    b = nil_chain("professional", BOB.id)
+    assert b.int != 0
+    fill(db, None, 2)
+    _record_less(db, ALICE, 2)
+    _record_less(db, BOB, 2)
+    with tampering(db) as conn:
+        conn.execute(update(audit_entry).where(audit_entry.c.patient_id == b, audit_entry.c.seq == 2)
+                     .values(detail="réécrit"))
+    result = cli("verify")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("Rupture")]
+    assert lines == [f"Rupture — journal hors dossier n° {b.int}, position 2 : entrée modifiée : son contenu "
+                     "ne correspond plus à son empreinte enregistrée."]
+
+
+def test_record_less_entries_spread_over_many_chains(db: Engine) -> None:
+    actors = [Actor(kind=ActorKind.PROFESSIONAL, id=f"8100{i:08d}", name=f"PS {i}") for i in range(200)]
+    chains = {nil_chain("professional", a.id) for a in actors}
+    assert len(chains) > NIL_KEYS // 2  # 200 actors over 64 chains: most chains used
+    assert all(is_nil_chain(c) for c in chains) and not is_nil_chain(uuid4())
+    assert nil_chain("patient", "1234") == nil_chain("patient", "1234")  # stable
+    assert is_nil_chain(UUID(int=NIL_KEYS - 1)) and not is_nil_chain(UUID(int=NIL_KEYS))
