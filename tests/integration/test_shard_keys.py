@@ -5,9 +5,11 @@ Uses the audit database of test_audit_trail.py (its own database, append-only tr
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID, uuid4
 
-from sqlalchemy import Engine, select, update
+from helpers import bundle
+from sqlalchemy import Engine, delete, select, update
 from test_audit_trail import (  # noqa: F401 - the fixtures are used by name
     T0,
     Cli,
@@ -19,11 +21,14 @@ from test_audit_trail import (  # noqa: F401 - the fixtures are used by name
     tampering,
 )
 
+from conftest import Api, Identity
 from dmp.audit import NIL_PATIENT, AuditAction, verify
 from dmp.audit.entry import is_nil_chain, nil_chain
 from dmp.audit.fhir import to_audit_event
 from dmp.domain.actor import Actor, ActorKind
 from dmp.services import trail
+from dmp.store import locator
+from dmp.store.schema import resource_locator
 from dmp.store.schema_audit import audit_entry, audit_head
 from dmp.store.shard import NIL_KEYS
 
@@ -102,3 +107,88 @@ def test_record_less_entries_spread_over_many_chains(db: Engine) -> None:
     assert all(is_nil_chain(c) for c in chains) and not is_nil_chain(uuid4())
     assert nil_chain("patient", "1234") == nil_chain("patient", "1234")  # stable
     assert is_nil_chain(UUID(int=NIL_KEYS - 1)) and not is_nil_chain(UUID(int=NIL_KEYS))
+
+
+# ---- (a) reads by id through the resource locator ---------------------------------------------
+
+
+def _publish(api: Api, patient: Identity) -> tuple[UUID, UUID]:
+    resp = api.post("", bundle(patient))
+    assert resp.status_code == 200, resp.text
+    paths = [e["response"]["location"].split("/fhir/")[-1] for e in resp.json()["entry"]]
+    doc = next(p for p in paths if p.startswith("DocumentReference/")).split("/")[1]
+    lst = next(p for p in paths if p.startswith("List/")).split("/")[1]
+    return UUID(doc), UUID(lst)
+
+
+def test_a_publication_registers_its_resources_and_reads_go_through_the_locator(
+    api: Api, patient: Identity
+) -> None:
+    doc, lst = _publish(api, patient)
+    engine = api.runtime.engine
+    with engine.connect() as conn:
+        rows = {r.id: (r.kind, r.patient_id) for r in conn.execute(select(resource_locator))}
+        (pid,) = {p for _, p in rows.values()}
+        assert rows == {doc: (locator.DOCUMENT, pid), lst: (locator.LIST, pid)}
+        # the locator is what answers: pointed elsewhere, the read finds nothing there
+        conn.execute(update(resource_locator).where(resource_locator.c.id == doc).values(patient_id=uuid4()))
+        conn.commit()
+    assert api.get(f"DocumentReference/{doc}").status_code == 404
+    with engine.begin() as conn:
+        conn.execute(update(resource_locator).where(resource_locator.c.id == doc).values(patient_id=pid))
+    for path in (f"DocumentReference/{doc}", f"DocumentReference/{doc}/_history/1", f"Binary/{doc}",
+                 f"List/{lst}"):
+        assert api.get(path).status_code == 200, path
+
+
+def test_a_resource_without_a_locator_row_is_still_read(api: Api, patient: Identity) -> None:
+    """Rows written before the locator (or by a path that does not register yet) fall back to
+    the table's own id index."""
+    doc, lst = _publish(api, patient)
+    with api.runtime.engine.begin() as conn:
+        conn.execute(delete(resource_locator))
+        assert locator.locate(conn, locator.DOCUMENT, doc) is not None
+        assert locator.locate(conn, locator.LIST, uuid4()) is None
+    assert api.get(f"DocumentReference/{doc}").status_code == 200
+    assert api.get(f"List/{lst}").status_code == 200
+    assert api.get(f"List/{uuid4()}").status_code == 404
+
+
+def test_migration_fills_the_locator_from_existing_resources(tmp_path: Path) -> None:
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from dmp.store.db import alembic_config, make_engine, upgrade
+    from dmp.store.schema import document, patient, submission_set
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        upgrade(engine, "0003")
+        pid, doc, lst = uuid4(), uuid4(), uuid4()
+        with engine.begin() as conn:
+            conn.execute(insert(patient).values(
+                id=pid, ins_oid="1.2.250.1.213.1.4.8", ins_value="255069999999934", birth_family_name="X",
+                birth_given_names="Y", sex="female", birth_date=date(1955, 6, 1), birth_place_insee="75056",
+                identity_status="VALI", traits_key="k", record_status="open", created_at=T0, updated_at=T0,
+                version=1))
+            conn.execute(insert(submission_set).values(
+                patient_id=pid, id=lst, unique_id="1.2.3", source_id="1.2", submission_time=T0,
+                archived=False, resource_json=b"{}"))
+            conn.execute(insert(document).values(
+                patient_id=pid, id=doc, unique_id="1.2.3.4", version_id=1, availability="approved",
+                class_code="c", type_system="s", type_code="t", format_code="f", facility_code="f",
+                practice_code="p", confidentiality="N", flags=0, creation_time=T0, period_start=T0,
+                submission_time=T0, submission_set_id=lst, title="t", mime_type="text/xml", language="fr-FR",
+                size=1, sha1_b64="x", sha256_hex="y", blob_key="b", published_by="p", last_updated=T0,
+                resource_json=b"{}"))
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = {r.id: (r.kind, r.patient_id) for r in conn.execute(select(resource_locator))}
+        assert rows == {doc: (locator.DOCUMENT, pid), lst: (locator.LIST, pid)}
+        from alembic import command
+
+        command.downgrade(alembic_config(engine), "0003")  # and back: the downgrade drops it cleanly
+        upgrade(engine)
+    finally:
+        engine.dispose()

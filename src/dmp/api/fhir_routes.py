@@ -160,7 +160,11 @@ async def create_document_reference(request: Request) -> Response:
         except DmpError as err:
             raise relocated(err) from None
         (doc_id,) = result.document_ids
-        stored = conn.execute(select(document.c.resource_json).where(document.c.id == doc_id)).scalar_one()
+        stored = conn.execute(
+            select(document.c.resource_json).where(
+                document.c.patient_id == result.patient_id, document.c.id == doc_id
+            )
+        ).scalar_one()
         return doc_id, bytes(stored)
 
     doc_id, stored = await _in_transaction(state, work)

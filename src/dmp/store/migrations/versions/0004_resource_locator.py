@@ -1,0 +1,36 @@
+"""Resource locator (ADR 0009): resource id → record, for reads by id without a scatter.
+
+Filled from the existing documents and submission sets.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "resource_locator",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_resource_locator")),
+    )
+    for kind, table in (("document", "document"), ("list", "submission_set")):
+        op.execute(
+            f"INSERT INTO resource_locator (id, kind, patient_id) "  # noqa: S608 (constants)
+            f"SELECT id, '{kind}', patient_id FROM {table}"
+        )
+
+
+def downgrade() -> None:
+    op.drop_table("resource_locator")
