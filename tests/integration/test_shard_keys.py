@@ -127,7 +127,8 @@ def test_a_publication_registers_its_resources_and_reads_go_through_the_locator(
     doc, lst = _publish(api, patient)
     engine = api.runtime.engine
     with engine.connect() as conn:
-        rows = {r.id: (r.kind, r.patient_id) for r in conn.execute(select(resource_locator))}
+        rows = {r.id: (r.kind, r.patient_id) for r in conn.execute(select(resource_locator))
+                if r.kind != locator.CONSENT}
         (pid,) = {p for _, p in rows.values()}
         assert rows == {doc: (locator.DOCUMENT, pid), lst: (locator.LIST, pid)}
         # the locator is what answers: pointed elsewhere, the read finds nothing there
@@ -192,3 +193,18 @@ def test_migration_fills_the_locator_from_existing_resources(tmp_path: Path) -> 
         upgrade(engine)
     finally:
         engine.dispose()
+
+
+def test_every_consent_is_registered(api: Api, patient: Identity) -> None:
+    """Record creation (and any later consent) registers each consent, so that
+    ``DELETE Consent/{id}`` finds its record without a scatter."""
+    from dmp.store.schema_policy import record_consent
+
+    with api.runtime.engine.connect() as conn:
+        rc, rl = record_consent.c, resource_locator.c
+        consents = {(r.id, r.patient_id) for r in conn.execute(select(rc.id, rc.patient_id))}
+        located = {(r.id, r.patient_id)
+                   for r in conn.execute(select(rl.id, rl.patient_id).where(rl.kind == "consent"))}
+        assert consents and located == consents
+        for cid, pid in consents:
+            assert locator.locate(conn, locator.CONSENT, cid) == pid

@@ -459,11 +459,9 @@ async def revoke_consent(request: Request) -> Response:
     cid = _id(request.path_params["id"])
 
     def work(conn: Connection) -> None:
-        from sqlalchemy import select
+        from dmp.store import locator
 
-        from dmp.store.schema_policy import record_consent
-
-        pid = conn.execute(select(record_consent.c.patient_id).where(record_consent.c.id == cid)).scalar()
+        pid = locator.locate(conn, locator.CONSENT, cid)  # the record, without a scatter (ADR 0009)
         if pid is None:
             raise DmpError("NOT_FOUND")
         _, facts = _consent_record(conn, f"Patient/{pid}")

@@ -22,6 +22,7 @@ from dmp.errors import DmpError
 from dmp.policy import Action, ConsentFacts, EmergencyConsents, RecordConsents, RecordFacts, decide
 from dmp.policy.model import Context, Decision
 from dmp.services import trail
+from dmp.store import locator
 from dmp.store.schema_policy import record_consent
 
 
@@ -238,6 +239,7 @@ def _store(
             now,
         )
     cid = uuid.uuid4()
+    locator.register(conn, locator.CONSENT, [cid], pid)
     conn.execute(
         insert(record_consent).values(
             patient_id=pid,
@@ -320,6 +322,7 @@ def _medecin_traitant(conn: Connection, actor: Actor, pid: UUID, doctor: str, no
         )
         return pending.id  # type: ignore[no-any-return]
     cid = uuid.uuid4()
+    locator.register(conn, locator.CONSENT, [cid], pid)
     conn.execute(
         insert(record_consent).values(
             patient_id=pid,

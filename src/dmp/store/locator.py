@@ -1,6 +1,6 @@
 """Resource id → record (ADR 0009): the one seam through which reads by id find their record.
 
-DocumentReference, Binary and List are read by their own id, without the patient. Once the
+DocumentReference, Binary and List are read (Consent revoked) by their own id, without the patient. Once the
 per-patient tables are distributed on ``patient_id``, a lookup by id alone goes to every shard;
 ``resource_locator`` (distributed on ``id``) answers with one single-shard lookup, and the read
 then addresses the record's shard by ``(patient_id, id)``.
@@ -19,9 +19,11 @@ from uuid import UUID
 from sqlalchemy import Connection, bindparam, insert, select
 
 from dmp.store.schema import document, resource_locator, submission_set
+from dmp.store.schema_policy import record_consent
 
 DOCUMENT = "document"
 LIST = "list"
+CONSENT = "consent"
 
 _INSERT = insert(resource_locator)
 _LOCATE = select(resource_locator.c.patient_id).where(
@@ -30,6 +32,7 @@ _LOCATE = select(resource_locator.c.patient_id).where(
 _BY_OWN_ID: dict[str, Any] = {
     DOCUMENT: select(document.c.patient_id).where(document.c.id == bindparam("id")),
     LIST: select(submission_set.c.patient_id).where(submission_set.c.id == bindparam("id")),
+    CONSENT: select(record_consent.c.patient_id).where(record_consent.c.id == bindparam("id")),
 }
 
 

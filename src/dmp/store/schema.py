@@ -185,7 +185,7 @@ resource_locator = Table(
     "resource_locator",
     metadata,
     Column("id", Uuid, primary_key=True),
-    Column("kind", String(16), nullable=False),  # document | list
+    Column("kind", String(16), nullable=False),  # document | list | consent
     Column("patient_id", Uuid, nullable=False),
 )
 

@@ -1,6 +1,6 @@
 """Resource locator (ADR 0009): resource id → record, for reads by id without a scatter.
 
-Filled from the existing documents and submission sets.
+Filled from the existing documents, submission sets and consents.
 
 Revision ID: 0004
 Revises: 0003
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_resource_locator")),
     )
-    for kind, table in (("document", "document"), ("list", "submission_set")):
+    for kind, table in (("document", "document"), ("list", "submission_set"), ("consent", "record_consent")):
         op.execute(
             f"INSERT INTO resource_locator (id, kind, patient_id) "  # noqa: S608 (constants)
             f"SELECT id, '{kind}', patient_id FROM {table}"
