@@ -165,7 +165,7 @@ def test_migration_fills_the_locator_from_existing_resources(tmp_path: Path) -> 
 
     engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
     try:
-        upgrade(engine, "0003")
+        upgrade(engine, "0004")
         pid, doc, lst = uuid4(), uuid4(), uuid4()
         with engine.begin() as conn:
             conn.execute(insert(patient).values(
@@ -189,7 +189,7 @@ def test_migration_fills_the_locator_from_existing_resources(tmp_path: Path) -> 
         assert rows == {doc: (locator.DOCUMENT, pid), lst: (locator.LIST, pid)}
         from alembic import command
 
-        command.downgrade(alembic_config(engine), "0003")  # and back: the downgrade drops it cleanly
+        command.downgrade(alembic_config(engine), "0004")  # and back: the downgrade drops it cleanly
         upgrade(engine)
     finally:
         engine.dispose()

@@ -3,8 +3,8 @@
 Existing rows get ``partition_of(patient_id)``, computed here in Python (the same function
 as ``enqueue``), so that a relay owning a partition range also finds the old messages.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
