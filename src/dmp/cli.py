@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
@@ -355,6 +356,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
         SmsSettings,
         default_transports,
         deliver_due,
+        parse_partitions,
         run_worker,
     )
 
@@ -362,6 +364,8 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     try:
         mail = MailSettings.from_env()
         sms = SmsSettings.from_env()
+        # This relay's share of the queue (ADR 0009): "0-63" (default: every partition).
+        partitions = parse_partitions(os.environ.get("DMP_OUTBOX_PARTITIONS"))
     except ValueError as exc:
         _fail(str(exc))
         return
@@ -374,7 +378,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     if once:
         total = DeliveryStats()
         while True:
-            stats = deliver_due(engine, transports, datetime.now(UTC), batch)
+            stats = deliver_due(engine, transports, datetime.now(UTC), batch, partitions=partitions)
             total += stats
             if stats.claimed < batch:
                 break
@@ -386,7 +390,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
             f"Distribution des messages (SMTP {mail.host}:{mail.port}, TLS : {mail.tls}) ; "
             "Ctrl-C pour arrêter."
         )
-        total = run_worker(engine, transports, stop, poll, batch=batch)
+        total = run_worker(engine, transports, stop, poll, batch=batch, partitions=partitions)
     engine.dispose()
     click.echo(
         f"Envoyés : {total.sent} ; à réessayer : {total.retried} ; en échec définitif : {total.failed}."

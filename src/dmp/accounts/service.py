@@ -28,6 +28,7 @@ from dmp.outbox.privacy import normalize_recipient
 from dmp.outbox.templates import PARIS
 from dmp.services import trail
 from dmp.settings import Settings
+from dmp.store import locator
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account, account_recovery_code
 from dmp.store.schema_policy import record_consent
@@ -391,6 +392,7 @@ def add_representative(
     ).first()
     if active is None:
         cid = uuid.uuid4()
+        locator.register(conn, locator.CONSENT, [cid], patient_id)
         conn.execute(
             insert(record_consent).values(
                 patient_id=patient_id,

@@ -150,7 +150,7 @@ async def create_document_reference(request: Request) -> Response:
         except DmpError as err:
             raise relocated(err) from None
         (doc_id,) = result.document_ids
-        return doc_id, documents.stored_resource(conn, doc_id)
+        return doc_id, documents.stored_resource(conn, result.patient_id, doc_id)
 
     doc_id, stored = await _publishing(state, work)
     return FhirResponse(

@@ -21,10 +21,27 @@ from uuid import UUID
 from dmp.audit.actions import AccessMode, AuditAction, Outcome
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
 from dmp.store.audit_row import COLUMNS, AuditEntryRow, HashRole, names_with
+from dmp.store.shard import is_nil_key, nil_key
 
 FORMAT_VERSION = 2
-NIL_PATIENT = UUID(int=0)  # the chain of entries that concern no record (failed logins…)
+NIL_PATIENT = UUID(int=0)  # the first chain of entries that concern no record (failed logins…)
 GENESIS = "0" * 64  # prev_hash of every chain's first entry
+
+
+def is_nil_chain(patient_id: UUID) -> bool:
+    """Whether ``patient_id`` is one of the chains of entries that concern no record.
+
+    Such entries are spread over ``dmp.store.shard.NIL_KEYS`` chains (``UUID(int=k)``), so
+    that no single chain head is locked by every record-less append (ADR 0009);
+    :data:`NIL_PATIENT`, the only one before, is the first of them.
+    """
+    return is_nil_key(patient_id)
+
+
+def nil_chain(actor_kind: str, actor_id: str) -> UUID:
+    """The record-less chain of an actor's entries: a stable hash of the actor, so that
+    different actors' entries land on different chains and one actor's stay in order."""
+    return nil_key("audit", f"{actor_kind}:{actor_id}")
 
 _PURPOSE_MODE = {
     PurposeOfUse.TREAT: AccessMode.NORMAL,
@@ -203,7 +220,7 @@ class StoredEntry(AuditEntryRow):
 
     @property
     def has_record(self) -> bool:
-        return self.patient_id != NIL_PATIENT
+        return not is_nil_chain(self.patient_id)
 
     def values(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in COLUMNS}

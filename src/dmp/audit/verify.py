@@ -29,12 +29,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection, Select, and_, func, select
 
 from dmp.audit.anchor import GENESIS_DIGEST, Anchor, anchor_heads, list_anchors, signature_valid
-from dmp.audit.entry import GENESIS, NIL_PATIENT, StoredEntry, entry_hash
+from dmp.audit.entry import GENESIS, StoredEntry, entry_hash, is_nil_chain
 from dmp.audit.merkle import heads_root
 from dmp.store.schema_audit import audit_anchor_head, audit_entry, audit_head
 
 T = TypeVar("T")
 _MAX_SEARCH = 100_000  # positions tried when looking for where a moved entry came from
+
+
+def chain_label(patient_id: UUID) -> str:
+    """How a chain is named in French: ``Patient/<id>``, or ``journal hors dossier`` for the
+    first record-less chain (the only one before ADR 0009) and ``journal hors dossier n° k``
+    for the others."""
+    if not is_nil_chain(patient_id):
+        return f"Patient/{patient_id}"
+    return "journal hors dossier" if patient_id.int == 0 else f"journal hors dossier n° {patient_id.int}"
 
 
 class BreakKind(StrEnum):
@@ -59,9 +68,7 @@ class Break:
     def subject(self) -> str:
         if self.patient_id is None:
             return f"ancre n° {self.anchor_id}" if self.anchor_id is not None else "ancres"
-        if self.patient_id == NIL_PATIENT:
-            return "journal hors dossier"
-        return f"Patient/{self.patient_id}"
+        return chain_label(self.patient_id)
 
     def line(self) -> str:
         where = f", position {self.seq}" if self.seq is not None else ""
@@ -421,9 +428,7 @@ def verify(
     numbering and signature, not recomputed). ``keys``: public keys by key id (see
     :func:`dmp.audit.anchor.verification_keys`); without them, signatures are not checked.
     """
-    scope = "journal complet" if patient_id is None else (
-        "journal hors dossier" if patient_id == NIL_PATIENT else f"Patient/{patient_id}"
-    )
+    scope = "journal complet" if patient_id is None else chain_label(patient_id)
     if since_anchor is not None:
         scope += f", depuis l'ancre n° {since_anchor}"
     report = VerifyReport(scope=scope)

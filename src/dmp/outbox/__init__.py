@@ -24,8 +24,10 @@ from dmp.outbox.transports import (
     default_transports,
 )
 from dmp.outbox.worker import Backoff, DeliveryStats, claim_due, deliver_due, run_worker
+from dmp.store.shard import parse_partitions  # DMP_OUTBOX_PARTITIONS: a relay's share (ADR 0009)
 
 __all__ = [
+    "parse_partitions",
     "EMAIL",
     "FAILED",
     "NO_RECORD",

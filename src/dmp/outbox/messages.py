@@ -15,13 +15,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from dmp.outbox.privacy import normalize_recipient
 from dmp.outbox.templates import ParamValue, prepare_params
 from dmp.store.schema_outbox import NO_RECORD, outbox_message
+from dmp.store.shard import is_nil_key, nil_key, partition_of
 
 PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
 STATUSES = (PENDING, SENT, FAILED)
 
-__all__ = ["FAILED", "NO_RECORD", "PENDING", "SENT", "STATUSES", "enqueue", "status_counts"]
+__all__ = [
+    "FAILED", "NO_RECORD", "PENDING", "SENT", "STATUSES", "enqueue", "record_less_key", "status_counts",
+]
 
 
 def enqueue(
@@ -37,7 +40,10 @@ def enqueue(
 ) -> UUID:
     """Queue a message in the caller's transaction; it is sent only if that transaction commits.
 
-    ``patient_id`` is the record concerned, or ``NO_RECORD`` for a message tied to no record.
+    ``patient_id`` is the record concerned, or ``NO_RECORD`` for a message tied to no record;
+    such a message is stored under the reserved key chosen by its recipient
+    (:func:`record_less_key`), so that record-less messages spread over shards and relay
+    partitions (ADR 0009); their ``dedup_key`` is then unique per recipient.
     ``channel`` is ``"email"`` or ``"sms"`` (numbers are normalised to E.164, French national
     numbers accepted). ``params`` must be exactly the template's parameters; dates and times
     are formatted in French (Paris time) now. With a ``dedup_key``, enqueueing again for the
@@ -53,6 +59,8 @@ def enqueue(
     if dedup_key is not None and not 0 < len(dedup_key) <= 200:
         raise ValueError("clé de déduplication vide ou trop longue (200 caractères au plus)")
     message_id = uuid.uuid4()
+    if is_nil_key(patient_id):
+        patient_id = record_less_key(channel, stored_recipient)
     values: dict[str, Any] = {
         "patient_id": patient_id,
         "id": message_id,
@@ -65,6 +73,7 @@ def enqueue(
         "attempts": 0,
         "status": PENDING,
         "dedup_key": dedup_key,
+        "partition": partition_of(patient_id),
     }
     if dedup_key is None:
         conn.execute(insert(outbox_message).values(**values))
@@ -91,6 +100,11 @@ def enqueue(
     if not isinstance(existing, UUID):
         raise TypeError(f"outbox message id read as {type(existing).__name__}, not UUID")
     return existing
+
+
+def record_less_key(channel: str, stored_recipient: str) -> UUID:
+    """The key of a message tied to no record: one of the reserved keys, by recipient."""
+    return nil_key("outbox", f"{channel}:{stored_recipient}")
 
 
 def status_counts(conn: Connection, *, now: datetime | None = None) -> dict[str, int]:

@@ -8,11 +8,12 @@ is written in its own short transaction: ``sent``, a retry after an exponential 
 the message to be sent again once its lease has expired.
 
 On PostgreSQL the claim is ``SELECT … FOR UPDATE SKIP LOCKED``: concurrent workers claim
-disjoint batches without waiting on each other. Once the table is distributed on
-``patient_id`` (Citus), queue-style claims must be shard-local: run one worker per shard
-with ``patient_id``/shard filtering (``deliver_due(…, patient_id=…)`` filters already). On
-SQLite the claim transaction is ``BEGIN IMMEDIATE`` (see ``dmp.store.db``): claims are
-serialised.
+disjoint batches without waiting on each other. Each message has a relay ``partition``
+(0..63, from its ``patient_id``); a worker given ``partitions`` (``DMP_OUTBOX_PARTITIONS``,
+e.g. ``0-15``) claims only those, so that relays can be split by partition range, one per
+shard once the table is distributed on ``patient_id`` (Citus; ADR 0009). By default a
+worker owns every partition and claims without that filter, as before. On SQLite the claim
+transaction is ``BEGIN IMMEDIATE`` (see ``dmp.store.db``): claims are serialised.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from dmp.outbox.transports import (
     TransportUnavailable,
 )
 from dmp.store.schema_outbox import outbox_message as t
+from dmp.store.shard import all_partitions
 
 log = logging.getLogger("dmp.outbox")
 
@@ -107,8 +109,10 @@ def claim_due(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     lease: timedelta = DEFAULT_LEASE,
     patient_id: UUID | None = None,
+    partitions: Collection[int] | None = None,
 ) -> tuple[list[ClaimedMessage], int]:
-    """Claim up to ``batch`` due pending messages of ``channels`` (in ``conn``'s transaction).
+    """Claim up to ``batch`` due pending messages of ``channels`` (in ``conn``'s transaction),
+    of ``partitions`` only when given (None: every partition).
 
     Returns the claimed messages and the number of messages abandoned (``failed``) because
     their attempts were used up by workers that died before recording an outcome.
@@ -122,6 +126,8 @@ def claim_due(
     )
     if patient_id is not None:
         query = query.where(t.c.patient_id == patient_id)
+    if partitions is not None and not all_partitions(partitions):
+        query = query.where(t.c.partition.in_(sorted(set(partitions))))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = conn.execute(query).all()
@@ -162,13 +168,16 @@ def deliver_due(
     backoff: Backoff = DEFAULT_BACKOFF,
     lease: timedelta = DEFAULT_LEASE,
     patient_id: UUID | None = None,
+    partitions: Collection[int] | None = None,
 ) -> DeliveryStats:
-    """Deliver one batch of due messages for the channels that have a transport."""
+    """Deliver one batch of due messages for the channels that have a transport (of
+    ``partitions`` only, when given)."""
     if now.tzinfo is None:
         raise ValueError("date et heure sans fuseau horaire")
     with engine.begin() as conn:
         claimed, abandoned = claim_due(conn, now, channels=transports.keys(), batch=batch,
-                                       max_attempts=max_attempts, lease=lease, patient_id=patient_id)
+                                       max_attempts=max_attempts, lease=lease, patient_id=patient_id,
+                                       partitions=partitions)
     sent = retried = failed = released = 0
     down: dict[str, str] = {}  # channel → error, once its transport is unavailable
     started = time.monotonic()
@@ -280,6 +289,7 @@ def run_worker(
     backoff: Backoff = DEFAULT_BACKOFF,
     lease: timedelta = DEFAULT_LEASE,
     patient_id: UUID | None = None,
+    partitions: Collection[int] | None = None,
 ) -> DeliveryStats:
     """Deliver until ``stop_event`` is set: a full batch is followed at once by the next one,
     otherwise the worker sleeps ``poll_interval`` seconds. A database outage is logged and
@@ -288,7 +298,7 @@ def run_worker(
     while not stop_event.is_set():
         try:
             stats = deliver_due(engine, transports, clock(), batch, max_attempts, backoff=backoff,
-                                lease=lease, patient_id=patient_id)
+                                lease=lease, patient_id=patient_id, partitions=partitions)
         except SQLAlchemyError as exc:
             # The exception text may quote bound parameters (recipients): the type only.
             log.warning("outbox: database unavailable (%s), retrying in %.1f s",

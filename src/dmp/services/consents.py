@@ -30,6 +30,7 @@ from dmp.policy import (
 from dmp.policy.model import Context, Decision
 from dmp.services import trail
 from dmp.services.record_status import require_open
+from dmp.store import locator
 from dmp.store.schema_policy import record_consent
 
 
@@ -215,6 +216,7 @@ def _store(
             now,
         )
     cid = uuid.uuid4()
+    locator.register(conn, locator.CONSENT, [cid], pid)
     conn.execute(
         insert(record_consent).values(
             patient_id=pid,
@@ -318,6 +320,7 @@ def _medecin_traitant(conn: Connection, actor: Actor, pid: UUID, doctor: str, no
         )
         return pending.id  # type: ignore[no-any-return]
     cid = uuid.uuid4()
+    locator.register(conn, locator.CONSENT, [cid], pid)
     conn.execute(
         insert(record_consent).values(
             patient_id=pid,
@@ -398,8 +401,6 @@ def list_rows(conn: Connection, patient_id: UUID, *, subject: str | None = None)
 
 
 def patient_of(conn: Connection, consent_id: UUID) -> UUID | None:
-    """The record a consent row belongs to, whatever its status; None if there is no such row."""
-    pid: UUID | None = conn.execute(
-        select(record_consent.c.patient_id).where(record_consent.c.id == consent_id)
-    ).scalar()
-    return pid
+    """The record a consent row belongs to, whatever its status; None if there is no such row.
+    Found through the resource locator, without a scatter (ADR 0009)."""
+    return locator.locate(conn, locator.CONSENT, consent_id)

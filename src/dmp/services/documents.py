@@ -21,8 +21,8 @@ from dmp.policy import Action
 from dmp.services import access, consents, records, trail
 from dmp.services.context import Runtime
 from dmp.services.trail import AuditAction
-from dmp.store import crypto
-from dmp.store.schema import document, submission_set
+from dmp.store import crypto, locator
+from dmp.store.schema import document
 
 # PDSm st_maj: only these may change; anything else is 405.
 PATCHABLE = ("status", "securityLabel", "extension", "meta")
@@ -36,7 +36,10 @@ class Content:
     document_id: UUID
 
 
-_DOCUMENT_BY_ID = select(document).where(document.c.id == bindparam("id"))
+# By id, through the locator (ADR 0009): the record first, then the row on its shard.
+_DOCUMENT_BY_KEY = select(document).where(
+    document.c.patient_id == bindparam("pid"), document.c.id == bindparam("id")
+)
 
 
 def _visible_row(
@@ -47,7 +50,8 @@ def _visible_row(
 
     Reads by id are version-history reads: a replaced version stays reachable.
     """
-    row = conn.execute(_DOCUMENT_BY_ID, {"id": doc_id}).first()
+    pid = locator.locate(conn, locator.DOCUMENT, doc_id)
+    row = conn.execute(_DOCUMENT_BY_KEY, {"pid": pid, "id": doc_id}).first() if pid is not None else None
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
     found = consents.record_by_id(conn, row.patient_id)
@@ -76,15 +80,13 @@ def read_document(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> 
 
 
 def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> bytes:
-    row = conn.execute(
-        select(submission_set.c.id, submission_set.c.patient_id).where(submission_set.c.id == list_id)
-    ).first()
-    if row is None:
+    pid = locator.locate(conn, locator.LIST, list_id)
+    if pid is None:
         raise DmpError("NOT_FOUND")
     from dmp.services.search import search_lists
 
     page = search_lists(
-        conn, rt, actor, [("patient", f"Patient/{row.patient_id}"), ("identifier", f"urn:uuid:{list_id}")]
+        conn, rt, actor, [("patient", f"Patient/{pid}"), ("identifier", f"urn:uuid:{list_id}")]
     )
     if not page.rows:
         raise DmpError("NOT_FOUND")
@@ -216,9 +218,13 @@ def _authorise_changes(
     return AuditAction.DOCUMENT_STATUS
 
 
-def stored_resource(conn: Connection, doc_id: UUID) -> bytes:
-    """The stored DocumentReference JSON of a document (e.g. just published, same transaction)."""
-    return bytes(conn.execute(select(document.c.resource_json).where(document.c.id == doc_id)).scalar_one())
+def stored_resource(conn: Connection, patient_id: UUID, doc_id: UUID) -> bytes:
+    """The stored DocumentReference JSON of a document (e.g. just published, same transaction),
+    read by its record's key (ADR 0009)."""
+    d = document.c
+    return bytes(
+        conn.execute(select(d.resource_json).where(d.patient_id == patient_id, d.id == doc_id)).scalar_one()
+    )
 
 
 def list_lines(conn: Connection, patient_id: UUID, ids: list[UUID]) -> list[Any]:

@@ -23,7 +23,7 @@ from dmp.services import access, alerts, blob_hygiene, coherence, ingest, record
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
-from dmp.store import crypto
+from dmp.store import crypto, locator
 from dmp.store.schema import document, document_event, document_uid, record_key, submission_set
 
 # Built once: the hot path only binds values (no statement construction per request).
@@ -117,6 +117,8 @@ def publish(
             resource_json=dumps(sub_resource),
         ),
     )
+    locator.register(conn, locator.DOCUMENT, ids, pid)  # reads by id (ADR 0009)
+    locator.register(conn, locator.LIST, [set_id], pid)
     response_entries[req.submission_index] = _created(f"List/{set_id}", now)
     replaced = [r for r in replaced_ids if r is not None]
     ctx = replace(access.context(rt), now=now)

@@ -18,6 +18,7 @@ from dmp.services.context import Runtime
 from dmp.services.record_status import CLOSED as CLOSED
 from dmp.services.record_status import OPEN as OPEN
 from dmp.services.record_status import require_open as require_open
+from dmp.store import locator
 from dmp.store.schema import ins_index, patient, record_event, record_key
 from dmp.store.schema_policy import record_consent
 
@@ -93,10 +94,12 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
         # Designated by the patient at creation; active at once when that doctor opens the
         # record, otherwise once the doctor accepts (POST Consent medecin-traitant).
         by_doctor = actor.id == req.medecin_traitant
+        cid = uuid.uuid4()
+        locator.register(conn, locator.CONSENT, [cid], pid)
         conn.execute(
             insert(record_consent).values(
                 patient_id=pid,
-                id=uuid.uuid4(),
+                id=cid,
                 kind="medecin-traitant",
                 subject_id=req.medecin_traitant,
                 permit=True,
@@ -112,10 +115,12 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
         alerts.medecin_traitant_record_opened(conn, get(conn, pid), req.medecin_traitant, now)
     if actor.kind is ActorKind.PROFESSIONAL:
         # The professional who opens the record with the patient is authorised by that consent.
+        cid = uuid.uuid4()
+        locator.register(conn, locator.CONSENT, [cid], pid)
         conn.execute(
             insert(record_consent).values(
                 patient_id=pid,
-                id=uuid.uuid4(),
+                id=cid,
                 kind="authorisation",
                 subject_id=actor.id,
                 permit=True,

@@ -15,11 +15,18 @@ from uuid import UUID
 from sqlalchemy import Connection
 
 from dmp.audit import AuditAction, AuditRecord, Outcome, append
+from dmp.audit.entry import nil_chain
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import Decision
 
-__all__ = ["AuditAction", "record", "refused"]
+__all__ = ["AuditAction", "chain_of", "record", "refused"]
+
+
+def chain_of(actor: Actor, patient_id: UUID | None) -> UUID:
+    """The chain an entry goes to: the record's, or (no record) one of the record-less chains
+    chosen by the actor, so that record-less entries do not all lock one chain head (ADR 0009)."""
+    return patient_id if patient_id is not None else nil_chain(actor.kind.value, actor.id)
 
 
 def record(
@@ -39,7 +46,7 @@ def record(
         AuditRecord.for_actor(
             actor,
             action,
-            patient_id=patient_id,
+            patient_id=chain_of(actor, patient_id),
             at=at,
             decision=decision,
             targets=targets,
@@ -65,7 +72,7 @@ def refused(
     err.audit_record = AuditRecord.for_actor(
         actor,
         AuditAction.ACCESS_REFUSED,
-        patient_id=patient_id,
+        patient_id=chain_of(actor, patient_id),
         at=at,
         decision=decision,
         rule_id=decision.rule_id if decision else err.code,

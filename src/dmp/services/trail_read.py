@@ -149,10 +149,11 @@ def trace_operator_read(
     committed by the caller first, so that nothing is shown untraced. Returns the records traced."""
     from sqlalchemy import func
 
-    from dmp.audit.entry import NIL_PATIENT
     from dmp.store.schema_audit import audit_entry
+    from dmp.store.shard import nil_keys
 
-    q = select(audit_entry.c.patient_id, func.count()).where(audit_entry.c.patient_id != NIL_PATIENT)
+    # The record-less chains are not records: nothing to trace there (ADR 0009).
+    q = select(audit_entry.c.patient_id, func.count()).where(audit_entry.c.patient_id.not_in(nil_keys()))
     if patient_id is not None:
         q = q.where(audit_entry.c.patient_id == patient_id)
     if start is not None:

@@ -223,6 +223,16 @@ submission_set = Table(
     Index("ix_submission_set_id", "id"),  # List/<id> reads carry no patient id
 )
 
+# resource id -> record: a read by id finds the record (its shard) without a scatter (ADR 0009).
+# Written with the resource; on a distributed deployment it is distributed on ``id``.
+resource_locator = Table(
+    "resource_locator",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", String(16), nullable=False),  # document | list | consent
+    Column("patient_id", Uuid, nullable=False),
+)
+
 revoked_certificate = Table(
     "revoked_certificate",
     metadata,
