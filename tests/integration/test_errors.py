@@ -126,7 +126,7 @@ def test_patch_media_type_refusal_names_json_patch(api: Api, patient: Identity) 
     )
 
 
-@pytest.mark.parametrize("path", ["Observation", "Observation/123", "Composition", "Encounter/x"])
+@pytest.mark.parametrize("path", ["Encounter", "Specimen/123", "Composition", "Encounter/x"])
 def test_unknown_resource_type(api: Api, path: str) -> None:
     resp = api.get(path)
     assert_outcome(

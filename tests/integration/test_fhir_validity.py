@@ -249,7 +249,7 @@ def test_operation_outcomes_are_valid(api: Api, patient: Identity) -> None:
             params={"patient.identifier": f"{patient.system}|{patient.nir}", "titre": "x"},
         )
     )  # INVALID_SEARCH
-    outcomes.append(api.get("Observation"))  # UNKNOWN_RESOURCE_TYPE
+    outcomes.append(api.get("Encounter"))  # UNKNOWN_RESOURCE_TYPE
     b, _ = one_doc_bundle(patient)
     doc_id = fhir_json(api.post("", b))["entry"][1]["response"]["location"].split("/")[1]
     outcomes.append(

@@ -29,6 +29,7 @@ from conftest import new_identity, patient_resource
 from dmp.api import fhir_routes
 from dmp.audit import AuditAction as A
 from dmp.cli import main
+from dmp.fhir.searchparams import FACT_TYPES
 from dmp.store.schema_audit import audit_entry
 
 S, R = "success", "refused"
@@ -387,6 +388,18 @@ def _cli_activation_code(w: World) -> None:
 
 
 GET, POST, PATCH, DELETE = "GET", "POST", "PATCH", "DELETE"
+def _facts(rtype: str, post: bool) -> Run:
+    """A search of one kind of clinical fact by the author of the record's documents."""
+
+    def run(w: World) -> None:
+        if post:
+            w.ok(w.post_search(rtype, patient=w.ref))
+        else:
+            w.ok(w.api.get(rtype, params={"patient": w.ref}))
+
+    return run
+
+
 CASES = [
     # ---- FHIR API ----
     Case("fhir-iti65-publish", _publish, ((A.DOCUMENT_PUBLISH, S),), ((POST, "/"),)),
@@ -438,6 +451,11 @@ CASES = [
     Case("fhir-auditevent-post-search", _audit_post_search, ((A.AUDIT_READ, S),),
          ((POST, "/AuditEvent/_search"),)),
     Case("fhir-consent-search", _consents, ((A.CONSENT_READ, S),), ((GET, "/Consent"),)),
+    # clinical facts (dmp.services.facts): a search of the record, naming the source documents
+    *(Case(f"fhir-{t.lower()}-search", _facts(t, False), ((A.RECORD_SEARCH, S),), ((GET, f"/{t}"),))
+      for t in FACT_TYPES),
+    *(Case(f"fhir-{t.lower()}-post-search", _facts(t, True), ((A.RECORD_SEARCH, S),),
+           ((POST, f"/{t}/_search"),)) for t in FACT_TYPES),
     Case("fhir-consent-post-search", _consents_post_search, ((A.CONSENT_READ, S),),
          ((POST, "/Consent/_search"),)),
     # what an unauthorised professional (doctor2) or one who never acted (nurse) gets, and leaves

@@ -40,6 +40,7 @@ from dmp.fhir.bundle import parse_provide_bundle
 from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant, is_media_type
 from dmp.fhir.patient import parse_creation, patient_resource
+from dmp.fhir.searchparams import FACT_TYPES
 from dmp.fhir.searchset import searchset as render_searchset
 from dmp.fhir.simplified import parse_simplified_publish, relocated
 from dmp.fhir.validate import validate
@@ -49,6 +50,7 @@ from dmp.services import (
     blob_hygiene,
     consents,
     documents,
+    facts,
     publish,
     record_opening,
     records,
@@ -596,7 +598,7 @@ async def vread(request: Request) -> Response:
     return response
 
 
-SERVED_TYPES = {"DocumentReference", "List", "Binary", "Patient", "Consent", "AuditEvent"}
+SERVED_TYPES = {"DocumentReference", "List", "Binary", "Patient", "Consent", "AuditEvent", *FACT_TYPES}
 
 
 async def unknown_resource(request: Request) -> Response:
@@ -606,8 +608,20 @@ async def unknown_resource(request: Request) -> Response:
     raise DmpError("UNKNOWN_RESOURCE_TYPE", rtype)
 
 
+def _fact_search(resource_type: str) -> Callable[[Request], Any]:
+    """The search of one kind of clinical fact (dmp.services.facts), as a searchset."""
+
+    async def search_one_kind(request: Request) -> Response:
+        return await _searchset(
+            request, resource_type, lambda c, rt, actor, p: facts.search_facts(c, rt, actor, resource_type, p)
+        )
+
+    return search_one_kind
+
+
 # The GET handlers that POST [type]/_search and vread delegate to; their routes follow from them.
 _SEARCHES: dict[str, Callable[[Request], Any]] = {
+    **{t: _fact_search(t) for t in FACT_TYPES},
     "DocumentReference": search_document_references,
     "List": search_lists,
     "Patient": search_patients,
@@ -641,6 +655,7 @@ routes = [
     Route("/Consent", search_consents, methods=["GET"]),
     Route("/Consent", create_consent, methods=["POST"]),
     Route("/Consent/{id}", revoke_consent, methods=["DELETE"]),
+    *(Route(f"/{t}", _SEARCHES[t], methods=["GET"]) for t in FACT_TYPES),
     *(Route(f"/{rtype}/{{id}}/_history/{{vid}}", vread, methods=["GET"]) for rtype in _READERS),
     Route("/{rtype}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     Route("/{rtype}/{id}", unknown_resource, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

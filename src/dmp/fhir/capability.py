@@ -7,7 +7,7 @@ from datetime import datetime
 from dmp import __version__
 from dmp.fhir import CANONICAL, FHIR_VERSION
 from dmp.fhir.common import Json, instant
-from dmp.fhir.searchparams import SEARCH_PARAMETERS
+from dmp.fhir.searchparams import FACT_TYPES, SEARCH_PARAMETERS
 
 
 def _params(resource_type: str) -> list[Json]:
@@ -114,6 +114,11 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                         ],
                         "searchParam": _params("Patient"),
                     },
+                    # Clinical facts extracted from the documents, filtered as their source document.
+                    *(
+                        {"type": t, "interaction": [{"code": "search-type"}], "searchParam": _params(t)}
+                        for t in FACT_TYPES
+                    ),
                 ],
                 "interaction": [{"code": "transaction"}],
             }

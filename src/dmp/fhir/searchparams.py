@@ -92,6 +92,19 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
 }
 
 
+# Clinical facts extracted from the documents (dmp.clinical, dmp.services.facts): one record at a
+# time, by code and date; Observation also by category.
+FACT_TYPES = ("AllergyIntolerance", "Condition", "MedicationStatement", "Observation", "Immunization")
+_FACT_CODE = SearchParam(
+    "code", "token", "Code du fait (LOINC, SNOMED CT, CIM-10, ATC…), avec ou sans système."
+)
+_FACT_DATE = SearchParam("date", "date", "Date du fait (prélèvement, administration, début…).")
+for _type in FACT_TYPES:
+    SEARCH_PARAMETERS[_type] = (_PATIENT, _PATIENT_INS, _FACT_CODE, _FACT_DATE) + (
+        (SearchParam("category", "token", "laboratory ou vital-signs."),) if _type == "Observation" else ()
+    )
+
+
 def _names(resource_type: str) -> dict[str, str]:
     """Every accepted name (aliases included) → the parameter's own name."""
     return {n: p.name for p in SEARCH_PARAMETERS[resource_type] for n in (p.name, *p.aliases)}

@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode
-from uuid import UUID
 
 import orjson
 
 
 class _Row(Protocol):
     @property
-    def id(self) -> UUID: ...
+    def id(self) -> object: ...  # a UUID, or a fact's <document id>-<ordinal>
     @property
     def resource_json(self) -> Any: ...
 

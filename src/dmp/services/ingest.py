@@ -8,7 +8,7 @@ runs in a savepoint, so a failure there is rolled back alone and recorded in
 Facts are FHIR resources sealed with the record's key (AES-GCM, the same envelope as document
 bytes, bound to the record and to the resource's SHA-256). The columns beside them (kind, code,
 date, value, unit) are in clear for searches, like the document's own metadata columns.
-Access: no route serves facts yet; the next step filters them exactly as their source document.
+Access: ``dmp.services.facts`` serves them, filtered exactly as their source document.
 """
 
 from __future__ import annotations

@@ -608,3 +608,12 @@ def _with_members(resource_json: Any, doc_ids: list[UUID]) -> bytes:
     return orjson.dumps(resource)
 
 
+
+
+# The pieces every search of a record shares (dmp.services.facts uses them too).
+paging = _paging
+conditions = _conditions
+open_records = _open_records
+page_total = _page_total
+total_wanted = _total_wanted
+date_condition = _date_condition
