@@ -11,6 +11,7 @@ from uuid import UUID
 
 from starlette.responses import Response
 
+from dmp.clinical.render import render_document
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.services import documents, search
@@ -104,6 +105,23 @@ def download(ctx: Ctx, actor: Actor, raw_id: str) -> Response:
             "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(utf8)}",
             "Content-Security-Policy": "sandbox; default-src 'none'",
         },
+    )
+
+
+def read(ctx: Ctx, actor: Actor, raw_id: str, download_url: str) -> Response:
+    """The « Lire » page: the same ``documents.retrieve`` as a download (same policy, same trail
+    entry), the bytes rendered as sanitised HTML (``dmp.clinical.render``)."""
+    try:
+        doc_id = UUID(raw_id)
+    except ValueError:
+        return ctx.error_page(404, "Document introuvable", NOT_VISIBLE)
+    content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
+    title = documents.title_of(ctx.conn, content.patient_id, doc_id) or "Document"
+    return ctx.render(
+        "document_read.html",
+        title=title,
+        rendered=render_document(content.data, content.mime_type),  # sanitised by nh3
+        download_url=download_url,
     )
 
 

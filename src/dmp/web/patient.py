@@ -3,6 +3,7 @@ majority confirmation, online activation request."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from uuid import UUID
 
 from starlette.responses import Response
@@ -16,7 +17,7 @@ from dmp.errors import DmpError
 from dmp.services import notifications, records, trail_read
 from dmp.web import auth_pages
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
-from dmp.web.documents import download, download_error, list_documents, offset_param
+from dmp.web.documents import download, download_error, list_documents, offset_param, read
 
 SPACE = PERSON_SPACE
 HISTORY_PAGE = 50
@@ -112,6 +113,14 @@ def document_download(ctx: Ctx) -> Response:
     if isinstance(consulted, Response):
         return consulted
     return download(ctx, consulted[1], ctx.request.path_params["id"])
+
+
+def document_read(ctx: Ctx) -> Response:
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    raw = ctx.request.path_params["id"]
+    return read(ctx, consulted[1], raw, "/documents/" + quote(raw))
 
 
 def notifications_page(ctx: Ctx) -> Response:
@@ -264,6 +273,7 @@ def routes() -> list[Route]:
     return [
         Route("/", get(SPACE, home, record_error), methods=["GET"]),
         Route("/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
+        Route("/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
         Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
         Route("/historique", get(SPACE, history_page), methods=["GET"]),
         Route("/dossiers", get(SPACE, records_get), methods=["GET"]),

@@ -20,7 +20,7 @@ from dmp.errors import DmpError
 from dmp.services import access, consents, records
 from dmp.web import auth_pages
 from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
-from dmp.web.documents import download, download_error, list_documents, offset_param
+from dmp.web.documents import download, download_error, list_documents, offset_param, read
 
 SPACE = PRO_SPACE
 
@@ -139,6 +139,14 @@ def document_download(ctx: Ctx) -> Response:
     return download(ctx, ctx.actor(acc), ctx.request.path_params["id"])
 
 
+def document_read(ctx: Ctx) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    raw = ctx.request.path_params["id"]
+    return read(ctx, ctx.actor(acc), raw, "/pro/documents/" + quote(raw))
+
+
 def routes() -> list[Route]:
     get, post = page_handler, form_handler
     return [
@@ -147,5 +155,6 @@ def routes() -> list[Route]:
         Route("/pro/patient", get(SPACE, patient_page, patient_error), methods=["GET"]),
         Route("/pro/patient/autorisation", post(SPACE, attest, attest_error), methods=["POST"]),
         Route("/pro/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
+        Route("/pro/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
         *auth_pages.routes(SPACE, after_login),
     ]
