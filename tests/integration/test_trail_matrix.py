@@ -479,6 +479,8 @@ CASES = [
     Case("portal-holder-home", _page("/"), ((A.RECORD_SEARCH, S),), setup=_portal_setup("holder")),
     Case("portal-holder-document", _page("/documents/{w.doc_id}"), ((A.DOCUMENT_RETRIEVE, S),),
          setup=_portal_setup("holder")),
+    Case("portal-holder-document-read", _page("/documents/{w.doc_id}/lecture"), ((A.DOCUMENT_RETRIEVE, S),),
+         setup=_portal_setup("holder")),
     Case("portal-holder-history", _page("/historique"), ((A.AUDIT_READ, S),), setup=_portal_setup("holder")),
     # The holder's notices (break-glass alerts, majority): their own messages, not the record's
     # data, and not traced; the case is here so that a change of that choice is deliberate.
@@ -487,6 +489,8 @@ CASES = [
          setup=_portal_setup("representative"), minor=True),
     Case("portal-representative-document", _page("/documents/{w.doc_id}"), ((A.DOCUMENT_RETRIEVE, S),),
          setup=_portal_setup("representative"), minor=True),
+    Case("portal-representative-document-read", _page("/documents/{w.doc_id}/lecture"),
+         ((A.DOCUMENT_RETRIEVE, S),), setup=_portal_setup("representative"), minor=True),
     Case("portal-representative-history", _page("/historique"), ((A.AUDIT_READ, S),),
          setup=_portal_setup("representative"), minor=True),
     # ---- professionals' portal ----
@@ -500,6 +504,10 @@ CASES = [
          setup=_portal_setup("doctor")),
     Case("portal-pro-document-refused", _page("/pro/documents/{w.doc_id}", 404), ((A.ACCESS_REFUSED, R),),
          setup=_portal_setup("doctor2")),
+    Case("portal-pro-document-read", _page("/pro/documents/{w.doc_id}/lecture"), ((A.DOCUMENT_RETRIEVE, S),),
+         setup=_portal_setup("doctor")),
+    Case("portal-pro-document-read-refused", _page("/pro/documents/{w.doc_id}/lecture", 404),
+         ((A.ACCESS_REFUSED, R),), setup=_portal_setup("doctor2")),
     # ---- desk and operator commands ----
     Case("cli-record-create", _cli_create, ((A.RECORD_CREATE, S),)),
     Case("cli-record-close", _cli_close, ((A.RECORD_CLOSE, S),)),
