@@ -59,3 +59,24 @@ def test_occupational_deposit_read_in_break_glass(api: Api, patient: Identity) -
     resp = api.client.get(url, headers=headers)
     assert resp.status_code == 200 and sorted(ids(resp)) == sorted([ordinary, occ])
     assert api.client.get(f"/fhir/Binary/{occ}", headers=headers).status_code == 200
+
+
+def test_replacement_of_an_occupational_deposit_stays_occupational(api: Api, patient: Identity) -> None:
+    occ = _deposit(api, patient)
+    pid = patient_id(api, patient)
+    doctor2 = api.cards["doctor2"].idnps
+    api.post("Consent", consent(pid, "medecin-traitant", doctor2), who=as_patient(api, pid))
+    api.post("Consent", consent(pid, "medecin-traitant", doctor2), who="doctor2")
+    new = publish(
+        api,
+        patient,
+        who="doctor2",
+        author_idnps=doctor2,
+        author_name="Charles DAVID",
+        replaces=f"DocumentReference/{occ}",
+    )
+    with api.runtime.engine.connect() as conn:
+        rows = conn.execute(select(document.c.id, document.c.occupational)).all()
+    assert {str(r.id): r.occupational for r in rows} == {occ: True, new: True}
+    assert ids(search(api, patient)) == []  # the authorised GP still finds nothing
+    assert ids(search(api, patient, who="doctor2")) == [new]

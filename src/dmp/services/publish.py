@@ -252,7 +252,7 @@ def _store_document(
             replaces_id=replaces,
             replaced_by_id=None,
             published_by=actor.id,
-            occupational=is_occupational(actor),
+            occupational=is_occupational(actor) or _occupational(conn, pid, replaces),
             last_updated=now,
             resource_json=dumps(resource),
         ),
@@ -266,6 +266,16 @@ def _store_document(
                 for s, c in dict.fromkeys(e.event_codes)
             ],
         )
+
+
+def _occupational(conn: Connection, pid: UUID, replaced: UUID | None) -> bool:
+    """AC-17: a replacement of occupational medicine's deposit stays one (same readers)."""
+    if replaced is None:
+        return False
+    row = conn.execute(
+        select(document.c.occupational).where(document.c.patient_id == pid, document.c.id == replaced)
+    ).scalar_one()
+    return bool(row)
 
 
 def _replace(
