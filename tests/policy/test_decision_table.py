@@ -84,6 +84,10 @@ def doc(
     return DocumentFacts(type_code, "10", flags, availability, author, author, submitted)
 
 
+# Deposited by occupational medicine (AC-17): published by the occupational physician.
+OCC_DOC = replace(doc(author=OCCUPATIONAL.id), occupational=True)
+
+
 def read(
     actor: Actor, rec: RecordFacts, d: DocumentFacts | None = None, ctx: Context = CTX
 ) -> tuple[str, str]:
@@ -220,6 +224,69 @@ CASES = [
         record(authorised=frozenset({OCCUPATIONAL.id})),
         doc(),
         ("deny", "AC-17.occupational"),
+    ),
+    (
+        "AC-17 occupational physician does not read their own deposit either",
+        OCCUPATIONAL,
+        record(authorised=frozenset({OCCUPATIONAL.id}), medecin_traitant=OCCUPATIONAL.id),
+        OCC_DOC,
+        ("deny", "AC-17.occupational"),
+    ),
+    (
+        "AC-17 authorised GP, not médecin traitant, refused an occupational deposit",
+        DOCTOR,
+        AUTHORISED,
+        OCC_DOC,
+        ("deny", "AC-17.occupational-readers"),
+    ),
+    (
+        "AC-17 authorised GP reads the rest of the record",
+        DOCTOR,
+        AUTHORISED,
+        doc(author=OCCUPATIONAL.id),
+        ("permit", "AC-02.authorised"),
+    ),
+    (
+        "AC-17 administrator refused an occupational deposit",
+        DOCTOR2,
+        record(administrators=frozenset({DOCTOR2.id})),
+        OCC_DOC,
+        ("deny", "AC-17.occupational-readers"),
+    ),
+    (
+        "AC-17 care team refused an occupational deposit",
+        DOCTOR2,
+        record(care_teams=frozenset({"S2"})),
+        OCC_DOC,
+        ("deny", "AC-17.occupational-readers"),
+    ),
+    (
+        "AC-17 médecin traitant reads an occupational deposit",
+        DOCTOR,
+        record(medecin_traitant=DOCTOR.id),
+        OCC_DOC,
+        ("permit", "AC-11.medecin-traitant"),
+    ),
+    (
+        "AC-17 break-glass urgentist reads an occupational deposit",
+        URGENTIST,
+        record(),
+        OCC_DOC,
+        ("permit", "AC-13.break-glass"),
+    ),
+    (
+        "AC-17 centre 15 reads an occupational deposit",
+        REGULATOR,
+        record(),
+        OCC_DOC,
+        ("permit", "AC-14.centre15"),
+    ),
+    (
+        "AC-17 the patient reads an occupational deposit",
+        PATIENT,
+        record(),
+        OCC_DOC,
+        ("permit", "AC-20.patient"),
     ),
     # AC-13: break-glass
     ("AC-13 break-glass permitted", URGENTIST, record(), doc(), ("permit", "AC-13.break-glass")),

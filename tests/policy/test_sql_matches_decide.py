@@ -96,6 +96,7 @@ doc_st = st.builds(
     author_id=st.none() | pros,
     published_by=pros,
     submitted=st.integers(0, 60).map(lambda d: NOW - timedelta(days=d)),
+    occupational=st.booleans(),
 )
 ctx_st = st.builds(
     Context,
@@ -157,6 +158,7 @@ def _row(d: DocumentFacts, doc_id: uuid.UUID) -> dict[str, Any]:
         "sha256_hex": "0" * 64,
         "blob_key": "k",
         "published_by": d.published_by,
+        "occupational": d.occupational,
         "last_updated": d.submitted,
         "resource_json": b"{}",
     }

@@ -99,6 +99,7 @@ class DocumentFacts:
     author_id: str | None
     published_by: str | None
     submitted: datetime
+    occupational: bool = False  # deposited by occupational medicine (AC-17)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,12 @@ OCCUPATIONAL_SPECIALTIES = frozenset({"SM25", "C41", "CAPA11"})
 EMERGENCY_SPECIALTIES = frozenset({"SM59", "DSM220", "DEC14", "SST26", "SI05"})
 EMERGENCY_SETTINGS = frozenset({"SAMU_SMUR"})
 REGULATION_SETTINGS = frozenset({"SAMU_SMUR"})  # centre 15 regulation (AC-14)
+# Who reads a document deposited by occupational medicine (AC-17): the médecin traitant and
+# the emergency modes. TODO(AC-17): the coordinating doctor of a medico-social structure (ESMS)
+# is not representable yet (no such role in the directory nor on the Actor).
+OCCUPATIONAL_READER_MODES = frozenset(
+    {AccessMode.MEDECIN_TRAITANT, AccessMode.BRIS_DE_GLACE, AccessMode.CENTRE_15}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,13 +274,24 @@ def _status_refusal(doc: DocumentFacts, ctx: Context) -> Decision | None:
     return None
 
 
+def reads_occupational(access: RecordAccess) -> bool:
+    """AC-17: may this professional access read documents deposited by occupational medicine?"""
+    return access.decision.mode in OCCUPATIONAL_READER_MODES
+
+
 def _professional_refusal(access: RecordAccess, doc: DocumentFacts) -> Decision | None:
     """The refusal a professional meets on ``doc`` in a record they may open, if any: their
-    own documents always show; others follow the matrix and the MASQUE_PS flag."""
+    own documents always show; others follow AC-17 (occupational medicine's deposits), the
+    matrix and the MASQUE_PS flag."""
     if doc.availability == "archived":
         return deny("DOC.archived", "document archivé : visible du seul patient")
     if access.actor_id in (doc.author_id, doc.published_by):
         return None
+    if doc.occupational and not reads_occupational(access):
+        return deny(
+            "AC-17.occupational-readers",
+            "document de médecine du travail : réservé au médecin traitant et aux accès en urgence",
+        )
     if not access.professional_rule().allows(doc.type_code):
         return deny("MATRIX.read", "type de document non accessible à cette profession")
     if doc.flags & DmpFlag.MASQUE_PS and not access.masked_visible:

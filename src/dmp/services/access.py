@@ -85,6 +85,7 @@ def document_facts(row: Any) -> DocumentFacts:
         author_id=row.author_id,
         published_by=row.published_by,
         submitted=row.submission_time,
+        occupational=row.occupational,
     )
 
 

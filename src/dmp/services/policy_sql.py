@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, false, not_, or_, true
 from dmp.domain.document import DmpFlag
 from dmp.policy.matrix import TypeRule
 from dmp.policy.model import Context
-from dmp.policy.rules import RecordAccess
+from dmp.policy.rules import RecordAccess, reads_occupational
 from dmp.store.schema import document
 
 # The parts that do not depend on who asks are built once: SQLAlchemy expressions are immutable
@@ -67,7 +67,12 @@ def visible_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]
     type_ok = _type_ok(access.professional_rule())
     masked_ok = true() if access.masked_visible else _not_masked()
     own = or_(d.author_id == access.actor_id, d.published_by == access.actor_id)
-    return and_(status_ok, or_(own, and_(type_ok, masked_ok)))
+    return and_(status_ok, or_(own, and_(_occupational_ok(access), type_ok, masked_ok)))
+
+
+def _occupational_ok(access: RecordAccess) -> ColumnElement[bool]:
+    """AC-17: occupational medicine's deposits only for the médecin traitant and emergencies."""
+    return true() if reads_occupational(access) else not_(document.c.occupational)
 
 
 def hidden_by_mask_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]:
@@ -80,7 +85,13 @@ def hidden_by_mask_condition(access: RecordAccess, ctx: Context) -> ColumnElemen
     not_own = and_(
         or_(d.author_id.is_(None), d.author_id != access.actor_id), d.published_by != access.actor_id
     )
-    return and_(_status_in(statuses), not_own, _type_ok(read_rule), _flag(DmpFlag.MASQUE_PS))
+    return and_(
+        _status_in(statuses),
+        not_own,
+        _occupational_ok(access),
+        _type_ok(read_rule),
+        _flag(DmpFlag.MASQUE_PS),
+    )
 
 
 def trail_hidden_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]:

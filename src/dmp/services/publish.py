@@ -19,6 +19,7 @@ from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, DocumentFacts, awaiting_announcement
+from dmp.policy.rules import is_occupational
 from dmp.services import access, alerts, blob_hygiene, coherence, ingest, records, trail
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
@@ -75,6 +76,7 @@ def publish(
             author_id=d.entry.author.id,
             published_by=actor.id,
             submitted=now,
+            occupational=is_occupational(actor),
         )
         for d in req.documents
     ]
@@ -250,6 +252,7 @@ def _store_document(
             replaces_id=replaces,
             replaced_by_id=None,
             published_by=actor.id,
+            occupational=is_occupational(actor) or _occupational(conn, pid, replaces),
             last_updated=now,
             resource_json=dumps(resource),
         ),
@@ -263,6 +266,16 @@ def _store_document(
                 for s, c in dict.fromkeys(e.event_codes)
             ],
         )
+
+
+def _occupational(conn: Connection, pid: UUID, replaced: UUID | None) -> bool:
+    """AC-17: a replacement of occupational medicine's deposit stays one (same readers)."""
+    if replaced is None:
+        return False
+    row = conn.execute(
+        select(document.c.occupational).where(document.c.patient_id == pid, document.c.id == replaced)
+    ).scalar_one()
+    return bool(row)
 
 
 def _replace(

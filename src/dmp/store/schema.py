@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    false,
 )
 
 from dmp.store.types import UtcDateTime
@@ -132,6 +133,9 @@ document = Table(
     Column("replaces_id", Uuid),
     Column("replaced_by_id", Uuid),
     Column("published_by", String(64), nullable=False),
+    # Deposited by occupational medicine (AC-17): read only by the médecin traitant and in
+    # emergency modes. Set at publication from the publishing actor (rules.is_occupational).
+    Column("occupational", Boolean, nullable=False, server_default=false()),
     Column("last_updated", UtcDateTime, nullable=False),
     Column("resource_json", LargeBinary, nullable=False),  # the DocumentReference as served
     PrimaryKeyConstraint("patient_id", "id"),
