@@ -13,20 +13,16 @@ The functions other modules call:
 from __future__ import annotations
 
 from dmp.accounts.keys import AccountKeys, keys_for
-from dmp.accounts.service import (
-    Account,
-    DirectoryEntry,
-    Issued,
-    actor_for,
+from dmp.accounts.login import actor_for
+from dmp.accounts.model import Account, Issued, patient_account
+from dmp.accounts.patients import create_patient_account, issue_patient_activation
+from dmp.accounts.professionals import DirectoryEntry, upsert_professional
+from dmp.accounts.representatives import (
     add_representative,
     check_majority,
-    create_patient_account,
-    issue_patient_activation,
     majority_check_all,
-    patient_account,
     remove_representative,
     represented_records,
-    upsert_professional,
 )
 
 __all__ = [

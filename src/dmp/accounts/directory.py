@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from dmp.accounts.service import DirectoryEntry, upsert_professional
+from dmp.accounts.professionals import DirectoryEntry, upsert_professional
 from dmp.errors import DmpError
 from dmp.settings import Settings
 
