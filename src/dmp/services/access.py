@@ -173,8 +173,12 @@ def require(
     action: Action,
     doc: DocumentFacts | None = None,
     targets: tuple[str | UUID, ...] = (),
+    record: RecordFacts | None = None,
 ) -> Decision:
-    decision = decide(actor, action, consents.facts(conn, patient_row), doc, context(rt))
+    """The policy's decision on ``action``, or the refusal (traced) it stands for. ``record``: the
+    record's facts when the caller already loaded them (a publication decides once per document)."""
+    record = record or consents.facts(conn, patient_row)
+    decision = decide(actor, action, record, doc, context(rt))
     if not decision.permitted:
         attempted = _ATTEMPTED.get(action, AuditAction.DOCUMENT_STATUS)
         raise trail.refused(

@@ -20,7 +20,7 @@ from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, DocumentFacts, awaiting_announcement
 from dmp.policy.rules import is_occupational
-from dmp.services import access, alerts, blob_hygiene, coherence, ingest, records, trail
+from dmp.services import access, alerts, blob_hygiene, coherence, consents, ingest, records, trail
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
@@ -80,8 +80,9 @@ def publish(
         )
         for d in req.documents
     ]
+    record = consents.facts(conn, row)  # loaded once, decided for every document
     for doc_facts in facts:
-        decision = access.require(conn, rt, actor, row, Action.WRITE, doc_facts)
+        decision = access.require(conn, rt, actor, row, Action.WRITE, doc_facts, record=record)
     coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
     _refuse_duplicate_unique_ids(conn, req)
 
