@@ -361,6 +361,9 @@ def test_capability_statement_lists_exactly_what_the_router_serves(api: Api) -> 
         extra = {("PATCH", f"/{rtype}")} if "patch" in interactions else set()
         if "search-type" in interactions:
             extra.add(("POST", f"/{rtype}/_search"))
+        # A declared operation is served on the instance (GET [type]/[id]/$name, as IPS $summary).
+        resource = next(r for r in rest["resource"] if r["type"] == rtype)
+        extra |= {("GET", f"/{rtype}/{{id}}/${op['name']}") for op in resource.get("operation", [])}
         assert served[rtype] == expected | extra, rtype
     assert [i["code"] for i in rest["interaction"]] == ["transaction"]
     assert any(

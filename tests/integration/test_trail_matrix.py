@@ -443,6 +443,11 @@ CASES = [
     Case("fhir-patient-read", _patient_read, ((A.RECORD_READ, S),), ((GET, "/Patient/{id}"),)),
     Case("fhir-patient-vread", _vread("Patient"), ((A.RECORD_READ, S),),
          ((GET, "/Patient/{id}/_history/{vid}"),)),
+    # the patient summary (IPS $summary): one search of the record's facts, naming their documents
+    Case("fhir-patient-summary", _get("Patient/{w.pid}/$summary", "doctor", 200), ((A.RECORD_SEARCH, S),),
+         ((GET, "/Patient/{id}/$summary"),)),
+    Case("fhir-patient-summary-refused", _get("Patient/{w.pid}/$summary", "doctor2", 403),
+         ((A.ACCESS_REFUSED, R),), ((GET, "/Patient/{id}/$summary"),)),
     Case("fhir-patient-create", _patient_create, ((A.RECORD_CREATE, S),), ((POST, "/Patient"),)),
     Case("fhir-auditevent-search-patient", _audit_events(None), ((A.AUDIT_READ, S),),
          ((GET, "/AuditEvent"),)),

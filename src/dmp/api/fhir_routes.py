@@ -43,6 +43,7 @@ from dmp.fhir.patient import parse_creation, patient_resource
 from dmp.fhir.searchparams import FACT_TYPES
 from dmp.fhir.searchset import searchset as render_searchset
 from dmp.fhir.simplified import parse_simplified_publish, relocated
+from dmp.fhir.summary import summary_bundle
 from dmp.fhir.validate import validate
 from dmp.policy import RecordFacts
 from dmp.services import (
@@ -332,6 +333,26 @@ async def read_patient(request: Request) -> Response:
         return row
 
     return FhirResponse(patient_resource(await _in_transaction(state, work)))
+
+
+async def patient_summary(request: Request) -> Response:
+    """``Patient/{id}/$summary``: the International Patient Summary of the record, built from the
+    facts the actor may see (filtered as their source documents, traced as a search)."""
+    state = _state(request)
+    actor = authenticate(request, state)
+    pid = _id(request.path_params["id"])
+    rt = state.runtime
+
+    def work(conn: Connection) -> tuple[Any, list[facts.FactRow]]:
+        found = consents.record_by_id(conn, pid)
+        if found is None or not access.may_see_patient(actor, *found):
+            raise DmpError("NOT_FOUND")
+        return found[0], facts.record_facts(conn, rt, actor, pid)
+
+    row, shown = await _in_transaction(state, work)
+    resources = [orjson.loads(f.resource_json) for f in shown]
+    bundle = summary_bundle(patient_resource(row), resources, base=rt.fhir_base, now=instant(rt.now()))
+    return FhirResponse(bundle)
 
 
 async def create_patient(request: Request) -> Response:
@@ -651,6 +672,7 @@ routes = [
     Route("/Patient", search_patients, methods=["GET"]),
     Route("/Patient", create_patient, methods=["POST"]),
     Route("/Patient/{id}", read_patient, methods=["GET"]),
+    Route("/Patient/{id}/$summary", patient_summary, methods=["GET"]),
     Route("/AuditEvent", search_audit_events, methods=["GET"]),
     Route("/Consent", search_consents, methods=["GET"]),
     Route("/Consent", create_consent, methods=["POST"]),

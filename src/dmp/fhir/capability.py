@@ -113,6 +113,12 @@ def capability_statement(base_url: str, token_url: str, started: datetime) -> Js
                             {"code": "create"},
                         ],
                         "searchParam": _params("Patient"),
+                        "operation": [
+                            {
+                                "name": "summary",
+                                "definition": "http://hl7.org/fhir/uv/ips/OperationDefinition/summary",
+                            }
+                        ],
                     },
                     # Clinical facts extracted from the documents, filtered as their source document.
                     *(

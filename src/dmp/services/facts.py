@@ -10,7 +10,7 @@ for the rows served.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, or_
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.fhir.searchparams import FACT_TYPES
-from dmp.services import search
+from dmp.services import access, search
 from dmp.services.context import Runtime
 from dmp.services.publish import record_dek
 from dmp.services.search import Page, Params
@@ -78,6 +78,41 @@ def _order(params: Params) -> list[Any]:
     return [when.is_(None), when.desc(), clinical_fact.c.id.desc()]
 
 
+def _visible(o: access.Opened, resource_types: Sequence[str]) -> ColumnElement[bool]:
+    """The facts of these types of the opened record whose source document the actor may see."""
+    f, d = clinical_fact.c, document.c
+    source_visible = exists().where(d.patient_id == f.patient_id, d.id == f.document_id, o.condition())
+    return and_(f.patient_id == o.patient_id, f.resource_type.in_(resource_types), source_visible)
+
+
+def record_facts(
+    conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, resource_types: Sequence[str] = FACT_TYPES
+) -> list[FactRow]:
+    """Every fact of these types of one record that the actor may see (the patient summary),
+    filtered as ``search_facts`` filters them and traced the same way: one search of the record
+    naming the source documents."""
+    params: Params = [("patient", f"Patient/{patient_id}")]
+    opened = search.open_records(conn, rt, actor, params, clinical_fact, AuditAction.RECORD_SEARCH)
+    if not opened:
+        return []
+    (o,) = opened
+    f = clinical_fact.c
+    rows = list(
+        conn.execute(
+            select(f.id, f.document_id, f.sha256_hex, f.resource_sealed)
+            .where(_visible(o, resource_types))
+            .order_by(f.resource_type, *_order([]))
+        )
+    )
+    dek = record_dek(conn, rt, o.patient_id) if rows else b""
+    shown = [
+        FactRow(r.id, crypto.open_sealed(dek, o.patient_id, r.sha256_hex, r.resource_sealed)) for r in rows
+    ]
+    sources: list[str | UUID] = sorted({r.document_id for r in rows}, key=str)
+    o.trace(conn, AuditAction.RECORD_SEARCH, sources)
+    return shown
+
+
 def search_facts(conn: Connection, rt: Runtime, actor: Actor, resource_type: str, params: Params) -> Page:
     """``GET /fhir/<resource_type>?patient=…``: the facts of one record whose documents the actor
     may see, traced as a search of the record naming those documents."""
@@ -91,10 +126,8 @@ def search_facts(conn: Connection, rt: Runtime, actor: Actor, resource_type: str
     if not opened:
         return Page(None, [], 0, None, offset, count)
     (o,) = opened
-    f, d = clinical_fact.c, document.c
-    source_visible = exists().where(d.patient_id == f.patient_id, d.id == f.document_id, o.condition())
-    where = and_(f.patient_id == o.patient_id, f.resource_type == resource_type, source_visible,
-                 *conds if conds else (true(),))
+    f = clinical_fact.c
+    where = and_(_visible(o, [resource_type]), *conds if conds else (true(),))
     rows = list(
         conn.execute(
             select(f.id, f.document_id, f.sha256_hex, f.resource_sealed)

@@ -1,0 +1,192 @@
+"""The International Patient Summary of a record (``GET /fhir/Patient/{id}/$summary``).
+
+Pure rendering: the Patient and the clinical facts the actor may see (dmp.services.facts, which
+filters them exactly as their source documents) become a ``document`` Bundle whose first entry
+is the Composition (LOINC 60591-5), one section per IPS kind of fact with a French narrative,
+then the DMP as the Device authoring it, the Patient and the facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+from dmp.fhir.common import Json
+
+LOINC = "http://loinc.org"
+TITLE = "Synthèse du dossier médical partagé"
+XHTML = "http://www.w3.org/1999/xhtml"
+EMPTY_REASON = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+            "code": "unavailable",
+            "display": "Unavailable",
+        }
+    ]
+}
+
+
+def _label(concept: Any) -> str:
+    """A CodeableConcept as read: its text, else its first display, else its first code."""
+    if not isinstance(concept, dict):
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    for c in concept.get("coding", []):
+        if c.get("display") or c.get("code"):
+            return str(c.get("display") or c.get("code"))
+    return ""
+
+
+def _status(res: Json, key: str) -> str:
+    return _label(res.get(key))
+
+
+def _value(res: Json) -> str:
+    q = res.get("valueQuantity")
+    if isinstance(q, dict):
+        return " ".join(str(x) for x in (q.get("value"), q.get("unit") or q.get("code")) if x is not None)
+    return _label(res.get("valueCodeableConcept")) or str(res.get("valueString") or "")
+
+
+def _when(res: Json, *keys: str) -> str:
+    for k in keys:
+        v = res.get(k)
+        if isinstance(v, dict):
+            v = v.get("start")
+        if v:
+            return str(v)[:10]
+    return ""
+
+
+def _observed(r: Json) -> tuple[str, str, str]:
+    return _label(r.get("code")), _value(r), _when(r, "effectiveDateTime", "effectivePeriod")
+
+
+def _dosage(res: Json) -> str:
+    dosage = res.get("dosage") or [{}]
+    return str(dosage[0].get("text") or "")
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    code: str
+    display: str
+    columns: tuple[str, str, str]
+    row: Callable[[Json], tuple[str, str, str]]  # element, detail, date
+    required: bool  # IPS requires it: present, with an empty reason, when there is nothing
+
+
+SECTIONS = (
+    Section("allergies", "Allergies et intolérances", "48765-2", "Allergies and adverse reactions Document",
+            ("Allergie", "Statut", "Date"),
+            lambda r: (_label(r.get("code")), _status(r, "clinicalStatus"), _when(r, "onsetDateTime")), True),
+    Section("problems", "Problèmes et pathologies", "11450-4", "Problem list - Reported",
+            ("Problème", "Statut", "Date"),
+            lambda r: (_label(r.get("code")), _status(r, "clinicalStatus"), _when(r, "onsetDateTime")), True),
+    Section("medications", "Traitements", "10160-0", "History of Medication use Narrative",
+            ("Médicament", "Posologie", "Début"),
+            lambda r: (_label(r.get("medicationCodeableConcept")), _dosage(r), _when(r, "effectivePeriod")),
+            True),
+    Section("immunizations", "Vaccinations", "11369-6", "History of Immunization Narrative",
+            ("Vaccin", "Lot", "Date"),
+            lambda r: (_label(r.get("vaccineCode")), str(r.get("lotNumber") or ""),
+                       _when(r, "occurrenceDateTime")), False),
+    Section("results", "Résultats d'examens", "30954-2",
+            "Relevant diagnostic tests/laboratory data Narrative",
+            ("Examen", "Résultat", "Date"),
+            _observed, False),
+    Section("vital-signs", "Signes vitaux", "8716-3", "Vital signs",
+            ("Mesure", "Valeur", "Date"),
+            _observed, False),
+)
+_BY_TYPE = {
+    "AllergyIntolerance": "allergies",
+    "Condition": "problems",
+    "MedicationStatement": "medications",
+    "Immunization": "immunizations",
+}
+
+
+def section_of(res: Json) -> str | None:
+    """The IPS section a fact belongs to (None: none of them)."""
+    rtype = res.get("resourceType")
+    if rtype == "Observation":
+        cats = {c.get("code") for cat in res.get("category", []) for c in cat.get("coding", [])}
+        return "vital-signs" if "vital-signs" in cats else "results"
+    return _BY_TYPE.get(str(rtype))
+
+
+def _div(body: str) -> str:
+    return f'<div xmlns="{XHTML}">{body}</div>'
+
+
+def _table(section: Section, facts: Sequence[Json]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in section.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in section.row(f)) + "</tr>" for f in facts
+    )
+    return _div(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _section(section: Section, facts: Sequence[Json]) -> Json | None:
+    out: Json = {
+        "title": section.title,
+        "code": {"coding": [{"system": LOINC, "code": section.code, "display": section.display}]},
+    }
+    if facts:
+        out["text"] = {"status": "generated", "div": _table(section, facts)}
+        out["entry"] = [{"reference": f"{f['resourceType']}/{f['id']}"} for f in facts]
+        return out
+    if not section.required:
+        return None
+    out["text"] = {"status": "generated", "div": _div("<p>Aucune information disponible.</p>")}
+    out["emptyReason"] = EMPTY_REASON
+    return out
+
+
+def summary_bundle(patient: Json, facts: Sequence[Json], *, base: str, now: str) -> Json:
+    """The IPS document Bundle of ``patient`` with ``facts``, dated ``now`` (an instant)."""
+    pid = str(patient["id"])
+    document_id = uuid5(NAMESPACE_URL, f"{base}/Patient/{pid}/$summary/{now}")
+    composition_url = f"urn:uuid:{uuid5(document_id, 'Composition')}"
+    device_url = f"urn:uuid:{uuid5(NAMESPACE_URL, f'{base}/Device/dmp')}"
+    grouped: dict[str, list[Json]] = {s.key: [] for s in SECTIONS}
+    for f in facts:
+        key = section_of(f)
+        if key is not None:
+            grouped[key].append(f)
+    sections = [s for s in (_section(sec, grouped[sec.key]) for sec in SECTIONS) if s is not None]
+    composition: Json = {
+        "resourceType": "Composition",
+        "status": "final",
+        "type": {"coding": [{"system": LOINC, "code": "60591-5", "display": "Patient summary Document"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "date": now,
+        "author": [{"reference": device_url, "display": "Dossier Médical Partagé"}],
+        "title": TITLE,
+        "section": sections,
+    }
+    device: Json = {
+        "resourceType": "Device",
+        "deviceName": [{"name": "Dossier Médical Partagé", "type": "user-friendly-name"}],
+    }
+    included = [f for key in grouped for f in grouped[key]]
+    return {
+        "resourceType": "Bundle",
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{document_id}"},
+        "type": "document",
+        "timestamp": now,
+        "entry": [
+            {"fullUrl": composition_url, "resource": composition},
+            {"fullUrl": device_url, "resource": device},
+            {"fullUrl": f"{base}/Patient/{pid}", "resource": patient},
+            *({"fullUrl": f"{base}/{f['resourceType']}/{f['id']}", "resource": f} for f in included),
+        ],
+    }
