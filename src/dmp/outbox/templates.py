@@ -134,7 +134,7 @@ TEMPLATES: dict[str, MessageTemplate] = {
         ),
         MessageTemplate(
             code="announcement_reminder",
-            subject="Un document attend toujours sa consultation d'annonce",
+            subject="DMP : un document attend toujours sa consultation d'annonce",
             body=(
                 "Un document déposé le $submitted attend toujours sa consultation d'annonce : "
                 "il reste invisible du patient tant que vous (ou son médecin traitant) ne levez "
