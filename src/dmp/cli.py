@@ -689,6 +689,26 @@ def record_activation_code(patient: str, email: str | None, phone: str | None, a
     click.echo(f"Code d'activation du compte patient (à remettre au patient) : {code}")
 
 
+@main.group(help="Documents : tâches de fond sur les documents des dossiers.")
+def documents() -> None:
+    pass
+
+
+@documents.command("announcement-reminders", help="AC-10 : rappelle à leur auteur les documents qui "
+                   "attendent leur consultation d'annonce depuis DMP_INVISIBLE_PATIENT_MAX_DAYS jours.")
+def documents_announcement_reminders() -> None:
+    from dmp.services.announcement import send_reminders
+
+    rt = _accounts_runtime()
+    with _transaction(rt.engine) as conn:
+        report = send_reminders(conn, now=datetime.now(UTC), max_days=rt.settings.invisible_patient_max_days)
+    click.echo(f"{len(report.queued)} rappel(s) mis en file d'envoi.")
+    click.echo(f"{len(report.undeliverable)} rappel(s) impossible(s) à envoyer (auteur sans adresse connue).")
+    click.echo(f"{report.already} document(s) déjà rappelé(s).")
+    for doc_id in report.undeliverable:
+        click.echo(f"  sans adresse : DocumentReference/{doc_id}")
+
+
 @main.group(help="Annuaire des professionnels : comptes de connexion web (RPPS + mot de passe + TOTP).")
 def pro() -> None:
     pass

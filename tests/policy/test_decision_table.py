@@ -407,10 +407,24 @@ CASES = [
         ("deny", "AC-10.invisible-patient"),
     ),
     (
-        "AC-10 becomes visible after the maximum delay",
+        "AC-10 still invisible 400 days later: no delay reveals it",
         PATIENT,
         AUTHORISED,
-        doc(flags=DmpFlag.INVISIBLE_PATIENT, submitted=NOW - timedelta(days=31)),
+        doc(flags=DmpFlag.INVISIBLE_PATIENT, submitted=NOW - timedelta(days=400)),
+        ("deny", "AC-10.invisible-patient"),
+    ),
+    (
+        "AC-10 representatives neither, however old",
+        REP,
+        AUTHORISED,
+        doc(flags=DmpFlag.INVISIBLE_PATIENT, submitted=NOW - timedelta(days=400)),
+        ("deny", "AC-10.invisible-patient"),
+    ),
+    (
+        "AC-10 visible once the flag is lifted (same old document)",
+        PATIENT,
+        AUTHORISED,
+        doc(submitted=NOW - timedelta(days=400)),
         ("permit", "AC-20.patient"),
     ),
     (
@@ -631,9 +645,15 @@ TRAIL_CASES = [
         ("deny", "AC-10.invisible-patient"),
     ),
     (
-        "patient sees them once the announcement delay has passed",
+        "patient still does not see them 400 days later",
         PATIENT,
         doc(flags=DmpFlag.INVISIBLE_PATIENT, submitted=NOW - timedelta(days=400)),
+        ("deny", "AC-10.invisible-patient"),
+    ),
+    (
+        "patient sees them once the flag is lifted",
+        PATIENT,
+        doc(submitted=NOW - timedelta(days=400)),
         ("permit", "AC-20.patient"),
     ),
     (

@@ -102,7 +102,6 @@ ctx_st = st.builds(
     Context,
     now=st.just(NOW),
     transparency=st.just(Transparency.HIDDEN),
-    invisible_patient_max_days=st.sampled_from([0, 30]),
     history=st.booleans(),
 )
 

@@ -19,6 +19,7 @@ NOW = datetime(2026, 7, 14, 21, 5, tzinfo=UTC)  # 23:05 in Paris (summer time)
 EXPECTED = {
     "otp_code", "account_activation", "break_glass_alert", "centre15_alert", "new_professional_access",
     "new_document", "medecin_traitant_record_opened", "majority_notice", "password_changed",
+    "announcement_reminder",
 }
 
 
@@ -28,6 +29,7 @@ def sample(code: str) -> dict[str, str | int | date | datetime]:
         "valid_until": NOW, "professional": "Dr Hélène BÉRANGER", "at": NOW,
         "reason": "Patiente inconsciente",
         "author": "Dr Jérôme LEFÈVRE", "patient": "Mme Élise MARTIN", "majority_date": date(2026, 7, 14),
+        "submitted": NOW, "reference": "DocumentReference/5f0c8c1e-0000-4000-8000-000000000001",
     }
     return {name: values[name] for name in TEMPLATES[code].params}
 
@@ -184,3 +186,9 @@ def test_backoff_is_exponential_capped_and_deterministically_jittered() -> None:
     delays = {Backoff().delay(1, uuid.uuid4()) for _ in range(20)}
     assert len(delays) > 1  # messages failed together do not all come back together
     assert Backoff(jitter=0).delay(3, mid) == timedelta(minutes=2)
+
+
+def test_announcement_reminder_text() -> None:
+    params = prepare_params("announcement_reminder", sample("announcement_reminder"))
+    text = render("announcement_reminder", params, EMAIL).text
+    assert "Un document déposé le 14/07/2026 à 23:05 attend toujours sa consultation d'annonce" in text

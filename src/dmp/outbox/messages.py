@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dmp.outbox.privacy import normalize_recipient
+from dmp.outbox.privacy import EMAIL, SMS, normalize_recipient
 from dmp.outbox.templates import ParamValue, prepare_params
 from dmp.store.schema_outbox import NO_RECORD, outbox_message
 from dmp.store.shard import is_nil_key, nil_key, partition_of
@@ -23,7 +23,8 @@ FAILED = "failed"
 STATUSES = (PENDING, SENT, FAILED)
 
 __all__ = [
-    "FAILED", "NO_RECORD", "PENDING", "SENT", "STATUSES", "enqueue", "record_less_key", "status_counts",
+    "FAILED", "NO_RECORD", "PENDING", "SENT", "STATUSES", "enqueue", "record_less_key",
+    "record_undeliverable", "status_counts",
 ]
 
 
@@ -75,6 +76,54 @@ def enqueue(
         "dedup_key": dedup_key,
         "partition": partition_of(patient_id),
     }
+    return _insert(conn, values)
+
+
+def record_undeliverable(
+    conn: Connection,
+    *,
+    patient_id: UUID,
+    channel: str,
+    template: str,
+    params: Mapping[str, ParamValue],
+    now: datetime,
+    dedup_key: str,
+    reason: str,
+) -> UUID:
+    """Record, in the caller's transaction, a message that cannot be sent because the system
+    knows no contact for its recipient: stored ``failed`` at once, with an empty recipient (no
+    address is ever invented) and ``reason`` (technical, without personal data) as its error, so
+    that ``dmp outbox status`` counts it and the operator sees it. Idempotent by ``dedup_key``
+    like :func:`enqueue` (an existing message of that key is returned as is)."""
+    if now.tzinfo is None:
+        raise ValueError("date et heure sans fuseau horaire")
+    if channel not in (EMAIL, SMS):
+        raise ValueError(f"canal inconnu : {channel!r} (email ou sms)")
+    if not 0 < len(dedup_key) <= 200:
+        raise ValueError("clé de déduplication vide ou trop longue (200 caractères au plus)")
+    values: dict[str, Any] = {
+        "patient_id": patient_id,
+        "id": uuid.uuid4(),
+        "channel": channel,
+        "recipient": "",
+        "template": template,
+        "params": json.dumps(prepare_params(template, params), ensure_ascii=False, sort_keys=True),
+        "created_at": now,
+        "not_before": now,
+        "attempts": 0,
+        "status": FAILED,
+        "last_error": reason,
+        "dedup_key": dedup_key,
+        "partition": partition_of(patient_id),
+    }
+    return _insert(conn, values)
+
+
+def _insert(conn: Connection, values: dict[str, Any]) -> UUID:
+    """Insert a message row; with a ``dedup_key`` already used for the record, the existing id."""
+    message_id: UUID = values["id"]
+    patient_id = values["patient_id"]
+    dedup_key = values["dedup_key"]
     if dedup_key is None:
         conn.execute(insert(outbox_message).values(**values))
         return message_id

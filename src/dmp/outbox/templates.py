@@ -133,6 +133,20 @@ TEMPLATES: dict[str, MessageTemplate] = {
             sms="DMP : le dossier de votre patient(e) $patient a été ouvert le $at.",
         ),
         MessageTemplate(
+            code="announcement_reminder",
+            subject="DMP : un document attend toujours sa consultation d'annonce",
+            body=(
+                "Un document déposé le $submitted attend toujours sa consultation d'annonce : "
+                "il reste invisible du patient tant que vous (ou son médecin traitant) ne levez "
+                "pas le masquage.\n\n"
+                "Référence du document : $reference (par confidentialité, ce message n'indique ni "
+                "le patient ni le contenu).\n\n"
+                "Après avoir informé le patient de son contenu, levez le masquage depuis votre "
+                "logiciel (mise à jour des métadonnées du document)."
+            ),
+            sms="DMP : un document déposé le $submitted attend toujours sa consultation d'annonce.",
+        ),
+        MessageTemplate(
             code="majority_notice",
             subject="Vous êtes majeur(e) : vous gérez désormais seul(e) votre DMP",
             body=(

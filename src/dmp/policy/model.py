@@ -106,7 +106,6 @@ class DocumentFacts:
 class Context:
     now: datetime
     transparency: Transparency = Transparency.HIDDEN
-    invisible_patient_max_days: int = 30  # INVISIBLE_PATIENT lapses after this delay
     history: bool = False  # the caller asks for replaced versions explicitly
 
 

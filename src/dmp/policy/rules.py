@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
 
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
 from dmp.domain.document import DmpFlag
@@ -222,17 +221,18 @@ def trail_access(actor: Actor, record: RecordFacts) -> TrailAccess:
     return TrailAccess(deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), False, None)
 
 
-def awaiting_announcement(doc: DocumentFacts, ctx: Context) -> bool:
-    """INVISIBLE_PATIENT and not yet past the delay: the patient must not learn of ``doc`` yet
-    (not from the document list, the trail, nor a « nouveau document » alert)."""
-    return bool(doc.flags & DmpFlag.INVISIBLE_PATIENT) and ctx.now < doc.submitted + timedelta(
-        days=ctx.invisible_patient_max_days
-    )
+def awaiting_announcement(doc: DocumentFacts) -> bool:
+    """AC-10: INVISIBLE_PATIENT, the patient must not learn of ``doc`` (not from the document
+    list, the trail, nor a « nouveau document » alert) until its author or the médecin traitant
+    lifts the flag after the consultation d'annonce (SET_PATIENT_VISIBILITY) — however old the
+    document is: no delay reveals it (``DMP_INVISIBLE_PATIENT_MAX_DAYS`` only reminds the author,
+    ``dmp documents announcement-reminders``)."""
+    return bool(doc.flags & DmpFlag.INVISIBLE_PATIENT)
 
 
-def _confidentiality(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> Decision | None:
+def _confidentiality(access: RecordAccess, doc: DocumentFacts) -> Decision | None:
     """The refusal a confidentiality flag opposes to the patient or a representative, if any."""
-    if awaiting_announcement(doc, ctx):
+    if awaiting_announcement(doc):
         return deny("AC-10.invisible-patient", "document en attente de la consultation d'annonce")
     if access.view == "representative" and doc.flags & DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX:
         return deny("AC-19.invisible-representatives", "document non visible des représentants légaux")
@@ -249,7 +249,7 @@ def trail_entry_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) 
     if not access.decision.permitted:
         return access.decision
     if access.view in ("patient", "representative"):
-        return _confidentiality(access, doc, ctx) or access.decision
+        return _confidentiality(access, doc) or access.decision
     return access.decision
 
 
@@ -261,7 +261,7 @@ def document_visible(access: RecordAccess, doc: DocumentFacts, ctx: Context) -> 
     if refusal is not None:
         return refusal
     if access.view in ("patient", "representative"):
-        return _confidentiality(access, doc, ctx) or access.decision
+        return _confidentiality(access, doc) or access.decision
     return _professional_refusal(access, doc) or access.decision
 
 

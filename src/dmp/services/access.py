@@ -71,7 +71,6 @@ def context(rt: Runtime, *, history: bool = False) -> Context:
     return Context(
         now=rt.now(),
         transparency=Transparency(rt.settings.masking_transparency),
-        invisible_patient_max_days=rt.settings.invisible_patient_max_days,
         history=history,
     )
 

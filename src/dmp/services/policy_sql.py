@@ -9,7 +9,6 @@ records, actors and documents, that this condition selects exactly the documents
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import cache
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, true
@@ -59,8 +58,7 @@ def visible_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]
         statuses.append("deprecated")
     status_ok = _status_in(tuple(statuses))
     if access.view in ("patient", "representative"):
-        cutoff = ctx.now - timedelta(days=ctx.invisible_patient_max_days)
-        conds = [status_ok, or_(not_(_flag(DmpFlag.INVISIBLE_PATIENT)), d.submission_time <= cutoff)]
+        conds = [status_ok, not_(_flag(DmpFlag.INVISIBLE_PATIENT))]  # AC-10: until lifted
         if access.view == "representative":
             conds.append(not_(_flag(DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX)))
         return and_(*conds)
@@ -99,9 +97,7 @@ def trail_hidden_condition(access: RecordAccess, ctx: Context) -> ColumnElement[
     (the patient or a representative reading the whole trail), as SQL on ``document``."""
     if not access.decision.permitted or access.view not in ("patient", "representative"):
         return false()
-    d = document.c
-    cutoff = ctx.now - timedelta(days=ctx.invisible_patient_max_days)
-    hidden = and_(_flag(DmpFlag.INVISIBLE_PATIENT), d.submission_time > cutoff)
+    hidden = _flag(DmpFlag.INVISIBLE_PATIENT)  # AC-10: until lifted, however old
     if access.view == "representative":
         return or_(hidden, _flag(DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX))
     return hidden

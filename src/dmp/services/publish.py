@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -124,8 +124,7 @@ def publish(
     locator.register(conn, locator.LIST, [set_id], pid)
     response_entries[req.submission_index] = _created(f"List/{set_id}", now)
     replaced = [r for r in replaced_ids if r is not None]
-    ctx = replace(access.context(rt), now=now)
-    if not all(awaiting_announcement(f, ctx) for f in facts):  # never announce a hidden document
+    if not all(awaiting_announcement(f) for f in facts):  # never announce a hidden document
         alerts.new_documents(conn, actor, pid, set_id, now)
     trail.record(
         conn,
