@@ -41,6 +41,9 @@ class Settings:
     masking_transparency: str = "hidden"
     # INVISIBLE_PATIENT documents become visible to the patient after this many days.
     invisible_patient_max_days: int = 30
+    # LC-08: days after the holder's majority during which professionals still access a record
+    # whose continuation the holder has not confirmed; then they get the closed-record answer.
+    majority_grace_days: int = 30
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated in
     # DMP_TRUSTED_PROXIES). Empty: the header is ignored and the peer's address is the client's.
     trusted_proxies: tuple[str, ...] = ()
@@ -108,6 +111,7 @@ class Settings:
             master_key_b64=e.get("DMP_MASTER_KEY") or None,
             masking_transparency=e.get("DMP_MASKING_TRANSPARENCY", "hidden"),
             invisible_patient_max_days=int(e.get("DMP_INVISIBLE_PATIENT_MAX_DAYS", "30")),
+            majority_grace_days=int(e.get("DMP_MAJORITY_GRACE_DAYS", "30")),
             trusted_proxies=_comma_list(e.get("DMP_TRUSTED_PROXIES", "")),
             allowed_hosts=_comma_list(e.get("DMP_ALLOWED_HOSTS", "")),
             blob_gc_interval=int(e.get("DMP_BLOB_GC_INTERVAL", "3600")),

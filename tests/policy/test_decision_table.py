@@ -22,6 +22,7 @@ from dmp.policy import (
     Obligation,
     RecordConsents,
     RecordFacts,
+    closes_record,
     decide,
 )
 
@@ -801,9 +802,7 @@ REVOKE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "actor", "consent", "rule"), REVOKE_CASES, ids=[c[0] for c in REVOKE_CASES]
-)
+@pytest.mark.parametrize(("name", "actor", "consent", "rule"), REVOKE_CASES, ids=[c[0] for c in REVOKE_CASES])
 def test_revoke_rules(name: str, actor: Actor, consent: ConsentFacts, rule: str) -> None:
     rec = record(representatives=frozenset({REP.id}), authorised=frozenset({DOCTOR.id}))
     decision = decide(actor, Action.REVOKE_CONSENT, rec, None, CTX, consent)
@@ -820,16 +819,25 @@ PATIENT_READ_CASES = [
     ("AC-20 not another patient's", OTHER_PATIENT, AUTHORISED, ("deny", "AC-20.other-patient")),
     ("AC-19 a representative reads it", REP, AUTHORISED, ("permit", "AC-19.representative")),
     ("AC-19 not someone who is not one", REP, record(), ("deny", "AC-19.not-representative")),
-    ("TD0.2 any health professional, authorised or not", DOCTOR2, AUTHORISED,
-     ("permit", "TD0.2.existence-test")),
-    ("TD0.2 not a profession the matrix does not know", SECRETARY, AUTHORISED,
-     ("deny", "AC-01.not-health-professional")),
+    (
+        "TD0.2 any health professional, authorised or not",
+        DOCTOR2,
+        AUTHORISED,
+        ("permit", "TD0.2.existence-test"),
+    ),
+    (
+        "TD0.2 not a profession the matrix does not know",
+        SECRETARY,
+        AUTHORISED,
+        ("deny", "AC-01.not-health-professional"),
+    ),
     ("AC-16 not a desk operator", OPERATOR, AUTHORISED, ("deny", "AC-01.not-health-professional")),
 ]
 
 
-@pytest.mark.parametrize(("label", "actor", "rec", "expected"), PATIENT_READ_CASES,
-                         ids=[c[0] for c in PATIENT_READ_CASES])
+@pytest.mark.parametrize(
+    ("label", "actor", "rec", "expected"), PATIENT_READ_CASES, ids=[c[0] for c in PATIENT_READ_CASES]
+)
 def test_who_reads_the_patient_resource(
     label: str, actor: Actor, rec: RecordFacts, expected: tuple[str, str]
 ) -> None:
@@ -842,8 +850,13 @@ def test_who_reads_the_patient_resource(
 
 @pytest.mark.parametrize(
     ("actor", "expected"),
-    [(DOCTOR, ("permit", "TD1.health-professional")), (NURSE, ("permit", "TD1.health-professional")),
-     (SECRETARY, NOT_HP), (PATIENT, NOT_HP), (OPERATOR, NOT_HP)],
+    [
+        (DOCTOR, ("permit", "TD1.health-professional")),
+        (NURSE, ("permit", "TD1.health-professional")),
+        (SECRETARY, NOT_HP),
+        (PATIENT, NOT_HP),
+        (OPERATOR, NOT_HP),
+    ],
 )
 def test_who_may_look_a_record_up_by_ins_or_create_one(actor: Actor, expected: tuple[str, str]) -> None:
     from dmp.policy import health_professional
@@ -856,18 +869,36 @@ CONSENT_READ_CASES = [
     # (reader, record, expected (effect, rule), every consent or only their own)
     ("AC-02 the holder reads every consent", PATIENT, AUTHORISED, ("permit", "AC-02.patient-manages"), True),
     ("AC-19 so does a representative", REP, AUTHORISED, ("permit", "AC-02.patient-manages"), True),
-    ("AC-12 so does an administrator of the record", DOCTOR2, ADMINISTERED,
-     ("permit", "AC-12.administrator-reads"), True),
-    ("AC-02 a professional reads only their own", DOCTOR, AUTHORISED, ("permit", "AC-02.own-consents"),
-     False),
-    ("AC-20 another patient reads nothing", OTHER_PATIENT, AUTHORISED, ("deny", "AC-20.other-patient"),
-     False),
+    (
+        "AC-12 so does an administrator of the record",
+        DOCTOR2,
+        ADMINISTERED,
+        ("permit", "AC-12.administrator-reads"),
+        True,
+    ),
+    (
+        "AC-02 a professional reads only their own",
+        DOCTOR,
+        AUTHORISED,
+        ("permit", "AC-02.own-consents"),
+        False,
+    ),
+    (
+        "AC-20 another patient reads nothing",
+        OTHER_PATIENT,
+        AUTHORISED,
+        ("deny", "AC-20.other-patient"),
+        False,
+    ),
     ("AC-16 a desk operator reads nothing", OPERATOR, AUTHORISED, NOT_HP, False),
 ]
 
 
-@pytest.mark.parametrize(("label", "actor", "rec", "expected", "everything"), CONSENT_READ_CASES,
-                         ids=[c[0] for c in CONSENT_READ_CASES])
+@pytest.mark.parametrize(
+    ("label", "actor", "rec", "expected", "everything"),
+    CONSENT_READ_CASES,
+    ids=[c[0] for c in CONSENT_READ_CASES],
+)
 def test_who_reads_which_consents(
     label: str, actor: Actor, rec: RecordFacts, expected: tuple[str, str], everything: bool
 ) -> None:
@@ -876,3 +907,51 @@ def test_who_reads_which_consents(
     got = consents_view(actor, rec, CTX)
     assert (got.decision.effect.value, got.decision.rule_id) == expected
     assert got.everything is everything
+
+
+# ---- LC-08: the holder's majority, before they confirm the record -----------------------------
+
+GRACE = Context(now=NOW, majority_grace_days=30)
+
+
+@pytest.mark.parametrize(
+    ("name", "pending_since", "actor", "expected"),
+    [
+        ("before 18 (nothing pending): professional", None, DOCTOR, ("permit", "AC-02.authorised")),
+        ("during the grace: professional", NOW - timedelta(days=29), DOCTOR, ("permit", "AC-02.authorised")),
+        (
+            "after the grace, unconfirmed: professional",
+            NOW - timedelta(days=30),
+            DOCTOR,
+            ("deny", "LC-08.majority-unconfirmed"),
+        ),
+        (
+            "after the grace, unconfirmed: holder",
+            NOW - timedelta(days=400),
+            PATIENT,
+            ("permit", "AC-20.patient"),
+        ),
+        ("confirmed (pending cleared): professional", None, DOCTOR, ("permit", "AC-02.authorised")),
+    ],
+)
+def test_majority_rules(
+    name: str, pending_since: datetime | None, actor: Actor, expected: tuple[str, str]
+) -> None:
+    facts = replace(AUTHORISED, majority_pending_since=pending_since)
+    assert read(actor, facts, None, GRACE) == expected, name
+    write = decide(actor, Action.WRITE, facts, doc(), GRACE)
+    refused = expected[1] == "LC-08.majority-unconfirmed"
+    assert (write.rule_id == "LC-08.majority-unconfirmed") is refused, name
+    assert closes_record(write) is refused
+
+
+def test_majority_refusal_is_only_for_who_may_open_the_record() -> None:
+    """An unauthorised professional learns nothing more than before (like a closed record)."""
+    facts = replace(record(), majority_pending_since=NOW - timedelta(days=60))
+    assert read(DOCTOR, facts, None, GRACE) == ("deny", "AC-01.not-authorised")
+    assert read(
+        DOCTOR, replace(AUTHORISED, majority_pending_since=NOW), None, replace(GRACE, majority_grace_days=0)
+    ) == (
+        "deny",
+        "LC-08.majority-unconfirmed",
+    )

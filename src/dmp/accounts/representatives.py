@@ -252,6 +252,12 @@ def check_majority(conn: Connection, patient_id: UUID, now: datetime) -> bool:
     ended = _end_representatives(conn, patient_id, SYSTEM_AGENT, now)
     if not ended:
         return False
+    # LC-08: until the holder confirms, professionals keep access for the grace period only.
+    conn.execute(
+        update(patient)
+        .where(patient.c.id == patient_id, patient.c.majority_pending_since.is_(None))
+        .values(majority_pending_since=now, updated_at=now)
+    )
     _trace_representatives(
         conn, MAJORITY_ACTOR, AuditAction.REPRESENTATIVE_END_AT_MAJORITY, patient_id, ended, now,
         "titulaire du dossier devenu majeur",
@@ -312,7 +318,46 @@ def majority_check_all(conn: Connection, now: datetime) -> list[UUID]:
     return [pid for pid in ids if check_majority(conn, pid, now)]
 
 
-def confirm_majority(conn: Connection, account_id: UUID, now: datetime) -> None:
+MAJORITY_REFUSAL_REASON = "refus du titulaire à sa majorité"
+
+
+def _settle_majority(conn: Connection, account_id: UUID, now: datetime) -> UUID | None:
+    """Clear the account's confirmation request and the record's pending majority; the record's
+    id if a majority was pending (None: nothing to trace)."""
+    pid = conn.execute(select(account.c.patient_id).where(account.c.id == account_id)).scalar()
     conn.execute(
         update(account).where(account.c.id == account_id).values(majority_confirmation=False, updated_at=now)
     )
+    if pid is None:
+        return None
+    pending = conn.execute(
+        update(patient)
+        .where(patient.c.id == pid, patient.c.majority_pending_since.is_not(None))
+        .values(majority_pending_since=None, updated_at=now)
+    ).rowcount
+    return pid if pending else None
+
+
+def confirm_majority(conn: Connection, account_id: UUID, now: datetime, actor: Actor | None = None) -> None:
+    """LC-08: the holder, of age, confirms the record: normal access resumes (traced)."""
+    pid = _settle_majority(conn, account_id, now)
+    if pid is not None:
+        trail.record(
+            conn, actor or MAJORITY_ACTOR, AuditAction.MAJORITY_CONFIRMED, patient_id=pid, at=now,
+            detail="poursuite du dossier confirmée par le titulaire devenu majeur",
+        )
+
+
+def refuse_majority(conn: Connection, account_id: UUID, now: datetime, actor: Actor) -> UUID:
+    """LC-08: the holder, of age, refuses the record's continuation (traced); the caller then
+    closes the record (``records.close`` with ``MAJORITY_REFUSAL_REASON``; LC-10, it can be
+    reactivated at their request). The record's id."""
+    pid: UUID | None = conn.execute(select(account.c.patient_id).where(account.c.id == account_id)).scalar()
+    if pid is None:
+        raise DmpError("RECORD_NOT_FOUND")
+    _settle_majority(conn, account_id, now)
+    trail.record(
+        conn, actor, AuditAction.MAJORITY_REFUSED, patient_id=pid, at=now,
+        detail=MAJORITY_REFUSAL_REASON,
+    )
+    return pid

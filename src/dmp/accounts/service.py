@@ -91,6 +91,7 @@ from dmp.accounts.representatives import (
     is_minor,
     majority_check_all,
     majority_date,
+    refuse_majority,
     remove_representative,
     represented_records,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "login_password",
     "majority_check_all",
     "majority_date",
+    "refuse_majority",
     "new_recovery_codes",
     "normalize_login",
     "patient_account",

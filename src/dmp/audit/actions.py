@@ -40,6 +40,8 @@ class AuditAction(StrEnum):
     REPRESENTATIVE_ADD = "representative.add"  # desk: a legal representative of a minor declared
     REPRESENTATIVE_REMOVE = "representative.remove"  # desk: a representative's access ended
     REPRESENTATIVE_END_AT_MAJORITY = "representative.end_at_majority"  # system: the holder is 18
+    MAJORITY_CONFIRMED = "record.majority_confirmed"  # the holder, of age, keeps the record (LC-08)
+    MAJORITY_REFUSED = "record.majority_refused"  # the holder, of age, refuses it: it is closed
 
 
 class Outcome(StrEnum):
@@ -210,6 +212,14 @@ ACTIONS: MappingProxyType[AuditAction, ActionInfo] = MappingProxyType(
             "a mis fin à l'accès du représentant légal au dossier (majorité du titulaire)",
             "a mis fin à l'accès de {n} représentants légaux au dossier (majorité du titulaire)", "U",
             TYPE_PATIENT_RECORD, "update",
+        ),
+        A.MAJORITY_CONFIRMED: _i(
+            "Confirmation du dossier à la majorité", "a confirmé la poursuite du dossier à sa majorité",
+            None, "U", TYPE_PATIENT_RECORD, "update",
+        ),
+        A.MAJORITY_REFUSED: _i(
+            "Refus du dossier à la majorité", "a refusé la poursuite du dossier à sa majorité", None,
+            "U", TYPE_PATIENT_RECORD, "update",
         ),
     }
 )

@@ -22,15 +22,18 @@ from dmp.policy.model import (
 )
 from dmp.policy.rules import (
     AUDIT_SCOPE,
+    MAJORITY_UNCONFIRMED,
     ConsentsView,
     RecordAccess,
     TrailAccess,
     awaiting_announcement,
+    closes_record,
     consents_view,
     decide,
     document_visible,
     health_professional,
     learns_record_exists,
+    majority_unconfirmed,
     read_patient,
     record_access,
     trail_access,
@@ -39,6 +42,7 @@ from dmp.policy.rules import (
 
 __all__ = [
     "AUDIT_SCOPE",
+    "MAJORITY_UNCONFIRMED",
     "AccessMode",
     "Action",
     "ConsentFacts",
@@ -55,9 +59,11 @@ __all__ = [
     "Transparency",
     "ConsentsView",
     "awaiting_announcement",
+    "closes_record",
     "consents_view",
     "decide",
     "health_professional",
+    "majority_unconfirmed",
     "document_visible",
     "learns_record_exists",
     "read_patient",

@@ -80,6 +80,8 @@ class RecordFacts:
     patient_id: str
     open: bool
     consents: RecordConsents
+    # LC-08: since when the holder, now of age, has been asked to confirm the record (None: not).
+    majority_pending_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class DocumentFacts:
 class Context:
     now: datetime
     transparency: Transparency = Transparency.HIDDEN
+    majority_grace_days: int = 30  # LC-08: professionals keep access this long after majority
     history: bool = False  # the caller asks for replaced versions explicitly
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from dmp.domain.actor import Actor, ActorKind, PurposeOfUse
 from dmp.domain.document import DmpFlag
@@ -131,8 +132,35 @@ def _no_access(refusal: Decision, actor: Actor) -> RecordAccess:
     return RecordAccess(refusal, "none", actor.id, None, False)
 
 
-def record_access(actor: Actor, record: RecordFacts) -> RecordAccess:
-    """Record-level READ decision (opening the record, searching it)."""
+MAJORITY_UNCONFIRMED = "LC-08.majority-unconfirmed"
+# The refusals answered like a closed record (LC-10), whoever is refused.
+CLOSED_RULES = frozenset({"LC-10.closed", MAJORITY_UNCONFIRMED})
+
+
+def majority_unconfirmed(record: RecordFacts, ctx: Context) -> bool:
+    """LC-08: the holder, of age, has not confirmed the record's continuation within the grace
+    period; until they do, only they may open it (professionals meet a closed record)."""
+    since = record.majority_pending_since
+    return since is not None and ctx.now >= since + timedelta(days=ctx.majority_grace_days)
+
+
+def _majority_refusal() -> Decision:
+    return deny(
+        MAJORITY_UNCONFIRMED,
+        "dossier fermé aux professionnels : le titulaire devenu majeur n'a pas confirmé sa poursuite",
+    )
+
+
+def closes_record(decision: Decision) -> bool:
+    """Whether a refusal is answered as a closed record (RECORD_CLOSED) rather than a 403."""
+    return decision.rule_id in CLOSED_RULES
+
+
+def record_access(actor: Actor, record: RecordFacts, ctx: Context | None = None) -> RecordAccess:
+    """Record-level READ decision (opening the record, searching it).
+
+    Without ``ctx`` (the trail, which outlives closure) the majority rule (LC-08) is not applied.
+    """
     if not record.open:
         return _no_access(deny("LC-10.closed", "dossier fermé"), actor)
     if actor.kind is ActorKind.PATIENT:
@@ -141,7 +169,11 @@ def record_access(actor: Actor, record: RecordFacts) -> RecordAccess:
         return _representative_access(actor, record)
     if actor.kind is not ActorKind.PROFESSIONAL:
         return _no_access(deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP"), actor)
-    return _professional_access(actor, record)
+    access = _professional_access(actor, record)
+    # Like a closed record: only a professional who may open it learns it is closed (ADR 0004).
+    if access.decision.permitted and ctx is not None and majority_unconfirmed(record, ctx):
+        return _no_access(_majority_refusal(), actor)
+    return access
 
 
 def _patient_access(actor: Actor, record: RecordFacts) -> RecordAccess:
@@ -360,11 +392,11 @@ def decide(
     consent: ConsentFacts | None = None,
 ) -> Decision:
     if action is Action.READ:
-        access = record_access(actor, record)
+        access = record_access(actor, record, ctx)
         return access.decision if document is None else document_visible(access, document, ctx)
     if action is Action.READ_PATIENT:
         return read_patient(actor, record)
-    return _change(actor, action, record, document, consent)
+    return _change(actor, action, record, document, ctx, consent)
 
 
 def _change(
@@ -372,6 +404,7 @@ def _change(
     action: Action,
     record: RecordFacts,
     document: DocumentFacts | None,
+    ctx: Context,
     consent: ConsentFacts | None,
 ) -> Decision:
     """Every action but the reads: an open record, an actor of the DMP, not blocked, then its rule."""
@@ -382,6 +415,8 @@ def _change(
         return deny("AC-16.forbidden-actor", "acteur sans droit d'accès au DMP")
     if parties.is_pro and actor.id in record.consents.blocked:
         return deny("AC-23.blocked", "le patient a bloqué ce professionnel")
+    if parties.is_pro and majority_unconfirmed(record, ctx):
+        return _majority_refusal()
     rule = _ACTION_RULES.get(action)
     if rule is None:
         return deny("DEFAULT.deny", "action non autorisée")

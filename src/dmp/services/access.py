@@ -25,6 +25,7 @@ from dmp.policy import (
     RecordAccess,
     RecordFacts,
     Transparency,
+    closes_record,
     decide,
     document_visible,
     health_professional,
@@ -71,6 +72,7 @@ def context(rt: Runtime, *, history: bool = False) -> Context:
     return Context(
         now=rt.now(),
         transparency=Transparency(rt.settings.masking_transparency),
+        majority_grace_days=rt.settings.majority_grace_days,
         history=history,
     )
 
@@ -107,9 +109,9 @@ def open_record(
     now = rt.now()
     # Decide as if the record were open: someone who may not see it must not learn it is
     # closed (ADR 0004); someone who may is told why nothing is served.
-    access = record_access(actor, replace(facts, open=True))
+    access = record_access(actor, replace(facts, open=True), context(rt))
     if not access.decision.permitted:
-        err = DmpError("NOT_FOUND") if hide_refusal else DmpError("FORBIDDEN", access.decision.reason)
+        err = _refusal(access.decision, hide_refusal)
         raise trail.refused(
             err,
             actor,
@@ -129,6 +131,13 @@ def open_record(
     elif not access.decision.obligations:
         alerts.first_access(conn, actor, patient_row.id, now)
     return Opened(patient_row.id, facts, access, context(rt, history=history), actor)
+
+
+def _refusal(decision: Decision, hide_refusal: bool = False) -> DmpError:
+    """The error of a refusal: a closed record's answer for LC-08 (as for LC-10), else 403/404."""
+    if closes_record(decision):
+        return DmpError("RECORD_CLOSED", decision.reason + ".")
+    return DmpError("NOT_FOUND") if hide_refusal else DmpError("FORBIDDEN", decision.reason)
 
 
 def check_document(opened: Opened, doc_row: Any, attempted: AuditAction) -> Decision:
@@ -181,7 +190,7 @@ def require(
     if not decision.permitted:
         attempted = _ATTEMPTED.get(action, AuditAction.DOCUMENT_STATUS)
         raise trail.refused(
-            DmpError("FORBIDDEN", decision.reason),
+            _refusal(decision),
             actor,
             attempted,
             patient_id=patient_row.id,

@@ -127,11 +127,18 @@ def _with_facts(rows: Sequence[Any]) -> tuple[Any, RecordFacts] | None:
         return None
     first = rows[0]
     consents = build((r.c_kind, r.c_subject, r.c_permit) for r in rows)
-    return first, RecordFacts(str(first.id), first.record_status == "open", consents)
+    return first, RecordFacts(
+        str(first.id), first.record_status == "open", consents, first.majority_pending_since
+    )
 
 
 def facts(conn: Connection, patient_row: Any) -> RecordFacts:
-    return RecordFacts(str(patient_row.id), patient_row.record_status == "open", load(conn, patient_row.id))
+    return RecordFacts(
+        str(patient_row.id),
+        patient_row.record_status == "open",
+        load(conn, patient_row.id),
+        patient_row.majority_pending_since,
+    )
 
 
 def _required_action(actor: Actor, kind: ConsentKind, subject: str | None) -> Action:

@@ -55,6 +55,8 @@ patient = Table(
     Column("record_status", String(8), nullable=False),  # open | closed
     Column("closed_at", UtcDateTime),
     Column("closure_reason", Text),
+    # LC-08: the holder turned 18 and has not yet confirmed (nor refused) the record's continuation.
+    Column("majority_pending_since", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("version", Integer, nullable=False),

@@ -187,21 +187,34 @@ def majority_get(ctx: Ctx) -> Response:
         return ctx.to_login()
     if not acc.majority_confirmation:
         return ctx.redirect("/")
-    return ctx.render("majority.html", title="Vous êtes majeur(e)")
+    return ctx.render(
+        "majority.html", title="Vous êtes majeur(e)", grace_days=ctx.rt.settings.majority_grace_days
+    )
 
 
 def majority_post(ctx: Ctx, form: dict[str, str]) -> Response:
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
+    if form.get("decision") == "fermer":
+        if not acc.majority_confirmation:
+            return ctx.redirect("/")
+        from dmp.accounts.representatives import MAJORITY_REFUSAL_REASON
+        from dmp.services import records
+
+        actor = ctx.actor(acc)
+        pid = service.refuse_majority(ctx.conn, acc.id, ctx.now, actor)  # LC-08: the record closes
+        records.close(ctx.conn, actor, pid, MAJORITY_REFUSAL_REASON, ctx.now)
+        return ctx.redirect("/")
     if form.get("poursuite") != "oui":
         return ctx.render(
             "majority.html",
             status=400,
             title="Vous êtes majeur(e)",
+            grace_days=ctx.rt.settings.majority_grace_days,
             errors=["Cochez la case pour confirmer la poursuite de votre DMP."],
         )
-    service.confirm_majority(ctx.conn, acc.id, ctx.now)
+    service.confirm_majority(ctx.conn, acc.id, ctx.now, ctx.actor(acc))
     return ctx.redirect("/")
 
 
