@@ -212,3 +212,40 @@ def test_majority_check_command(portal: Portal, tmp_path: Path) -> None:
     out = _cli(portal, "record", "majority-check").output
     assert "1 dossier(s) passé(s) à la majorité" in out and f"Patient/{pid}" in out
     assert "0 dossier(s)" in _cli(portal, "record", "majority-check").output
+
+
+def test_majority_timeline_grace_then_closed_answer_until_confirmed(portal: Portal) -> None:
+    """LC-08 end to end: at 18 the record is pending; professionals keep access during the grace
+    period, then meet the closed-record answer while the holder still reads; confirming restores it."""
+    from test_policy_api import as_patient
+
+    from dmp.accounts import service
+    from dmp.accounts.representatives import check_majority, confirm_majority
+    from dmp.store.schema import patient
+
+    today = portal.clock.now.astimezone(PARIS).date() if PARIS else portal.clock.now.date()
+    ident, pid = _minor(portal, _turns_18_tomorrow(today))
+    portal.publish(ident, title="Bilan")
+    portal.patient_account(pid, email="ado@exemple.fr")
+    assert portal.representative(pid, "tuteur@exemple.fr")
+    search = {"patient": f"Patient/{pid}"}
+    with portal.runtime.engine.begin() as conn:  # the check of the day after tomorrow
+        assert check_majority(conn, pid, portal.clock.now + timedelta(days=2))
+    assert portal.api.get("DocumentReference", params=search).status_code == 200  # grace period
+    grace = portal.runtime.settings.majority_grace_days
+    with portal.runtime.engine.begin() as conn:  # the grace period has passed, unconfirmed
+        conn.execute(
+            patient.update()
+            .where(patient.c.id == pid)
+            .values(majority_pending_since=portal.clock.now - timedelta(days=grace + 1))
+        )
+    refused = portal.api.get("DocumentReference", params=search)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["issue"][0]["details"]["coding"][0]["code"] == "RECORD_CLOSED"
+    holder = as_patient(portal.api, str(pid))
+    assert portal.api.get("DocumentReference", who=holder, params=search).status_code == 200
+    with portal.runtime.engine.begin() as conn:
+        acc = service.patient_account(conn, pid)
+        assert acc is not None
+        confirm_majority(conn, acc.id, portal.clock.now)
+    assert portal.api.get("DocumentReference", params=search).status_code == 200
