@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from dmp.accounts.keys import keys_for
 from dmp.accounts.model import (
@@ -34,9 +33,8 @@ from dmp.domain.actor import Actor, ActorKind
 from dmp.errors import DmpError
 from dmp.outbox import NO_RECORD, enqueue
 from dmp.outbox.templates import PARIS
-from dmp.services import trail
+from dmp.services import consents, trail
 from dmp.settings import Settings
-from dmp.store import locator
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account
 from dmp.store.schema_policy import record_consent
@@ -114,21 +112,9 @@ def add_representative(
         )
     ).first()
     if active is None:
-        cid = uuid.uuid4()
-        locator.register(conn, locator.CONSENT, [cid], patient_id)
-        conn.execute(
-            insert(record_consent).values(
-                patient_id=patient_id,
-                id=cid,
-                kind="representative",
-                subject_id=str(acc_id),
-                permit=True,
-                status="active",
-                accepted=True,
-                designated=True,
-                created_at=now,
-                created_by=f"guichet:{agent}",
-            )
+        cid = consents.insert_consent(
+            conn, patient_id, kind="representative", subject_id=str(acc_id), status="active",
+            accepted=True, designated=True, created_by=f"guichet:{agent}", now=now,
         )
         _trace_representatives(
             conn, desk_actor(agent), AuditAction.REPRESENTATIVE_ADD, patient_id, [cid], now,

@@ -116,6 +116,40 @@ def record_by_ins(conn: Connection, ins_oid: str, ins_value: str) -> tuple[Any, 
     return _with_facts(conn.execute(_RECORD_BY_INS, {"oid": ins_oid, "value": ins_value}).all())
 
 
+def insert_consent(
+    conn: Connection,
+    patient_id: UUID,
+    *,
+    kind: str,
+    subject_id: str | None,
+    status: str,
+    accepted: bool,
+    designated: bool,
+    created_by: str,
+    now: datetime,
+    permit: bool = True,
+) -> UUID:
+    """A new consent row of the record, registered in the resource locator (ADR 0009): every
+    consent is written here, so that none can be read by id without its record."""
+    cid = uuid.uuid4()
+    locator.register(conn, locator.CONSENT, [cid], patient_id)
+    conn.execute(
+        insert(record_consent).values(
+            patient_id=patient_id,
+            id=cid,
+            kind=kind,
+            subject_id=subject_id,
+            permit=permit,
+            status=status,
+            accepted=accepted,
+            designated=designated,
+            created_at=now,
+            created_by=created_by,
+        )
+    )
+    return cid
+
+
 def record_by_id(conn: Connection, patient_id: UUID) -> tuple[Any, RecordFacts] | None:
     """The record, its facts and its wrapped data key (``row.wrapped_key``) in one round trip
     (the hot path of every read by document id)."""
@@ -222,23 +256,10 @@ def _store(
             actor,
             now,
         )
-    cid = uuid.uuid4()
-    locator.register(conn, locator.CONSENT, [cid], pid)
-    conn.execute(
-        insert(record_consent).values(
-            patient_id=pid,
-            id=cid,
-            kind=kind.value,
-            subject_id=subject,
-            permit=permit_,
-            status="active",
-            accepted=True,
-            designated=True,
-            created_at=now,
-            created_by=actor.id,
-        )
+    return insert_consent(
+        conn, pid, kind=kind.value, subject_id=subject, permit=permit_, status="active",
+        accepted=True, designated=True, created_by=actor.id, now=now,
     )
-    return cid
 
 
 def read_visible(conn: Connection, actor: Actor, patient_id: UUID, ctx: Context) -> list[ConsentRow]:
@@ -326,23 +347,10 @@ def _medecin_traitant(conn: Connection, actor: Actor, pid: UUID, doctor: str, no
             .values(status="active", accepted=True, designated=True)
         )
         return pending.id  # type: ignore[no-any-return]
-    cid = uuid.uuid4()
-    locator.register(conn, locator.CONSENT, [cid], pid)
-    conn.execute(
-        insert(record_consent).values(
-            patient_id=pid,
-            id=cid,
-            kind=ConsentKind.MEDECIN_TRAITANT.value,
-            subject_id=doctor,
-            permit=True,
-            status="proposed",
-            accepted=by_doctor,
-            designated=not by_doctor,
-            created_at=now,
-            created_by=actor.id,
-        )
+    return insert_consent(
+        conn, pid, kind=ConsentKind.MEDECIN_TRAITANT.value, subject_id=doctor, status="proposed",
+        accepted=by_doctor, designated=not by_doctor, created_by=actor.id, now=now,
     )
-    return cid
 
 
 def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID, now: datetime) -> Decision:

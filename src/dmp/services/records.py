@@ -14,13 +14,12 @@ from dmp.domain.identity import check_ins_against_traits, traits_conflict
 from dmp.domain.ins import Ins
 from dmp.errors import DmpError
 from dmp.fhir.patient import CreationRequest
+from dmp.services import consents
 from dmp.services.context import Runtime
 from dmp.services.record_status import CLOSED as CLOSED
 from dmp.services.record_status import OPEN as OPEN
 from dmp.services.record_status import require_open as require_open
-from dmp.store import locator
 from dmp.store.schema import ins_index, patient, record_event, record_key
-from dmp.store.schema_policy import record_consent
 
 _BY_INS = (
     select(patient)
@@ -94,42 +93,19 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
         # Designated by the patient at creation; active at once when that doctor opens the
         # record, otherwise once the doctor accepts (POST Consent medecin-traitant).
         by_doctor = actor.id == req.medecin_traitant
-        cid = uuid.uuid4()
-        locator.register(conn, locator.CONSENT, [cid], pid)
-        conn.execute(
-            insert(record_consent).values(
-                patient_id=pid,
-                id=cid,
-                kind="medecin-traitant",
-                subject_id=req.medecin_traitant,
-                permit=True,
-                status="active" if by_doctor else "proposed",
-                accepted=by_doctor,
-                designated=True,
-                created_at=now,
-                created_by=actor.id,
-            )
+        consents.insert_consent(
+            conn, pid, kind="medecin-traitant", subject_id=req.medecin_traitant,
+            status="active" if by_doctor else "proposed", accepted=by_doctor, designated=True,
+            created_by=actor.id, now=now,
         )
         from dmp.services import alerts
 
         alerts.medecin_traitant_record_opened(conn, get(conn, pid), req.medecin_traitant, now)
     if actor.kind is ActorKind.PROFESSIONAL:
         # The professional who opens the record with the patient is authorised by that consent.
-        cid = uuid.uuid4()
-        locator.register(conn, locator.CONSENT, [cid], pid)
-        conn.execute(
-            insert(record_consent).values(
-                patient_id=pid,
-                id=cid,
-                kind="authorisation",
-                subject_id=actor.id,
-                permit=True,
-                status="active",
-                accepted=True,
-                designated=True,
-                created_at=now,
-                created_by=actor.id,
-            )
+        consents.insert_consent(
+            conn, pid, kind="authorisation", subject_id=actor.id, status="active", accepted=True,
+            designated=True, created_by=actor.id, now=now,
         )
     _event(
         conn,
@@ -180,7 +156,6 @@ def reactivate(conn: Connection, actor: Actor, patient_id: UUID, now: datetime) 
         )
     )
     _event(conn, patient_id, now, "reactivated", actor, None, None)
-    from dmp.services import consents
 
     medecin = consents.load(conn, patient_id).medecin_traitant
     if medecin:
