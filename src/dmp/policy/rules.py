@@ -37,8 +37,8 @@ EMERGENCY_SPECIALTIES = frozenset({"SM59", "DSM220", "DEC14", "SST26", "SI05"})
 EMERGENCY_SETTINGS = frozenset({"SAMU_SMUR"})
 REGULATION_SETTINGS = frozenset({"SAMU_SMUR"})  # centre 15 regulation (AC-14)
 # Who reads a document deposited by occupational medicine (AC-17): the médecin traitant and
-# the emergency modes. TODO(AC-17): the coordinating doctor of a medico-social structure (ESMS)
-# is not representable yet (no such role in the directory nor on the Actor).
+# the emergency modes. Not covered: the coordinating doctor of a medico-social structure (ESMS),
+# whom neither the directory nor the Actor can name yet (docs/access-policy.md, issue 15).
 OCCUPATIONAL_READER_MODES = frozenset(
     {AccessMode.MEDECIN_TRAITANT, AccessMode.BRIS_DE_GLACE, AccessMode.CENTRE_15}
 )

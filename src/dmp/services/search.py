@@ -79,10 +79,6 @@ def _date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
     return cond
 
 
-def _int(raw: str, name: str, lo: int, hi: int) -> int:
-    return searchparams.integer(raw, name, lo, hi)
-
-
 def resolve_patient(conn: Connection, rt: Runtime, params: Params) -> tuple[Any, RecordFacts | None] | None:
     """The record a search names (None when it names an unknown patient), with its facts
     when they came in the same round trip."""
@@ -220,9 +216,9 @@ def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
     count, offset = rt.settings.page_size_default, 0
     for k, v in params:
         if k == "_count":
-            count = _int(v, "_count", 0, rt.settings.page_size_max)
+            count = searchparams.integer(v, "_count", 0, rt.settings.page_size_max)
         elif k == "_offset":
-            offset = _int(v, "_offset", 0, 10_000_000)
+            offset = searchparams.integer(v, "_offset", 0, 10_000_000)
         elif k == "_summary":
             if v not in ("count", "false"):
                 raise DmpError("INVALID_SEARCH", f"_summary={v} (count ou false)")
