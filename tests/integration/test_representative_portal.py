@@ -249,3 +249,63 @@ def test_majority_timeline_grace_then_closed_answer_until_confirmed(portal: Port
         assert acc is not None
         confirm_majority(conn, acc.id, portal.clock.now)
     assert portal.api.get("DocumentReference", params=search).status_code == 200
+
+
+def test_majority_refused_closes_the_record_for_professionals(portal: Portal) -> None:
+    """LC-08 refusal: the holder, of age, refuses from the portal; the record closes (traced) and
+    professionals then get the closed-record answer, with no grace period."""
+    from dmp.accounts.representatives import check_majority
+    from dmp.audit.actions import AuditAction
+    from dmp.store.schema import patient
+    from dmp.store.schema_audit import audit_entry
+
+    today = portal.clock.now.astimezone(PARIS).date() if PARIS else portal.clock.now.date()
+    ident, pid = _minor(portal, _turns_18_tomorrow(today))
+    portal.publish(ident, title="Bilan")
+    holder_code = portal.patient_account(pid, email="ado@exemple.fr")
+    holder_out = portal.activate(portal.browser(), ident.nir, holder_code)
+    assert portal.representative(pid, "tuteur@exemple.fr")
+    search = {"patient": f"Patient/{pid}"}
+    with portal.runtime.engine.begin() as conn:  # the check of the day after tomorrow: now 18
+        assert check_majority(conn, pid, portal.clock.now + timedelta(days=2))
+    h = portal.browser()
+    assert portal.full_login_totp(h, ident.nir, holder_out["secret"]).headers["location"] == "/majorite"
+    h.get("/majorite")
+    assert portal.api.get("DocumentReference", params=search).status_code == 200  # pending, in grace
+    assert h.post("/majorite", decision="fermer").headers["location"] == "/"
+    refused = portal.api.get("DocumentReference", params=search)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["issue"][0]["details"]["coding"][0]["code"] == "RECORD_CLOSED"
+    with portal.runtime.engine.connect() as conn:
+        status = conn.execute(select(patient.c.record_status).where(patient.c.id == pid)).scalar()
+        actions = conn.execute(select(audit_entry.c.action).where(audit_entry.c.patient_id == pid)).scalars()
+        assert status == "closed"
+        assert AuditAction.MAJORITY_REFUSED.value in set(actions)
+
+
+def test_a_professional_attestation_obeys_the_configured_grace(portal: Portal) -> None:
+    """The consent use cases decide with the configured grace (DMP_MAJORITY_GRACE_DAYS), not a
+    default: with a 2-day grace, a professional's attestation 3 days after majority is refused."""
+    import dataclasses
+
+    from test_policy_api import consent
+
+    from dmp.accounts.representatives import check_majority
+    from dmp.store.schema import patient
+
+    portal.runtime.settings = dataclasses.replace(portal.runtime.settings, majority_grace_days=2)
+    today = portal.clock.now.astimezone(PARIS).date() if PARIS else portal.clock.now.date()
+    ident, pid = _minor(portal, _turns_18_tomorrow(today))
+    portal.patient_account(pid, email="ado@exemple.fr")
+    assert portal.representative(pid, "tuteur@exemple.fr")
+    with portal.runtime.engine.begin() as conn:
+        assert check_majority(conn, pid, portal.clock.now + timedelta(days=2))
+        conn.execute(  # 3 days after majority: past a 2-day grace, within the default 30
+            patient.update()
+            .where(patient.c.id == pid)
+            .values(majority_pending_since=portal.clock.now - timedelta(days=3))
+        )
+    doctor2 = portal.api.cards["doctor2"].idnps
+    attest = portal.api.post("Consent", consent(str(pid), "authorisation", doctor2), who="doctor2")
+    assert attest.status_code == 403, attest.text
+    assert "n'a pas confirmé sa poursuite" in attest.json()["issue"][0]["diagnostics"]

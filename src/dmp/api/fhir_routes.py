@@ -414,7 +414,7 @@ async def create_consent(request: Request) -> Response:
 
     def work(conn: Connection) -> Any:
         row, facts = _consent_record(conn, reference)
-        cid, _ = consents.add(conn, actor, facts, kind, subject, permit_, rt.now())
+        cid, _ = consents.add(conn, actor, facts, kind, subject, permit_, access.context(rt))
         return next(r for r in consents.list_rows(conn, row.id) if r.id == cid)
 
     created = await _in_transaction(state, work)
@@ -452,7 +452,7 @@ async def revoke_consent(request: Request) -> Response:
         if pid is None:
             raise DmpError("NOT_FOUND")
         _, facts = _consent_record(conn, f"Patient/{pid}")
-        consents.revoke(conn, actor, facts, cid, rt.now())
+        consents.revoke(conn, actor, facts, cid, access.context(rt))
 
     await _in_transaction(state, work)
     return Response(status_code=204)

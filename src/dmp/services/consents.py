@@ -197,16 +197,18 @@ def add(
     kind: ConsentKind,
     subject: str | None,
     permit_: bool,
-    now: datetime,
+    ctx: Context,
 ) -> tuple[UUID, Decision]:
-    """Record a consent; returns its id and the decision that allowed it."""
+    """Record a consent; returns its id and the decision that allowed it. ``ctx`` is the policy
+    context built from the settings (``access.context``): the decision sees the configured grace."""
+    now = ctx.now
     if kind in SUBJECT_KINDS and not subject:
         raise DmpError("MISSING_ELEMENT", "Consent.provision.actor (professionnel ou structure concerné)")
     if kind is ConsentKind.REPRESENTATIVE:
         raise DmpError(
             "FORBIDDEN", "les représentants légaux sont déclarés par l'organisme d'assurance maladie"
         )
-    decision = decide(actor, _required_action(actor, kind, subject), record, None, Context(now=now))
+    decision = decide(actor, _required_action(actor, kind, subject), record, None, ctx)
     if not decision.permitted:
         raise trail.refused(
             DmpError("FORBIDDEN", decision.reason),
@@ -353,7 +355,8 @@ def _medecin_traitant(conn: Connection, actor: Actor, pid: UUID, doctor: str, no
     )
 
 
-def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID, now: datetime) -> Decision:
+def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID, ctx: Context) -> Decision:
+    now = ctx.now
     pid = UUID(record.patient_id)
     row = conn.execute(
         select(record_consent).where(
@@ -365,7 +368,7 @@ def revoke(conn: Connection, actor: Actor, record: RecordFacts, consent_id: UUID
     if row is None:
         raise DmpError("NOT_FOUND")
     decision = decide(
-        actor, Action.REVOKE_CONSENT, record, None, Context(now=now), ConsentFacts(row.kind, row.subject_id)
+        actor, Action.REVOKE_CONSENT, record, None, ctx, ConsentFacts(row.kind, row.subject_id)
     )
     if not decision.permitted:
         raise trail.refused(

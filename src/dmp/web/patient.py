@@ -199,12 +199,7 @@ def majority_post(ctx: Ctx, form: dict[str, str]) -> Response:
     if form.get("decision") == "fermer":
         if not acc.majority_confirmation:
             return ctx.redirect("/")
-        from dmp.accounts.representatives import MAJORITY_REFUSAL_REASON
-        from dmp.services import records
-
-        actor = ctx.actor(acc)
-        pid = service.refuse_majority(ctx.conn, acc.id, ctx.now, actor)  # LC-08: the record closes
-        records.close(ctx.conn, actor, pid, MAJORITY_REFUSAL_REASON, ctx.now)
+        service.refuse_majority(ctx.conn, acc.id, ctx.now, ctx.actor(acc))  # LC-08: the record closes
         return ctx.redirect("/")
     if form.get("poursuite") != "oui":
         return ctx.render(

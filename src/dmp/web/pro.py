@@ -123,7 +123,8 @@ def attest(ctx: Ctx, form: dict[str, str]) -> Response:
         return ctx.redirect(back)
     actor = ctx.actor(acc)
     consents.add(
-        ctx.conn, actor, consents.facts(ctx.conn, row), ConsentKind.AUTHORISATION, actor.id, True, ctx.now
+        ctx.conn, actor, consents.facts(ctx.conn, row), ConsentKind.AUTHORISATION, actor.id, True,
+        access.context(ctx.rt),
     )
     return ctx.redirect(back)
 
