@@ -105,6 +105,8 @@ CARDS: dict[str, tuple[str, str, str | None, str] | tuple[str, str, str | None, 
     "urgentist": ("10005678908", "10", "SM59", "Ursule RGENCE"),
     "regulator": ("10006789019", "10", "SM26", "Régis ULATEUR", "SAMU_SMUR"),
     "occupational": ("10007890121", "10", "SM25", "Thérèse TRAVAIL"),
+    # The médecin coordonnateur of an EHPAD: practice setting ESSMS on the card (AC-17).
+    "esms": ("10008901232", "10", None, "Estelle HPAD", "ESSMS"),
 }
 
 

@@ -1,11 +1,12 @@
 """AC-17: what occupational medicine deposits is read by the médecin traitant, in emergency
-modes and by the patient; an otherwise authorised professional finds nothing, as if the
+modes, by the coordinating doctor of a medico-social structure that treats the patient and by
+the patient; an otherwise authorised professional finds nothing, as if the
 document did not exist."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
-from test_policy_api import as_patient, consent, ids, patient_id, publish, search
+from test_policy_api import IDNST, as_patient, consent, ids, patient_id, publish, search
 
 from conftest import Api, Identity
 from dmp.store.schema import document
@@ -80,3 +81,18 @@ def test_replacement_of_an_occupational_deposit_stays_occupational(api: Api, pat
     assert {str(r.id): r.occupational for r in rows} == {occ: True, new: True}
     assert ids(search(api, patient)) == []  # the authorised GP still finds nothing
     assert ids(search(api, patient, who="doctor2")) == [new]
+
+
+def test_occupational_deposit_read_by_the_esms_coordinating_doctor(api: Api, patient: Identity) -> None:
+    """The médecin coordonnateur of the EHPAD that treats the patient (care team, AC-15) reads
+    occupational medicine's deposits; once the patient objects to that structure, nothing."""
+    ordinary = publish(api, patient)
+    occ = _deposit(api, patient)
+    pid = patient_id(api, patient)
+    assert search(api, patient, who="esms").status_code == 403  # not yet in the care team
+    declared = api.post("Consent", consent(pid, "care-team", "S-esms", system=IDNST), who="esms")
+    assert declared.status_code == 201, declared.text
+    assert sorted(ids(search(api, patient, who="esms"))) == sorted([ordinary, occ])
+    assert api.get(f"Binary/{occ}", who="esms").status_code == 200
+    api.post("Consent", consent(pid, "care-team-objection", "S-esms", system=IDNST), who=as_patient(api, pid))
+    assert search(api, patient, who="esms").status_code == 403

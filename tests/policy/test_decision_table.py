@@ -39,6 +39,12 @@ DOCTOR2 = Actor(
 PHARMACIST = Actor(ActorKind.PROFESSIONAL, "810003456786", "M. Didot", profession="21", structure_id="S3")
 NURSE = Actor(ActorKind.PROFESSIONAL, "810004567896", "Mme Leroy", profession="60", structure_id="S4")
 KINE = Actor(ActorKind.PROFESSIONAL, "810006789019", "M. Bernard", profession="70", structure_id="S5")
+ESMS_DOCTOR = Actor(  # médecin coordonnateur of an EHPAD (practice setting ESSMS on the card)
+    ActorKind.PROFESSIONAL, "810008901236", "Dr Ehpad", profession="10", structure_id="S6", setting="ESSMS"
+)
+ESMS_NURSE = Actor(
+    ActorKind.PROFESSIONAL, "810009012347", "Mme Soin", profession="60", structure_id="S6", setting="ESSMS"
+)
 OCCUPATIONAL = Actor(ActorKind.PROFESSIONAL, "810007890121", "Dr Travail", profession="10", specialty="SM25")
 URGENTIST = Actor(
     ActorKind.PROFESSIONAL,
@@ -258,6 +264,34 @@ CASES = [
         "AC-17 care team refused an occupational deposit",
         DOCTOR2,
         record(care_teams=frozenset({"S2"})),
+        OCC_DOC,
+        ("deny", "AC-17.occupational-readers"),
+    ),
+    (
+        "AC-17 ESMS coordinating doctor of the patient's care team reads an occupational deposit",
+        ESMS_DOCTOR,
+        record(care_teams=frozenset({"S6"})),
+        OCC_DOC,
+        ("permit", "AC-15.esms-coordinator"),
+    ),
+    (
+        "AC-17 ESMS coordinating doctor outside the patient's care team is refused the record",
+        ESMS_DOCTOR,
+        record(care_teams=frozenset({"S2"})),
+        OCC_DOC,
+        ("deny", "AC-01.not-authorised"),
+    ),
+    (
+        "AC-17 ESMS coordinating doctor whose structure the patient objected to is refused",
+        ESMS_DOCTOR,
+        record(care_teams=frozenset({"S6"}), care_team_objections=frozenset({"S6"})),
+        OCC_DOC,
+        ("deny", "AC-01.not-authorised"),
+    ),
+    (
+        "AC-17 ESMS nurse of the care team (not a doctor) refused an occupational deposit",
+        ESMS_NURSE,
+        record(care_teams=frozenset({"S6"})),
         OCC_DOC,
         ("deny", "AC-17.occupational-readers"),
     ),

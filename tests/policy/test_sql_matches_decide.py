@@ -65,7 +65,7 @@ professional_st = st.builds(
     profession=st.sampled_from(["10", "21", "60", "70", "40", "99"]),
     specialty=st.sampled_from([None, "SM26", "SM25", "SM59"]),
     structure_id=st.none() | st.sampled_from(STRUCTS),
-    setting=st.sampled_from([None, "SAMU_SMUR"]),
+    setting=st.sampled_from([None, "SAMU_SMUR", "ESSMS"]),
     purpose=st.sampled_from(list(PurposeOfUse)),
     justification=st.sampled_from([None, "urgence vitale"]),
 )

@@ -36,12 +36,16 @@ OCCUPATIONAL_SPECIALTIES = frozenset({"SM25", "C41", "CAPA11"})
 EMERGENCY_SPECIALTIES = frozenset({"SM59", "DSM220", "DEC14", "SST26", "SI05"})
 EMERGENCY_SETTINGS = frozenset({"SAMU_SMUR"})
 REGULATION_SETTINGS = frozenset({"SAMU_SMUR"})  # centre 15 regulation (AC-14)
-# Who reads a document deposited by occupational medicine (AC-17): the médecin traitant and
-# the emergency modes. Not covered: the coordinating doctor of a medico-social structure (ESMS),
-# whom neither the directory nor the Actor can name yet (docs/access-policy.md, issue 15).
+# Who reads a document deposited by occupational medicine (AC-17): the médecin traitant, the
+# emergency modes, and the coordinating doctor of a medico-social structure (ESMS) that treats
+# the patient: a médecin (TRE_G15 "10") whose card carries the practice setting ESSMS (TRE_A01)
+# and who reaches the record through that structure's care team (AC-15). An ESMS employs one
+# médecin coordonnateur; the attending GPs who visit its residents practise elsewhere.
 OCCUPATIONAL_READER_MODES = frozenset(
     {AccessMode.MEDECIN_TRAITANT, AccessMode.BRIS_DE_GLACE, AccessMode.CENTRE_15}
 )
+MEDICO_SOCIAL_SETTINGS = frozenset({"ESSMS"})
+ESMS_COORDINATOR = "AC-15.esms-coordinator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,11 @@ class RecordAccess:
 
 def is_occupational(actor: Actor) -> bool:
     return actor.profession == "10" and (actor.specialty or "") in OCCUPATIONAL_SPECIALTIES
+
+
+def is_esms_coordinator(actor: Actor) -> bool:
+    """The médecin coordonnateur of a medico-social structure, as the card names them."""
+    return actor.profession == "10" and (actor.setting or "") in MEDICO_SOCIAL_SETTINGS
 
 
 def _professional_mode(actor: Actor, record: RecordFacts) -> tuple[Decision, bool]:
@@ -124,8 +133,16 @@ def _consented_mode(actor: Actor, c: RecordConsents) -> tuple[Decision, bool]:
         and actor.structure_id in c.care_teams
         and actor.structure_id not in c.care_team_objections
     ):
-        return permit("AC-15.care-team", AccessMode.NORMAL), False
+        return _care_team_member(actor), False
     return deny("AC-01.not-authorised", "le patient n'a pas autorisé ce professionnel"), False
+
+
+def _care_team_member(actor: Actor) -> Decision:
+    """AC-15: a professional of a structure that treats the patient (the ESMS coordinating
+    doctor among them, who also reads occupational medicine's deposits, AC-17)."""
+    if is_esms_coordinator(actor):
+        return permit(ESMS_COORDINATOR, AccessMode.NORMAL)
+    return permit("AC-15.care-team", AccessMode.NORMAL)
 
 
 def _no_access(refusal: Decision, actor: Actor) -> RecordAccess:
@@ -308,7 +325,7 @@ def _status_refusal(doc: DocumentFacts, ctx: Context) -> Decision | None:
 
 def reads_occupational(access: RecordAccess) -> bool:
     """AC-17: may this professional access read documents deposited by occupational medicine?"""
-    return access.decision.mode in OCCUPATIONAL_READER_MODES
+    return access.decision.mode in OCCUPATIONAL_READER_MODES or access.decision.rule_id == ESMS_COORDINATOR
 
 
 def _professional_refusal(access: RecordAccess, doc: DocumentFacts) -> Decision | None:
@@ -322,7 +339,8 @@ def _professional_refusal(access: RecordAccess, doc: DocumentFacts) -> Decision 
     if doc.occupational and not reads_occupational(access):
         return deny(
             "AC-17.occupational-readers",
-            "document de médecine du travail : réservé au médecin traitant et aux accès en urgence",
+            "document de médecine du travail : réservé au médecin traitant, au médecin coordonnateur de "
+            "l'établissement médico-social et aux accès en urgence",
         )
     if not access.professional_rule().allows(doc.type_code):
         return deny("MATRIX.read", "type de document non accessible à cette profession")

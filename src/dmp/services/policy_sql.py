@@ -69,7 +69,7 @@ def visible_condition(access: RecordAccess, ctx: Context) -> ColumnElement[bool]
 
 
 def _occupational_ok(access: RecordAccess) -> ColumnElement[bool]:
-    """AC-17: occupational medicine's deposits only for the médecin traitant and emergencies."""
+    """AC-17: occupational medicine's deposits only for their readers (policy.rules.reads_occupational)."""
     return true() if reads_occupational(access) else not_(document.c.occupational)
 
 
