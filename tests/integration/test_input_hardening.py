@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from helpers import CDA, one_doc_bundle
 from outcomes import assert_outcome
+from test_policy_api import patient_id
 
 from conftest import Api, Identity
 
@@ -264,3 +265,15 @@ def test_validator_text_is_french_and_names_the_element(api: Api, patient: Ident
 def test_json_scalars_reach_the_route(api: Api, body: bytes) -> None:
     resp = _post_raw(api, "Patient", body)
     assert resp.status_code == 400 and resp.json()["resourceType"] == "OperationOutcome", resp.text
+
+
+@pytest.mark.parametrize("value", ["ne2026-01-01", "sa2026-01-01", "eb2026-01-01", "ge2026-13-01", "lexyz"])
+def test_audit_event_date_refuses_what_it_cannot_answer(api: Api, patient: Identity, value: str) -> None:
+    """AuditEvent reads its date with the registry's one date reader: a prefix it does not
+    implement is a 400 naming it, never a value silently read as another prefix."""
+    pid = patient_id(api, patient)
+    resp = api.get("AuditEvent", params={"patient": f"Patient/{pid}", "date": value})
+    issue = assert_outcome(resp, 400, "INVALID_SEARCH")
+    assert issue["expression"] == ["date"]
+    if value[:2] in ("ne", "sa", "eb"):
+        assert f"préfixe « {value[:2]} » non pris en charge" in issue["diagnostics"]

@@ -515,13 +515,7 @@ def _audit_date_bounds(
     value: str, start: datetime | None, end: datetime | None
 ) -> tuple[datetime | None, datetime | None]:
     """The [start, end) bounds after one ``date`` parameter (prefix eq, ge, gt, lt or le)."""
-    from dmp.fhir.common import parse_datetime_range
-
-    prefix, raw = (value[:2], value[2:]) if value[:2] in ("ge", "lt", "gt", "le") else ("eq", value)
-    try:
-        lo, hi = parse_datetime_range(raw, "date", clamp=True)
-    except DmpError as err:  # a search parameter: 400, not the body's 422
-        raise DmpError("INVALID_SEARCH", err.detail, expression="date") from err
+    prefix, lo, hi = searchparams.date_range(value, "date", ("eq", "ge", "gt", "lt", "le"))
     if prefix in ("ge", "eq"):
         start = lo
     if prefix == "gt":

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from dmp.errors import DmpError
+from dmp.fhir.common import parse_datetime_range
 
 Params = Sequence[tuple[str, str]]
 
@@ -133,3 +135,19 @@ def integer(raw: str, name: str, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise DmpError("INVALID_SEARCH", f"{name} doit être compris entre {lo} et {hi}")
     return value
+
+
+DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
+
+
+def date_range(raw: str, name: str, allowed: Sequence[str] = DATE_PREFIXES) -> tuple[str, datetime, datetime]:
+    """A date search value read once for every resource: its prefix (``eq`` when none) and the
+    [lo, hi) instants its precision covers. A bad date, or a prefix outside ``allowed``, is a 400."""
+    prefix, value = (raw[:2], raw[2:]) if raw[:2] in DATE_PREFIXES else ("eq", raw)
+    if prefix not in allowed:
+        raise DmpError("INVALID_SEARCH", f"{name} : préfixe « {prefix} » non pris en charge", expression=name)
+    try:
+        lo, hi = parse_datetime_range(value, name, clamp=True)
+    except DmpError as err:  # a search parameter: 400, not the body's 422
+        raise DmpError("INVALID_SEARCH", err.detail, expression=name) from err
+    return prefix, lo, hi

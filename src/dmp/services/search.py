@@ -21,7 +21,6 @@ from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFl
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
 from dmp.fhir import searchparams
-from dmp.fhir.common import parse_datetime_range
 from dmp.policy import Decision, RecordFacts, Transparency, learns_record_exists
 from dmp.services import access, consents
 from dmp.services.context import Runtime
@@ -32,7 +31,7 @@ from dmp.store.schema import document, document_event, submission_set
 from dmp.terminology import valueset
 
 Params = Sequence[tuple[str, str]]
-PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
+PREFIXES = searchparams.DATE_PREFIXES
 TOTAL_MODES = {"none", "estimate", "accurate", "count"}  # _totalMethod (fhirpy) says "count"
 
 
@@ -60,12 +59,7 @@ def _token(raw: str) -> tuple[str | None, str]:
 
 
 def _date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
-    prefix = raw[:2] if raw[:2] in PREFIXES else "eq"
-    value = raw[2:] if raw[:2] in PREFIXES else raw
-    try:
-        lo, hi = parse_datetime_range(value, name, clamp=True)
-    except DmpError as err:  # a search parameter: 400, not the body's 422
-        raise DmpError("INVALID_SEARCH", err.detail, expression=name) from err
+    prefix, lo, hi = searchparams.date_range(raw, name)
     cond: ColumnElement[bool] = {
         "eq": and_(col >= lo, col < hi),
         "ne": or_(col < lo, col >= hi),
