@@ -208,3 +208,20 @@ def test_every_consent_is_registered(api: Api, patient: Identity) -> None:
         assert consents and located == consents
         for cid, pid in consents:
             assert locator.locate(conn, locator.CONSENT, cid) == pid
+
+
+def test_a_list_of_a_record_one_may_not_open_is_a_missing_list(api: Api, patient: Identity) -> None:
+    """List/<id> by a professional the patient did not authorise: the same 404 as an unknown id
+    (as DocumentReference/<id>), not a 403 that would confirm the list exists; the refusal is traced."""
+    from dmp.store.schema_audit import audit_entry
+
+    _, lst = _publish(api, patient)
+    missing = api.get(f"List/{uuid4()}", who="nurse")
+    hidden = api.get(f"List/{lst}", who="nurse")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json()
+    assert api.get(f"List/{lst}").status_code == 200  # the authorised author still reads it
+    with api.runtime.engine.connect() as conn:
+        nurse = audit_entry.c.actor_id == api.cards["nurse"].idnps
+        traced = conn.execute(select(audit_entry.c.outcome, audit_entry.c.rule_id).where(nurse)).all()
+    assert ("refused", "AC-01.not-authorised") in {(o, r) for o, r in traced}

@@ -22,7 +22,7 @@ from dmp.services import access, consents, records, trail
 from dmp.services.context import Runtime
 from dmp.services.trail import AuditAction
 from dmp.store import crypto, locator
-from dmp.store.schema import document
+from dmp.store.schema import document, submission_set
 
 # PDSm st_maj: only these may change; anything else is 405.
 PATCHABLE = ("status", "securityLabel", "extension", "meta")
@@ -80,13 +80,20 @@ def read_document(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> 
 
 
 def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> bytes:
-    pid = locator.locate(conn, locator.LIST, list_id)
-    if pid is None:
-        raise DmpError("NOT_FOUND")
-    from dmp.services.search import search_lists
+    from dmp.services.search import lists_page
 
-    page = search_lists(
-        conn, rt, actor, [("patient", f"Patient/{pid}"), ("identifier", f"urn:uuid:{list_id}")]
+    pid = locator.locate(conn, locator.LIST, list_id)
+    found = consents.record_by_id(conn, pid) if pid is not None else None
+    if found is None:
+        raise DmpError("NOT_FOUND")
+    # A record the actor may not open: the same 404 as a missing list (its refusal traced), as
+    # for DocumentReference/<id>.
+    opened = access.open_record(
+        conn, rt, actor, found[0], attempted=AuditAction.SUBMISSION_SEARCH, hide_refusal=True,
+        targets=(list_id,), facts=found[1],
+    )
+    page = lists_page(
+        conn, [opened], [("_id", str(list_id))], [submission_set.c.id == list_id], count=1, offset=0
     )
     if not page.rows:
         raise DmpError("NOT_FOUND")

@@ -27,6 +27,7 @@ from dmp.services.context import Runtime
 from dmp.services.policy_sql import hidden_by_mask_condition
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
+from dmp.store import locator
 from dmp.store.schema import document, document_event, submission_set
 from dmp.terminology import valueset
 
@@ -101,6 +102,18 @@ def _id_values(params: Params) -> list[UUID] | None:
     return sorted({u for r in raw for v in _values(r) if (u := parse_uuid(v)) is not None})
 
 
+# Tables whose rows the resource locator finds by id without a scatter (ADR 0009).
+_LOCATED = {document.name: locator.DOCUMENT, submission_set.name: locator.LIST}
+
+
+def _records_of(conn: Connection, table: Any, ids: list[UUID]) -> set[UUID]:
+    """The records holding the rows ``ids`` of ``table``."""
+    kind = _LOCATED.get(table.name)
+    if kind is None:
+        return set(conn.execute(select(table.c.patient_id).where(table.c.id.in_(ids)).distinct()).scalars())
+    return {pid for i in ids if (pid := locator.locate(conn, kind, i)) is not None}
+
+
 def _open_records(
     conn: Connection,
     rt: Runtime,
@@ -118,7 +131,7 @@ def _open_records(
     """
     ids = _id_values(params)
     if ids is not None and not any(k in PATIENT_KEYS for k, _ in params):
-        pids = conn.execute(select(table.c.patient_id).where(table.c.id.in_(ids)).distinct()).scalars()
+        pids = _records_of(conn, table, ids)
         opened: list[access.Opened] = []
         for pid in sorted(pids):
             found = consents.record_by_id(conn, pid)
@@ -533,11 +546,24 @@ LIST_FILTERS: dict[str, Filter | None] = {
 
 def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
     count, offset = _paging(params, rt)
-    s = submission_set.c
     conds = _conditions("List", LIST_FILTERS, params)
     opened = _open_records(conn, rt, actor, params, submission_set, AuditAction.SUBMISSION_SEARCH)
     if not opened:
         return Page(None, [], 0, None, offset, count)
+    return lists_page(conn, opened, params, conds, count, offset)
+
+
+def lists_page(
+    conn: Connection,
+    opened: list[access.Opened],
+    params: Params,
+    conds: list[ColumnElement[bool]],
+    count: int,
+    offset: int,
+) -> Page:
+    """One page of the submission sets of records already opened, each with the documents the
+    actor may see (traced)."""
+    s = submission_set.c
     # A submission set is shown with the documents the actor may see, and only if there
     # is at least one: a list must not reveal that masked documents exist.
     visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
