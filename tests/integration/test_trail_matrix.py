@@ -474,7 +474,7 @@ CASES = [
          ((A.ACCESS_REFUSED, R),), ((GET, "/AuditEvent"),)),
     Case("fhir-patient-read-unauthorised", _get("Patient/{w.pid}", "doctor2", 200), ((A.RECORD_READ, S),),
          ((GET, "/Patient/{id}"),)),
-    Case("fhir-list-read-refused", _get("List/{w.list_id}", "doctor2", 403), ((A.ACCESS_REFUSED, R),),
+    Case("fhir-list-read-refused", _get("List/{w.list_id}", "doctor2", 404), ((A.ACCESS_REFUSED, R),),
          ((GET, "/List/{id}"),)),
     Case("fhir-consent-create", _block, ((A.CONSENT_CHANGE, S),), ((POST, "/Consent"),)),
     Case("fhir-consent-create-refused", _block_refused, ((A.ACCESS_REFUSED, R),), ((POST, "/Consent"),)),
