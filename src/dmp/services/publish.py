@@ -18,7 +18,7 @@ from dmp.errors import DmpError
 from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
-from dmp.policy import Action, DocumentFacts, awaiting_announcement
+from dmp.policy import Action, Decision, DocumentFacts, awaiting_announcement
 from dmp.policy.rules import is_occupational
 from dmp.services import access, alerts, blob_hygiene, coherence, consents, ingest, records, trail
 from dmp.services.context import Runtime
@@ -61,13 +61,52 @@ def publish(
     now: datetime,
 ) -> Published:
     """Write the whole submission in the caller's transaction (all or nothing: the tests inject a
-    failure through the blob store, tests/integration/helpers.py ``failing_blobs``)."""
+    failure through the blob store, tests/integration/helpers.py ``failing_blobs``).
+
+    A pipeline, one step per function: resolve the subject, load the record's facts once, decide
+    for every document, check coherence and uniqueness (``_plan``), then store, trace, respond."""
+    plan = _plan(conn, rt, actor, req, now)
+    replaced = _store_all(conn, rt, actor, req, plan, now)
+    _store_submission_set(conn, rt, actor, req, plan, now)
+    _announce(conn, actor, plan, now)
+    _trace(conn, actor, plan, replaced, now)
+    return Published(plan.pid, _response(req, plan, now), list(plan.ids))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every check agreed on, before anything is written."""
+
+    pid: UUID
+    row: Any  # the record's patient row
+    facts: tuple[DocumentFacts, ...]  # one per document, in the submission's order
+    decision: Decision | None  # the last document's, which the trail entry carries
+    ids: tuple[UUID, ...]  # the new DocumentReference ids, one per document
+    set_id: UUID  # the new List (submission set) id
+
+
+def _plan(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, now: datetime) -> _Plan:
+    """Every check, in the order that decides which refusal a bad submission gets."""
     allow_test = rt.settings.test_instance
-    row = _submission_patient(conn, req, allow_test=allow_test)
+    row = _resolve_subject(conn, req, allow_test=allow_test)
     records.require_open(row)
-    pid: UUID = row.id
-    decision = None
-    facts = [
+    facts = _document_facts(actor, req, now)
+    decision = _decide_all(conn, rt, actor, row, facts)
+    coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
+    _refuse_duplicate_unique_ids(conn, req)
+    return _Plan(
+        pid=row.id,
+        row=row,
+        facts=facts,
+        decision=decision,
+        ids=tuple(uuid.uuid4() for _ in req.documents),
+        set_id=uuid.uuid4(),
+    )
+
+
+def _document_facts(actor: Actor, req: ProvideRequest, now: datetime) -> tuple[DocumentFacts, ...]:
+    """What the policy knows of each submitted document."""
+    return tuple(
         DocumentFacts(
             type_code=d.entry.type_code,
             class_code=d.entry.class_code,
@@ -79,38 +118,53 @@ def publish(
             occupational=is_occupational(actor),
         )
         for d in req.documents
-    ]
-    record = consents.facts(conn, row)  # loaded once, decided for every document
+    )
+
+
+def _decide_all(
+    conn: Connection, rt: Runtime, actor: Actor, row: Any, facts: tuple[DocumentFacts, ...]
+) -> Decision | None:
+    """The policy's decision for every document (the record's facts loaded once); the first
+    refusal ends the publication."""
+    record = consents.facts(conn, row)
+    decision = None
     for doc_facts in facts:
         decision = access.require(conn, rt, actor, row, Action.WRITE, doc_facts, record=record)
-    coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
-    _refuse_duplicate_unique_ids(conn, req)
+    return decision
 
-    dek = record_dek(conn, rt, pid)
+
+def _store_all(
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
+) -> list[UUID]:
+    """The documents, their blobs and the versions they replace; the ids of those replaced."""
+    dek = record_dek(conn, rt, plan.pid)
     # Until this transaction ends, nothing removes this record's blobs (a rollback's cleanup, gc).
-    blob_hygiene.hold_for_publication(conn, pid)
-    set_id = uuid.uuid4()
-    ids = [uuid.uuid4() for _ in req.documents]
-    base = rt.fhir_base
-    response_entries: list[Json | None] = [None] * req.entry_count
-    replaced_ids: list[UUID | None] = []
-    for doc_id, d in zip(ids, req.documents, strict=True):
-        replaces = _replace(conn, rt, actor, pid, d, doc_id, now) if d.entry.replaces_unique_id else None
-        replaced_ids.append(replaces)
-        _store_document(conn, rt, actor, pid, dek, set_id, doc_id, d, replaces, now)
-        response_entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
+    blob_hygiene.hold_for_publication(conn, plan.pid)
+    replaced: list[UUID] = []
+    for doc_id, d in zip(plan.ids, req.documents, strict=True):
+        replaces = _replace(conn, rt, actor, plan.pid, d, doc_id, now) if d.entry.replaces_unique_id else None
+        if replaces is not None:
+            replaced.append(replaces)
+        _store_document(conn, rt, actor, plan.pid, dek, plan.set_id, doc_id, d, replaces, now)
     # Clinical facts of the stored documents; never refuses nor loses a document (dmp.services.ingest).
     ingest.ingest_documents(
-        conn, pid, dek, ((i, d.content) for i, d in zip(ids, req.documents, strict=True)), now
+        conn, plan.pid, dek, ((i, d.content) for i, d in zip(plan.ids, req.documents, strict=True)), now
     )
-    sub_resource = _submission_resource(req.submission_set, set_id, pid, ids, base, now)
+    return replaced
+
+
+def _store_submission_set(
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
+) -> None:
+    """The List standing for the submission set, and where its resources live (ADR 0009)."""
     sub = req.submission_set
+    sub_resource = _submission_resource(sub, plan.set_id, plan.pid, list(plan.ids), rt.fhir_base, now)
     conn.execute(
         _INSERT_SUBMISSION_SET,
         dict(
-            patient_id=pid,
-            id=set_id,
-            unique_id=_submission_unique_id(sub) or f"urn:uuid:{set_id}",
+            patient_id=plan.pid,
+            id=plan.set_id,
+            unique_id=_submission_unique_id(sub) or f"urn:uuid:{plan.set_id}",
             source_id=_source_id(sub),
             submission_time=now,
             author_id=actor.id,
@@ -120,34 +174,45 @@ def publish(
             resource_json=dumps(sub_resource),
         ),
     )
-    locator.register(conn, locator.DOCUMENT, ids, pid)  # reads by id (ADR 0009)
-    locator.register(conn, locator.LIST, [set_id], pid)
-    response_entries[req.submission_index] = _created(f"List/{set_id}", now)
-    replaced = [r for r in replaced_ids if r is not None]
-    if not all(awaiting_announcement(f) for f in facts):  # never announce a hidden document
-        alerts.new_documents(conn, actor, pid, set_id, now)
+    locator.register(conn, locator.DOCUMENT, plan.ids, plan.pid)  # reads by id (ADR 0009)
+    locator.register(conn, locator.LIST, [plan.set_id], plan.pid)
+
+
+def _announce(conn: Connection, actor: Actor, plan: _Plan, now: datetime) -> None:
+    """The alerts of new documents, never for a publication holding a hidden document."""
+    if not all(awaiting_announcement(f) for f in plan.facts):
+        alerts.new_documents(conn, actor, plan.pid, plan.set_id, now)
+
+
+def _trace(conn: Connection, actor: Actor, plan: _Plan, replaced: list[UUID], now: datetime) -> None:
     trail.record(
         conn,
         actor,
         AuditAction.DOCUMENT_REPLACE if replaced else AuditAction.DOCUMENT_PUBLISH,
-        patient_id=pid,
+        patient_id=plan.pid,
         at=now,
-        decision=decision,
-        targets=[*ids, *replaced],
+        decision=plan.decision,
+        targets=[*plan.ids, *replaced],
     )
-    for doc_id, d in zip(ids, req.documents, strict=True):
+
+
+def _response(req: ProvideRequest, plan: _Plan, now: datetime) -> Json:
+    """The transaction-response, its entries in the order of the request's."""
+    entries: list[Json | None] = [None] * req.entry_count
+    for doc_id, d in zip(plan.ids, req.documents, strict=True):
+        entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
         if d.binary_index is not None:
             # Binaries are stored with their DocumentReference and read through its id.
-            response_entries[d.binary_index] = _created(f"Binary/{doc_id}", now)
-    response = {
+            entries[d.binary_index] = _created(f"Binary/{doc_id}", now)
+    entries[req.submission_index] = _created(f"List/{plan.set_id}", now)
+    return {
         "resourceType": "Bundle",
         "type": "transaction-response",
-        "entry": [{"response": e} for e in response_entries if e is not None],
+        "entry": [{"response": e} for e in entries if e is not None],
     }
-    return Published(pid, response, ids)
 
 
-def _submission_patient(conn: Connection, req: ProvideRequest, *, allow_test: bool) -> Any:
+def _resolve_subject(conn: Connection, req: ProvideRequest, *, allow_test: bool) -> Any:
     """The record's patient row: the submission set's subject, which every document must share."""
     row = resolve_subject(conn, req.subject, allow_test=allow_test)
     for d in req.documents:
