@@ -20,17 +20,16 @@ from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
 from dmp.policy import Action, Decision, DocumentFacts, awaiting_announcement
 from dmp.policy.rules import is_occupational
-from dmp.services import access, alerts, blob_hygiene, coherence, consents, ingest, records, trail
+from dmp.services import access, alerts, blob_hygiene, coherence, consents, ingest, records, trail, uniqueness
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
-from dmp.store import crypto, locator
-from dmp.store.schema import document, document_event, document_uid, record_key, submission_set
+from dmp.store import crypto, locator, reservations
+from dmp.store.schema import document, document_event, record_key, submission_set
 
 # Built once: the hot path only binds values (no statement construction per request).
 _INSERT_DOCUMENT = insert(document)
 _INSERT_SUBMISSION_SET = insert(submission_set)
-_INSERT_UID = insert(document_uid)
 
 
 @dataclass
@@ -59,13 +58,17 @@ def publish(
     actor: Actor,
     req: ProvideRequest,
     now: datetime,
+    reserved: Reserved | None = None,
 ) -> Published:
     """Write the whole submission in the caller's transaction (all or nothing: the tests inject a
     failure through the blob store, tests/integration/helpers.py ``failing_blobs``).
 
     A pipeline, one step per function: resolve the subject, load the record's facts once, decide
-    for every document, check coherence and uniqueness (``_plan``), then store, trace, respond."""
-    plan = _plan(conn, rt, actor, req, now)
+    for every document, check coherence and uniqueness (``_plan``), then store, trace, respond.
+    ``reserved``: the uniqueIds reserved by :func:`reserve` in a transaction of its own before
+    this one (``unit_of_work.reserved_transaction``, ADR 0009 b); None: reserved here, in the
+    caller's transaction (a caller that batches many publications in one, e.g. the demo loader)."""
+    plan = _plan(conn, rt, actor, req, now, reserved)
     replaced = _store_all(conn, rt, actor, req, plan, now)
     _store_submission_set(conn, rt, actor, req, plan, now)
     _announce(conn, actor, plan, now)
@@ -85,7 +88,49 @@ class _Plan:
     set_id: UUID  # the new List (submission set) id
 
 
-def _plan(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, now: datetime) -> _Plan:
+@dataclass(frozen=True)
+class Reserved:
+    """A publication's reservation phase (ADR 0009 b): its new ids, their uniqueIds reserved and
+    their locator rows written; ``taken``: the uniqueIds another document holds, refused by the
+    publication at the point where it checks uniqueness (so the order of refusals is kept)."""
+
+    patient_id: UUID
+    ids: tuple[UUID, ...]
+    set_id: UUID
+    taken: tuple[str, ...]
+
+    def release(self, conn: Connection) -> None:
+        """The publication failed: give its uniqueIds and ids back (compensation)."""
+        reservations.release_unique_ids(conn, self.ids)
+        locator.unregister(conn, locator.DOCUMENT, self.ids)
+        locator.unregister(conn, locator.LIST, [self.set_id])
+
+
+def reserve(conn: Connection, rt: Runtime, req: ProvideRequest, now: datetime) -> Reserved:
+    """The reservation phase, in a short transaction of its own before the publication's: the
+    subject (the same resolution, hence the same refusal, as the publication's first step), then
+    the uniqueIds and the locator rows."""
+    row = _resolve_subject(conn, req, allow_test=rt.settings.test_instance)
+    return _reserve(conn, rt, req, row.id, now)
+
+
+def _reserve(conn: Connection, rt: Runtime, req: ProvideRequest, pid: UUID, now: datetime) -> Reserved:
+    ids = tuple(uuid.uuid4() for _ in req.documents)
+    set_id = uuid.uuid4()
+    wanted: dict[str, UUID] = {}
+    for doc_id, d in zip(ids, req.documents, strict=True):
+        wanted.setdefault(d.entry.unique_id, doc_id)  # twice in the submission: refused by the check
+    taken = reservations.reserve_unique_ids(
+        conn, wanted, pid, now, stale_before=uniqueness.stale_before(rt.settings, now)
+    )
+    locator.register(conn, locator.DOCUMENT, ids, pid)  # reads by id (ADR 0009)
+    locator.register(conn, locator.LIST, [set_id], pid)
+    return Reserved(pid, ids, set_id, tuple(taken))
+
+
+def _plan(
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, now: datetime, reserved: Reserved | None
+) -> _Plan:
     """Every check, in the order that decides which refusal a bad submission gets."""
     allow_test = rt.settings.test_instance
     row = _resolve_subject(conn, req, allow_test=allow_test)
@@ -93,14 +138,15 @@ def _plan(conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, now:
     facts = _document_facts(actor, req, now)
     decision = _decide_all(conn, rt, actor, row, facts)
     coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
-    _refuse_duplicate_unique_ids(conn, req)
+    _refuse_duplicates_in_submission(req)
+    if reserved is None:
+        reserved = _reserve(conn, rt, req, row.id, now)
+    elif reserved.patient_id != row.id:
+        raise DmpError("TRANSACTION_FAILED")  # the subject resolved otherwise between the phases
+    if reserved.taken:
+        raise DmpError("DUPLICATE_UNIQUE_ID", reserved.taken[0])
     return _Plan(
-        pid=row.id,
-        row=row,
-        facts=facts,
-        decision=decision,
-        ids=tuple(uuid.uuid4() for _ in req.documents),
-        set_id=uuid.uuid4(),
+        pid=row.id, row=row, facts=facts, decision=decision, ids=reserved.ids, set_id=reserved.set_id
     )
 
 
@@ -156,7 +202,7 @@ def _store_all(
 def _store_submission_set(
     conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
 ) -> None:
-    """The List standing for the submission set, and where its resources live (ADR 0009)."""
+    """The List standing for the submission set (its locator rows come with the reservation)."""
     sub = req.submission_set
     sub_resource = _submission_resource(sub, plan.set_id, plan.pid, list(plan.ids), rt.fhir_base, now)
     conn.execute(
@@ -174,8 +220,6 @@ def _store_submission_set(
             resource_json=dumps(sub_resource),
         ),
     )
-    locator.register(conn, locator.DOCUMENT, plan.ids, plan.pid)  # reads by id (ADR 0009)
-    locator.register(conn, locator.LIST, [plan.set_id], plan.pid)
 
 
 def _announce(conn: Connection, actor: Actor, plan: _Plan, now: datetime) -> None:
@@ -228,18 +272,14 @@ def _resolve_subject(conn: Connection, req: ProvideRequest, *, allow_test: bool)
     return row
 
 
-def _refuse_duplicate_unique_ids(conn: Connection, req: ProvideRequest) -> None:
-    """A document's uniqueId appears once in the submission and nowhere in the DMP yet."""
+def _refuse_duplicates_in_submission(req: ProvideRequest) -> None:
+    """A document's uniqueId appears once in the submission (and, its reservation says, nowhere
+    in the DMP yet)."""
     seen: set[str] = set()
     for d in req.documents:
         if d.entry.unique_id in seen:
             raise DmpError("DUPLICATE_UNIQUE_ID", f"{d.entry.unique_id} (deux fois dans le lot)")
         seen.add(d.entry.unique_id)
-    existing = conn.execute(
-        select(document_uid.c.unique_id).where(document_uid.c.unique_id.in_(seen))
-    ).first()
-    if existing is not None:
-        raise DmpError("DUPLICATE_UNIQUE_ID", existing.unique_id)
 
 
 def _created(location: str, now: datetime) -> Json:
@@ -322,7 +362,6 @@ def _store_document(
             resource_json=dumps(resource),
         ),
     )
-    conn.execute(_INSERT_UID, {"unique_id": e.unique_id, "patient_id": pid, "document_id": doc_id})
     if e.event_codes:
         conn.execute(
             insert(document_event),
