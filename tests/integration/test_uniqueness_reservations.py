@@ -23,6 +23,7 @@ from dmp.cli import main
 from dmp.errors import DmpError
 from dmp.services import uniqueness
 from dmp.services.unit_of_work import reserved_transaction
+from dmp.settings import Settings
 from dmp.store.schema import document_uid, ins_index, patient, resource_locator
 
 TIMEOUT = timedelta(seconds=60)  # Settings.reservation_timeout's default
@@ -275,4 +276,16 @@ def test_a_publication_for_an_unknown_patient_reserves_nothing(api: Api) -> None
     uid = _uid()
     b = _bundle(stranger, uid, content=CDA)
     assert_outcome(api.post("", b), 404, "RECORD_NOT_FOUND")  # refused by the reservation phase
+    assert _uid_rows(api, uid) == []
+
+
+def test_the_timeout_is_a_setting(api: Api, patient: Identity) -> None:
+    assert Settings.from_env({}).reservation_timeout == 60
+    assert Settings.from_env({"DMP_RESERVATION_TIMEOUT": "5"}).reservation_timeout == 5
+    uid = _uid()
+    _reserve_uid(api, uid, _patient_id(api, patient), age=timedelta(seconds=10))
+    settings = api.runtime.settings
+    assert uniqueness.sweep(api.runtime.engine, settings, datetime.now(UTC)) == 0  # 10 s < 60 s
+    shorter = dataclasses.replace(settings, reservation_timeout=5)
+    assert uniqueness.sweep(api.runtime.engine, shorter, datetime.now(UTC)) == 1
     assert _uid_rows(api, uid) == []
