@@ -247,12 +247,15 @@ def record_create(
             consent_at=now,
             consent_channel=channel,
         )
-        from dmp.services import record_opening
+        from dmp.services import record_opening, records
+        from dmp.services.unit_of_work import reserved_transaction
 
-        with _transaction(rt.engine) as conn:
-            # The record and its holder's account: the code is printed for the desk letter.
+        reserve = lambda conn: records.reserve(conn, rt, req, now)  # noqa: E731
+        with reserved_transaction(rt.engine, reserve) as (conn, held):
+            # The INS reserved first (ADR 0009 b), then the record and its holder's account: the
+            # code is printed for the desk letter.
             pid, code = record_opening.open_record(
-                conn, rt, _desk_actor(agent), req, now, email=email, phone=phone  # type: ignore[arg-type]
+                conn, rt, _desk_actor(agent), req, now, email=email, phone=phone, reserved=held  # type: ignore[arg-type]
             )
     except (DmpError, ValueError) as exc:
         _fail(getattr(exc, "message", str(exc)))
@@ -868,7 +871,8 @@ def blobs() -> None:
 @blobs.command(
     "gc",
     help="Supprime les fichiers chiffrés qu'aucun document ne référence et plus anciens que le délai "
-    "de grâce (sans risque pendant les publications en cours).",
+    "de grâce (sans risque pendant les publications en cours), puis les réservations d'identifiants "
+    "(uniqueId, INS) périmées qu'une publication ou une création interrompue a laissées.",
 )
 @click.option(
     "--older-than",
@@ -880,6 +884,7 @@ def blobs_gc(older_than: str) -> None:
     from datetime import timedelta
 
     from dmp.bootstrap import blob_store, make_engine
+    from dmp.services import uniqueness
     from dmp.services.blob_hygiene import collect_garbage
 
     grace = timedelta(seconds=_duration(older_than))
@@ -887,6 +892,8 @@ def blobs_gc(older_than: str) -> None:
     engine = make_engine(settings, pool_size=1)  # no key needed: the files stay sealed
     try:
         report = collect_garbage(engine, blob_store(settings), older_than=grace)
+        # The same periodic job sweeps the uniqueness reservations left by a crash (ADR 0009 b).
+        swept = uniqueness.sweep(engine, settings, datetime.now(UTC))
     finally:
         engine.dispose()
     click.echo(f"Fichiers examinés : {report.examined}")
@@ -895,3 +902,4 @@ def blobs_gc(older_than: str) -> None:
         f"Conservés : {report.kept} (référencés : {report.referenced}, récents : {report.young}, "
         f"hors dossiers : {report.foreign})"
     )
+    click.echo(f"Réservations d'identifiants périmées supprimées : {swept}")

@@ -53,6 +53,10 @@ class Settings:
     # Seconds between two passes of the server's blob garbage collector (0: never, schedule
     # ``dmp blobs gc`` instead). Each worker runs it; it is idempotent and concurrency-safe.
     blob_gc_interval: int = 3600
+    # Seconds after which a reservation of a uniqueId or an INS whose document (record) was never
+    # written is stale: taken over by a later one, swept (ADR 0009 b). Must exceed the longest
+    # publication transaction.
+    reservation_timeout: int = 60
 
     @property
     def db_url(self) -> str:
@@ -115,6 +119,7 @@ class Settings:
             trusted_proxies=_comma_list(e.get("DMP_TRUSTED_PROXIES", "")),
             allowed_hosts=_comma_list(e.get("DMP_ALLOWED_HOSTS", "")),
             blob_gc_interval=int(e.get("DMP_BLOB_GC_INTERVAL", "3600")),
+            reservation_timeout=int(e.get("DMP_RESERVATION_TIMEOUT", "60")),
         )
 
 

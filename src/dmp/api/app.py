@@ -29,7 +29,7 @@ from dmp.api.state import AppState
 from dmp.auth.pki import CA_CERT_FILE
 from dmp.auth.tokens import TokenSigner
 from dmp.errors import DmpError
-from dmp.services import blob_hygiene
+from dmp.services import blob_hygiene, uniqueness
 from dmp.services.context import Runtime
 
 log = logging.getLogger("dmp.api")
@@ -77,6 +77,13 @@ async def _collect_blobs_periodically(runtime: Runtime, interval: float) -> None
         else:
             if report.removed:
                 log.warning("ramasse-miettes : %d fichier(s) orphelin(s) supprimé(s)", report.removed)
+        try:  # the uniqueness reservations a crash left (ADR 0009 b), on the same schedule
+            swept = await run_in_threadpool(uniqueness.sweep, runtime.engine, runtime.settings, runtime.now())
+        except Exception:
+            log.exception("balayage des réservations d'identifiants en échec")
+        else:
+            if swept:
+                log.warning("réservations d'identifiants périmées supprimées : %d", swept)
 
 
 def _lifespan(runtime: Runtime) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:

@@ -36,7 +36,7 @@ from dmp.errors import DmpError
 from dmp.fhir import FHIR_JSON, searchparams
 from dmp.fhir import consent as fhir_consent
 from dmp.fhir import smart as fhir_smart
-from dmp.fhir.bundle import parse_provide_bundle
+from dmp.fhir.bundle import ProvideRequest, parse_provide_bundle
 from dmp.fhir.capability import capability_statement
 from dmp.fhir.common import dumps, instant, is_media_type
 from dmp.fhir.patient import parse_creation, patient_resource
@@ -118,17 +118,31 @@ async def transaction(request: Request) -> Response:
         max_total_bytes=rt.settings.submission_bytes,
     )
     now = rt.now()
-    result = await _publishing(state, lambda conn, work_rt: publish.publish(conn, work_rt, actor, req, now))
+    result = await _publishing(
+        state, req, now, lambda conn, work_rt, held: publish.publish(conn, work_rt, actor, req, now, held)
+    )
     return FhirResponse(result.response, 200)
 
 
-async def _publishing(state: AppState, work: Callable[[Connection, Any], T]) -> T:
-    """A publication's transaction; the blobs it wrote before a rollback are removed after it."""
+async def _publishing(
+    state: AppState,
+    req: ProvideRequest,
+    now: datetime,
+    work: Callable[[Connection, Any, publish.Reserved], T],
+) -> T:
+    """A publication: its uniqueIds reserved in a transaction of their own, then its per-patient
+    transaction (ADR 0009 b); the blobs it wrote before a rollback are removed after it."""
     rt = state.runtime
     tracked = blob_hygiene.TrackedBlobs(rt.blobs)
     work_rt = replace(rt, blobs=tracked)
+
+    def run() -> T:
+        reserve = lambda conn: publish.reserve(conn, rt, req, now)  # noqa: E731
+        with unit_of_work.reserved_transaction(rt.engine, reserve) as (conn, held):
+            return work(conn, work_rt, held)
+
     try:
-        return await _in_transaction(state, lambda conn: work(conn, work_rt))
+        return await run_in_threadpool(run)
     except Exception:
         if tracked.written:
             await run_in_threadpool(blob_hygiene.discard_after_rollback, rt, list(tracked.written))
@@ -147,15 +161,15 @@ async def create_document_reference(request: Request) -> Response:
     req = parse_simplified_publish(
         body, now, max_document_bytes=rt.settings.max_document_bytes, allow_test=rt.settings.test_instance
     )
-    def work(conn: Connection, work_rt: Any) -> tuple[UUID, bytes]:
-        try:
-            result = publish.publish(conn, work_rt, actor, req, now)
-        except DmpError as err:
-            raise relocated(err) from None
+    def work(conn: Connection, work_rt: Any, held: publish.Reserved) -> tuple[UUID, bytes]:
+        result = publish.publish(conn, work_rt, actor, req, now, held)
         (doc_id,) = result.document_ids
         return doc_id, documents.stored_resource(conn, result.patient_id, doc_id)
 
-    doc_id, stored = await _publishing(state, work)
+    try:
+        doc_id, stored = await _publishing(state, req, now, work)
+    except DmpError as err:
+        raise relocated(err) from None
     return FhirResponse(
         stored,
         201,
@@ -368,14 +382,19 @@ async def create_patient(request: Request) -> Response:
     validate(body, "Patient")
     req = parse_creation(body, allow_test=rt.settings.test_instance)
 
-    def work(conn: Connection) -> Any:
-        # The record and its holder's account, whose code goes back to the professional.
-        pid, code = record_opening.open_record(
-            conn, rt, actor, req, rt.now(), email=req.email, phone=req.phone
-        )
-        return records.get(conn, pid), code
+    now = rt.now()
 
-    row, code = await _in_transaction(state, work)
+    def work() -> Any:
+        # The INS reserved first (ADR 0009 b), then the record and its holder's account, whose
+        # code goes back to the professional.
+        reserve = lambda conn: records.reserve(conn, rt, req, now)  # noqa: E731
+        with unit_of_work.reserved_transaction(rt.engine, reserve) as (conn, held):
+            pid, code = record_opening.open_record(
+                conn, rt, actor, req, now, email=req.email, phone=req.phone, reserved=held
+            )
+            return records.get(conn, pid), code
+
+    row, code = await run_in_threadpool(work)
     return FhirResponse(
         patient_resource(row),
         201,

@@ -18,19 +18,18 @@ from dmp.errors import DmpError
 from dmp.fhir.bundle import ProvideRequest, SubmittedDocument
 from dmp.fhir.common import Json, dumps, instant, loads, parse_datetime
 from dmp.fhir.documentreference import served_resource
-from dmp.policy import Action, DocumentFacts, awaiting_announcement
+from dmp.policy import Action, Decision, DocumentFacts, awaiting_announcement
 from dmp.policy.rules import is_occupational
-from dmp.services import access, alerts, blob_hygiene, coherence, consents, ingest, records, trail
+from dmp.services import access, alerts, blob_hygiene, coherence, consents, ingest, records, trail, uniqueness
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
-from dmp.store import crypto, locator
-from dmp.store.schema import document, document_event, document_uid, record_key, submission_set
+from dmp.store import crypto, locator, reservations
+from dmp.store.schema import document, document_event, record_key, submission_set
 
 # Built once: the hot path only binds values (no statement construction per request).
 _INSERT_DOCUMENT = insert(document)
 _INSERT_SUBMISSION_SET = insert(submission_set)
-_INSERT_UID = insert(document_uid)
 
 
 @dataclass
@@ -59,15 +58,101 @@ def publish(
     actor: Actor,
     req: ProvideRequest,
     now: datetime,
+    reserved: Reserved | None = None,
 ) -> Published:
     """Write the whole submission in the caller's transaction (all or nothing: the tests inject a
-    failure through the blob store, tests/integration/helpers.py ``failing_blobs``)."""
+    failure through the blob store, tests/integration/helpers.py ``failing_blobs``).
+
+    A pipeline, one step per function: resolve the subject, load the record's facts once, decide
+    for every document, check coherence and uniqueness (``_plan``), then store, trace, respond.
+    ``reserved``: the uniqueIds reserved by :func:`reserve` in a transaction of its own before
+    this one (``unit_of_work.reserved_transaction``, ADR 0009 b); None: reserved here, in the
+    caller's transaction (a caller that batches many publications in one, e.g. the demo loader)."""
+    plan = _plan(conn, rt, actor, req, now, reserved)
+    replaced = _store_all(conn, rt, actor, req, plan, now)
+    _store_submission_set(conn, rt, actor, req, plan, now)
+    _announce(conn, actor, plan, now)
+    _trace(conn, actor, plan, replaced, now)
+    return Published(plan.pid, _response(req, plan, now), list(plan.ids))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every check agreed on, before anything is written."""
+
+    pid: UUID
+    row: Any  # the record's patient row
+    facts: tuple[DocumentFacts, ...]  # one per document, in the submission's order
+    decision: Decision | None  # the last document's, which the trail entry carries
+    ids: tuple[UUID, ...]  # the new DocumentReference ids, one per document
+    set_id: UUID  # the new List (submission set) id
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A publication's reservation phase (ADR 0009 b): its new ids, their uniqueIds reserved and
+    their locator rows written; ``taken``: the uniqueIds another document holds, refused by the
+    publication at the point where it checks uniqueness (so the order of refusals is kept)."""
+
+    patient_id: UUID
+    ids: tuple[UUID, ...]
+    set_id: UUID
+    taken: tuple[str, ...]
+
+    def release(self, conn: Connection) -> None:
+        """The publication failed: give its uniqueIds and ids back (compensation)."""
+        reservations.release_unique_ids(conn, self.ids)
+        locator.unregister(conn, locator.DOCUMENT, self.ids)
+        locator.unregister(conn, locator.LIST, [self.set_id])
+
+
+def reserve(conn: Connection, rt: Runtime, req: ProvideRequest, now: datetime) -> Reserved:
+    """The reservation phase, in a short transaction of its own before the publication's: the
+    subject (the same resolution, hence the same refusal, as the publication's first step), then
+    the uniqueIds and the locator rows."""
+    row = _resolve_subject(conn, req, allow_test=rt.settings.test_instance)
+    return _reserve(conn, rt, req, row.id, now)
+
+
+def _reserve(conn: Connection, rt: Runtime, req: ProvideRequest, pid: UUID, now: datetime) -> Reserved:
+    ids = tuple(uuid.uuid4() for _ in req.documents)
+    set_id = uuid.uuid4()
+    wanted: dict[str, UUID] = {}
+    for doc_id, d in zip(ids, req.documents, strict=True):
+        wanted.setdefault(d.entry.unique_id, doc_id)  # twice in the submission: refused by the check
+    taken = reservations.reserve_unique_ids(
+        conn, wanted, pid, now, stale_before=uniqueness.stale_before(rt.settings, now)
+    )
+    locator.register(conn, locator.DOCUMENT, ids, pid)  # reads by id (ADR 0009)
+    locator.register(conn, locator.LIST, [set_id], pid)
+    return Reserved(pid, ids, set_id, tuple(taken))
+
+
+def _plan(
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, now: datetime, reserved: Reserved | None
+) -> _Plan:
+    """Every check, in the order that decides which refusal a bad submission gets."""
     allow_test = rt.settings.test_instance
-    row = _submission_patient(conn, req, allow_test=allow_test)
+    row = _resolve_subject(conn, req, allow_test=allow_test)
     records.require_open(row)
-    pid: UUID = row.id
-    decision = None
-    facts = [
+    facts = _document_facts(actor, req, now)
+    decision = _decide_all(conn, rt, actor, row, facts)
+    coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
+    _refuse_duplicates_in_submission(req)
+    if reserved is None:
+        reserved = _reserve(conn, rt, req, row.id, now)
+    elif reserved.patient_id != row.id:
+        raise DmpError("TRANSACTION_FAILED")  # the subject resolved otherwise between the phases
+    if reserved.taken:
+        raise DmpError("DUPLICATE_UNIQUE_ID", reserved.taken[0])
+    return _Plan(
+        pid=row.id, row=row, facts=facts, decision=decision, ids=reserved.ids, set_id=reserved.set_id
+    )
+
+
+def _document_facts(actor: Actor, req: ProvideRequest, now: datetime) -> tuple[DocumentFacts, ...]:
+    """What the policy knows of each submitted document."""
+    return tuple(
         DocumentFacts(
             type_code=d.entry.type_code,
             class_code=d.entry.class_code,
@@ -79,38 +164,53 @@ def publish(
             occupational=is_occupational(actor),
         )
         for d in req.documents
-    ]
-    record = consents.facts(conn, row)  # loaded once, decided for every document
+    )
+
+
+def _decide_all(
+    conn: Connection, rt: Runtime, actor: Actor, row: Any, facts: tuple[DocumentFacts, ...]
+) -> Decision | None:
+    """The policy's decision for every document (the record's facts loaded once); the first
+    refusal ends the publication."""
+    record = consents.facts(conn, row)
+    decision = None
     for doc_facts in facts:
         decision = access.require(conn, rt, actor, row, Action.WRITE, doc_facts, record=record)
-    coherence.check(conn, req, row, allow_test=allow_test, fhir_base=rt.fhir_base)
-    _refuse_duplicate_unique_ids(conn, req)
+    return decision
 
-    dek = record_dek(conn, rt, pid)
+
+def _store_all(
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
+) -> list[UUID]:
+    """The documents, their blobs and the versions they replace; the ids of those replaced."""
+    dek = record_dek(conn, rt, plan.pid)
     # Until this transaction ends, nothing removes this record's blobs (a rollback's cleanup, gc).
-    blob_hygiene.hold_for_publication(conn, pid)
-    set_id = uuid.uuid4()
-    ids = [uuid.uuid4() for _ in req.documents]
-    base = rt.fhir_base
-    response_entries: list[Json | None] = [None] * req.entry_count
-    replaced_ids: list[UUID | None] = []
-    for doc_id, d in zip(ids, req.documents, strict=True):
-        replaces = _replace(conn, rt, actor, pid, d, doc_id, now) if d.entry.replaces_unique_id else None
-        replaced_ids.append(replaces)
-        _store_document(conn, rt, actor, pid, dek, set_id, doc_id, d, replaces, now)
-        response_entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
+    blob_hygiene.hold_for_publication(conn, plan.pid)
+    replaced: list[UUID] = []
+    for doc_id, d in zip(plan.ids, req.documents, strict=True):
+        replaces = _replace(conn, rt, actor, plan.pid, d, doc_id, now) if d.entry.replaces_unique_id else None
+        if replaces is not None:
+            replaced.append(replaces)
+        _store_document(conn, rt, actor, plan.pid, dek, plan.set_id, doc_id, d, replaces, now)
     # Clinical facts of the stored documents; never refuses nor loses a document (dmp.services.ingest).
     ingest.ingest_documents(
-        conn, pid, dek, ((i, d.content) for i, d in zip(ids, req.documents, strict=True)), now
+        conn, plan.pid, dek, ((i, d.content) for i, d in zip(plan.ids, req.documents, strict=True)), now
     )
-    sub_resource = _submission_resource(req.submission_set, set_id, pid, ids, base, now)
+    return replaced
+
+
+def _store_submission_set(
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
+) -> None:
+    """The List standing for the submission set (its locator rows come with the reservation)."""
     sub = req.submission_set
+    sub_resource = _submission_resource(sub, plan.set_id, plan.pid, list(plan.ids), rt.fhir_base, now)
     conn.execute(
         _INSERT_SUBMISSION_SET,
         dict(
-            patient_id=pid,
-            id=set_id,
-            unique_id=_submission_unique_id(sub) or f"urn:uuid:{set_id}",
+            patient_id=plan.pid,
+            id=plan.set_id,
+            unique_id=_submission_unique_id(sub) or f"urn:uuid:{plan.set_id}",
             source_id=_source_id(sub),
             submission_time=now,
             author_id=actor.id,
@@ -120,34 +220,43 @@ def publish(
             resource_json=dumps(sub_resource),
         ),
     )
-    locator.register(conn, locator.DOCUMENT, ids, pid)  # reads by id (ADR 0009)
-    locator.register(conn, locator.LIST, [set_id], pid)
-    response_entries[req.submission_index] = _created(f"List/{set_id}", now)
-    replaced = [r for r in replaced_ids if r is not None]
-    if not all(awaiting_announcement(f) for f in facts):  # never announce a hidden document
-        alerts.new_documents(conn, actor, pid, set_id, now)
+
+
+def _announce(conn: Connection, actor: Actor, plan: _Plan, now: datetime) -> None:
+    """The alerts of new documents, never for a publication holding a hidden document."""
+    if not all(awaiting_announcement(f) for f in plan.facts):
+        alerts.new_documents(conn, actor, plan.pid, plan.set_id, now)
+
+
+def _trace(conn: Connection, actor: Actor, plan: _Plan, replaced: list[UUID], now: datetime) -> None:
     trail.record(
         conn,
         actor,
         AuditAction.DOCUMENT_REPLACE if replaced else AuditAction.DOCUMENT_PUBLISH,
-        patient_id=pid,
+        patient_id=plan.pid,
         at=now,
-        decision=decision,
-        targets=[*ids, *replaced],
+        decision=plan.decision,
+        targets=[*plan.ids, *replaced],
     )
-    for doc_id, d in zip(ids, req.documents, strict=True):
+
+
+def _response(req: ProvideRequest, plan: _Plan, now: datetime) -> Json:
+    """The transaction-response, its entries in the order of the request's."""
+    entries: list[Json | None] = [None] * req.entry_count
+    for doc_id, d in zip(plan.ids, req.documents, strict=True):
+        entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
         if d.binary_index is not None:
             # Binaries are stored with their DocumentReference and read through its id.
-            response_entries[d.binary_index] = _created(f"Binary/{doc_id}", now)
-    response = {
+            entries[d.binary_index] = _created(f"Binary/{doc_id}", now)
+    entries[req.submission_index] = _created(f"List/{plan.set_id}", now)
+    return {
         "resourceType": "Bundle",
         "type": "transaction-response",
-        "entry": [{"response": e} for e in response_entries if e is not None],
+        "entry": [{"response": e} for e in entries if e is not None],
     }
-    return Published(pid, response, ids)
 
 
-def _submission_patient(conn: Connection, req: ProvideRequest, *, allow_test: bool) -> Any:
+def _resolve_subject(conn: Connection, req: ProvideRequest, *, allow_test: bool) -> Any:
     """The record's patient row: the submission set's subject, which every document must share."""
     row = resolve_subject(conn, req.subject, allow_test=allow_test)
     for d in req.documents:
@@ -163,18 +272,14 @@ def _submission_patient(conn: Connection, req: ProvideRequest, *, allow_test: bo
     return row
 
 
-def _refuse_duplicate_unique_ids(conn: Connection, req: ProvideRequest) -> None:
-    """A document's uniqueId appears once in the submission and nowhere in the DMP yet."""
+def _refuse_duplicates_in_submission(req: ProvideRequest) -> None:
+    """A document's uniqueId appears once in the submission (and, its reservation says, nowhere
+    in the DMP yet)."""
     seen: set[str] = set()
     for d in req.documents:
         if d.entry.unique_id in seen:
             raise DmpError("DUPLICATE_UNIQUE_ID", f"{d.entry.unique_id} (deux fois dans le lot)")
         seen.add(d.entry.unique_id)
-    existing = conn.execute(
-        select(document_uid.c.unique_id).where(document_uid.c.unique_id.in_(seen))
-    ).first()
-    if existing is not None:
-        raise DmpError("DUPLICATE_UNIQUE_ID", existing.unique_id)
 
 
 def _created(location: str, now: datetime) -> Json:
@@ -257,7 +362,6 @@ def _store_document(
             resource_json=dumps(resource),
         ),
     )
-    conn.execute(_INSERT_UID, {"unique_id": e.unique_id, "patient_id": pid, "document_id": doc_id})
     if e.event_codes:
         conn.execute(
             insert(document_event),

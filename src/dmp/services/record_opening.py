@@ -29,11 +29,13 @@ def open_record(
     *,
     email: str | None = None,
     phone: str | None = None,
+    reserved: records.ReservedIns | None = None,
 ) -> tuple[UUID, str]:
-    """The new record's id and the activation code of its holder's account."""
+    """The new record's id and the activation code of its holder's account. ``reserved``: the INS
+    reserved before this transaction (``records.reserve`` in ``unit_of_work.reserved_transaction``)."""
     from dmp.accounts import create_patient_account
 
-    pid = records.create(conn, rt, actor, req, now)
+    pid = records.create(conn, rt, actor, req, now, reserved)
     try:
         code = create_patient_account(conn, pid, now, settings=rt.settings, email=email, phone=phone)
     except ValueError as exc:  # an invalid contact: the whole creation is refused

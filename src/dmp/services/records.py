@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,11 +15,12 @@ from dmp.domain.identity import check_ins_against_traits, traits_conflict
 from dmp.domain.ins import Ins
 from dmp.errors import DmpError
 from dmp.fhir.patient import CreationRequest
-from dmp.services import consents
+from dmp.services import consents, uniqueness
 from dmp.services.context import Runtime
 from dmp.services.record_status import CLOSED as CLOSED
 from dmp.services.record_status import OPEN as OPEN
 from dmp.services.record_status import require_open as require_open
+from dmp.store import reservations
 from dmp.store.schema import ins_index, patient, record_event, record_key
 
 _BY_INS = (
@@ -49,8 +51,39 @@ def _same_traits_other_ins(conn: Connection, req: CreationRequest) -> Any | None
     return conn.execute(select(patient.c.id).where(patient.c.traits_key == req.traits.key)).first()
 
 
-def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, now: datetime) -> UUID:
-    """Open a record; refuse a second record for an INS and contradictory identities."""
+@dataclass(frozen=True)
+class ReservedIns:
+    """A creation's reservation phase (ADR 0009 b): the INS reserved for the new record's id;
+    ``held`` False when another record holds it (an existing one, or a creation still pending)."""
+
+    ins: Ins
+    patient_id: UUID
+    held: bool
+
+    def release(self, conn: Connection) -> None:
+        """The creation failed: give the INS back (compensation)."""
+        reservations.release_ins(conn, self.ins.oid, self.ins.value, self.patient_id)
+
+
+def reserve(conn: Connection, rt: Runtime, req: CreationRequest, now: datetime) -> ReservedIns:
+    """The reservation phase, in a short transaction of its own before the record's."""
+    pid = uuid.uuid4()
+    stale_before = uniqueness.stale_before(rt.settings, now)
+    held = reservations.reserve_ins(conn, req.ins.oid, req.ins.value, pid, now, stale_before=stale_before)
+    return ReservedIns(req.ins, pid, held)
+
+
+def create(
+    conn: Connection,
+    rt: Runtime,
+    actor: Actor,
+    req: CreationRequest,
+    now: datetime,
+    reserved: ReservedIns | None = None,
+) -> UUID:
+    """Open a record; refuse a second record for an INS and contradictory identities.
+    ``reserved``: the INS reserved by :func:`reserve` before this transaction
+    (``unit_of_work.reserved_transaction``); None: reserved here, in the caller's transaction."""
     existing = find_by_ins(conn, req.ins)
     if existing is not None:
         conflicts = traits_conflict(_traits_of(existing), req.traits)
@@ -63,7 +96,11 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
             "IDENTITY_MISMATCH",
             f"une identité aux mêmes traits stricts existe déjà sous un autre INS (Patient/{twin.id})",
         )
-    pid = uuid.uuid4()
+    if reserved is None:
+        reserved = reserve(conn, rt, req, now)
+    if not reserved.held:
+        raise DmpError("RECORD_EXISTS", "créé en parallèle par une autre transaction")
+    pid = reserved.patient_id
     t = req.traits
     conn.execute(
         insert(patient).values(
@@ -85,8 +122,6 @@ def create(conn: Connection, rt: Runtime, actor: Actor, req: CreationRequest, no
             version=1,
         )
     )
-    # The unique key of ins_index is what makes two concurrent creations for one INS fail.
-    conn.execute(insert(ins_index).values(ins_oid=req.ins.oid, ins_value=req.ins.value, patient_id=pid))
     _, wrapped = rt.keyring.new_record_key()
     conn.execute(insert(record_key).values(patient_id=pid, wrapped_key=wrapped, kek_id=rt.keyring.kek_id))
     if req.medecin_traitant:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from dmp.store.schema import document, resource_locator, submission_set
 from dmp.store.schema_policy import record_consent
@@ -49,3 +49,12 @@ def locate(conn: Connection, kind: str, resource_id: UUID) -> UUID | None:
     if pid is None:
         pid = conn.execute(_BY_OWN_ID[kind], {"id": resource_id}).scalar()
     return cast(UUID | None, pid)
+
+
+def unregister(conn: Connection, kind: str, ids: Iterable[UUID]) -> None:
+    """Forget the resources ``ids`` of ``kind``, whose creation failed (a reservation released)."""
+    keys = list(ids)
+    if keys:
+        conn.execute(
+            delete(resource_locator).where(resource_locator.c.kind == kind, resource_locator.c.id.in_(keys))
+        )

@@ -69,7 +69,10 @@ ins_index = Table(
     Column("ins_oid", String(64), nullable=False),
     Column("ins_value", String(15), nullable=False),
     Column("patient_id", Uuid, nullable=False),
+    # A reservation (ADR 0009 b), written before the record; null: written with it, before 0008.
+    Column("reserved_at", UtcDateTime),
     PrimaryKeyConstraint("ins_oid", "ins_value"),
+    Index("ix_ins_index_reserved_at", "reserved_at"),
 )
 
 # Lifecycle history of a record: creation (with the consent attestation), closure,
@@ -154,6 +157,9 @@ document_uid = Table(
     Column("unique_id", Text, primary_key=True),
     Column("patient_id", Uuid, nullable=False),
     Column("document_id", Uuid, nullable=False),
+    # A reservation (ADR 0009 b), written before the document; null: written with it, before 0008.
+    Column("reserved_at", UtcDateTime),
+    Index("ix_document_uid_reserved_at", "reserved_at"),
 )
 
 document_event = Table(
