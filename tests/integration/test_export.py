@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import date
 from typing import Any
 
 from portal import Portal, portal_fixture, txt  # noqa: F401  (fixture)
@@ -15,7 +16,9 @@ from test_clinical_facts_api import GLUCOSE, _lab_report
 from test_no_oracle import _authorise
 
 from conftest import Identity, new_identity
+from dmp.domain.actor import Actor, ActorKind
 from dmp.fhir.validate import validate
+from dmp.services import export, unit_of_work
 from dmp.store.schema_audit import audit_entry
 
 
@@ -205,3 +208,38 @@ def test_the_printable_summary_renders_in_french(portal: Portal) -> None:
     assert "Page 1 sur" in text
     (entry,) = _exports(portal, str(pid), "record.summary_pdf")
     assert entry.action == "record.summary_pdf"
+
+
+def test_a_representative_exports_without_the_documents_hidden_from_representatives(portal: Portal) -> None:
+    ident, pid = portal.record(new_identity(given="Léo", birth_date=date(2016, 4, 12)))
+    shown = _publish(portal, ident, "Carnet de vaccination")
+    hidden = _publish(portal, ident, "Consultation confidentielle", flags=("INVISIBLE_REPRESENTANTS_LEGAUX",))
+    code = portal.representative(pid, "tuteur@exemple.fr")
+    assert code
+    b = portal.browser()
+    portal.activate(b, "tuteur@exemple.fr", code)
+    zf = _archive(b.get("/telecharger/archive"))
+    assert _documents(zf) == {shown[0]: shown[1]}
+    assert hidden[0] not in zf.read("bundle.json").decode()
+    pdf = b.get("/telecharger/resume")
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Carnet de vaccination" in text and "Consultation confidentielle" not in text
+
+
+def test_the_archive_streams_one_document_at_a_time_and_survives_a_lost_blob(portal: Portal) -> None:
+    ident, pid = portal.record()
+    kept = [_publish(portal, ident, f"Compte rendu {n}") for n in range(3)]
+    lost = _publish(portal, ident, "Compte rendu perdu")
+    actor = Actor(kind=ActorKind.PATIENT, id=str(pid), name="Patient")
+    rt = portal.runtime
+    with unit_of_work.transaction(rt.engine) as conn:
+        found = export.prepare(conn, rt, actor, pid)
+    (row,) = [d.row for d in found.documents if str(d.id) == lost[0]]
+    rt.blobs.delete(row.blob_key)
+    chunks = list(export.archive_chunks(rt, found))
+    assert len(chunks) >= 1 + len(kept) + 1  # the notice and bundle, each document, the directory
+    zf = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+    assert zf.testzip() is None
+    assert _documents(zf) == {i: data for i, data in kept}
+    errors = zf.read("ERREURS.txt").decode("utf-8")
+    assert lost[0] in errors and "altéré" in errors
