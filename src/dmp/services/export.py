@@ -54,6 +54,12 @@ _EXTENSIONS = {
     "image/png": ".png",
 }
 _LINES_CHUNK = 500  # ids per IN (...) of the document-list query
+# What an export holds of each document row: the policy's facts (access.document_facts), the
+# DocumentReference, and where its bytes are; not the row's other (possibly large) columns.
+_ROW_COLUMNS = (
+    "id", "patient_id", "type_code", "class_code", "flags", "availability", "author_id", "published_by",
+    "submission_time", "occupational", "resource_json", "sha256_hex", "blob_key",
+)
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ def _visible_documents(conn: Connection, o: access.Opened) -> list[ExportedDocum
     rows = [
         r
         for r in conn.execute(
-            select(document)
+            select(*(d[name] for name in _ROW_COLUMNS))
             .where(d.patient_id == o.patient_id, o.condition())
             .order_by(d.creation_time.desc(), d.id.desc())
         )
