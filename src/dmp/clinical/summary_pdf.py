@@ -199,6 +199,43 @@ def _table(
                 line.cell(pdf.clean(cell))
 
 
+def _fitted(pdf: _Summary, text: str, width: float) -> str:
+    """``text`` cut to fit ``width`` (mm) on one line, « … » marking the cut."""
+    text = pdf.clean(text)
+    room = width - 2 * pdf.c_margin
+    if pdf.get_string_width(text) <= room:
+        return text
+    ellipsis = pdf.clean("…")
+    while text and pdf.get_string_width(text + ellipsis) > room:
+        text = text[: max(1, int(len(text) * room / pdf.get_string_width(text + ellipsis)))]
+        text = text[:-1] if pdf.get_string_width(text + ellipsis) > room else text
+    return text + ellipsis
+
+
+def _list_table(
+    pdf: _Summary, columns: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int]
+) -> None:
+    """One line per row, cut to its column: fpdf2's ``table`` breaks every cell's lines twice, some
+    seconds for the 1,000 documents of a large record; this is about a hundred times faster."""
+    height = 5.0
+
+    def heading() -> None:
+        pdf.set_font(pdf.family, "B", 8)
+        for col, w in zip(columns, widths, strict=True):
+            pdf.cell(w, height, pdf.clean(col), border="B")
+        pdf.ln(height)
+        pdf.set_font(pdf.family, "", 8)
+
+    heading()
+    for row in rows:
+        if pdf.will_page_break(height):
+            pdf.add_page()
+            heading()
+        for cell, w in zip(row, widths, strict=True):
+            pdf.cell(w, height, _fitted(pdf, cell, w))
+        pdf.ln(height)
+
+
 def _identity(pdf: _Summary, who: Identity, exported_at: datetime) -> None:
     _title(pdf, "Résumé du dossier médical partagé", 16)
     pdf.set_font(pdf.family, "", 10)
@@ -250,5 +287,5 @@ def render(
         pdf.cell(0, 5, pdf.clean("Aucun document."), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     else:
         rows = [(f"{d.date:%d/%m/%Y}", d.type_label, d.title, d.author) for d in documents]
-        _table(pdf, ("Date", "Type", "Titre", "Auteur"), rows, (22, 50, 70, 38))
+        _list_table(pdf, ("Date", "Type", "Titre", "Auteur"), rows, (20, 52, 72, 36))
     return bytes(pdf.output())

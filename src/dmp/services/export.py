@@ -183,29 +183,30 @@ def prepare(
     )
 
 
-def bundle(export: RecordExport) -> Json:
-    """The FHIR ``collection`` Bundle of the export: the Patient, every DocumentReference, every
-    submission set (List) and every clinical fact the actor may see. The IPS ``document`` Bundle
-    stays ``$summary``'s: a collection carries the documents too, which a Composition does not."""
+def bundle_json(export: RecordExport) -> Iterator[bytes]:
+    """The FHIR ``collection`` Bundle of the export, as JSON in pieces: the Patient, every
+    DocumentReference (its stored JSON as is, never parsed again), every submission set (List)
+    and every clinical fact the actor may see. The IPS ``document`` Bundle stays ``$summary``'s:
+    a collection carries the documents too, which a Composition does not."""
     base, pid = export.base, export.patient_id
-    entries: list[Json] = [{"fullUrl": f"{base}/Patient/{pid}", "resource": export.patient}]
-    for d in export.documents:
-        resource = loads(d.row.resource_json)
-        entries.append({"fullUrl": f"{base}/DocumentReference/{d.id}", "resource": resource})
-    for lst in export.lists:
-        entries.append({"fullUrl": f"{base}/List/{lst['id']}", "resource": lst})
-    for f in export.facts:
-        entries.append({"fullUrl": f"{base}/{f['resourceType']}/{f['id']}", "resource": f})
     bundle_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{base}/Patient/{pid}/export/{instant(export.exported_at)}")
-    return {
+    head = {
         "resourceType": "Bundle",
         "id": str(bundle_id),
         "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{bundle_id}"},
         "type": "collection",
         "timestamp": instant(export.exported_at),
-        "total": len(entries),
-        "entry": entries,
     }
+    yield dumps(head)[:-1] + b',"entry":['
+    yield dumps({"fullUrl": f"{base}/Patient/{pid}", "resource": export.patient})
+    for d in export.documents:
+        url = dumps(f"{base}/DocumentReference/{d.id}")
+        yield b',{"fullUrl":' + url + b',"resource":' + bytes(d.row.resource_json) + b"}"
+    for lst in export.lists:
+        yield b"," + dumps({"fullUrl": f"{base}/List/{lst['id']}", "resource": lst})
+    for f in export.facts:
+        yield b"," + dumps({"fullUrl": f"{base}/{f['resourceType']}/{f['id']}", "resource": f})
+    yield b"]}"
 
 
 def readme(export: RecordExport, local: tzinfo = UTC) -> str:
@@ -286,7 +287,9 @@ def archive_chunks(rt: Runtime, export: RecordExport, local: tzinfo = UTC) -> It
     failed: list[ExportedDocument] = []
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("LISEZMOI.txt", readme(export, local).encode("utf-8"))
-        zf.writestr("bundle.json", dumps(bundle(export)))
+        with zf.open("bundle.json", "w") as out:
+            for piece in bundle_json(export):
+                out.write(piece)
         zf.writestr("documents.csv", document_index(export).encode("utf-8-sig"))
         yield sink.take()
         for d in export.documents:
