@@ -137,6 +137,8 @@ def test_patient_archive_holds_exactly_their_visible_documents(portal: Portal) -
     assert "Résultat à annoncer" not in json.dumps(bundle, ensure_ascii=False)
     (entry,) = _exports(portal, str(pid))
     assert sorted(_targets(entry)) == sorted(f"DocumentReference/{i}" for i in archived)
+    history = txt(b.get("/historique"))
+    assert "a téléchargé le dossier (2 documents)" in history
 
 
 def test_professional_archive_leaves_masked_documents_and_their_facts_out(portal: Portal) -> None:
@@ -243,3 +245,18 @@ def test_the_archive_streams_one_document_at_a_time_and_survives_a_lost_blob(por
     assert _documents(zf) == {i: data for i, data in kept}
     errors = zf.read("ERREURS.txt").decode("utf-8")
     assert lost[0] in errors and "altéré" in errors
+
+
+def test_a_closed_record_says_so_to_whoever_may_open_it(portal: Portal) -> None:
+    from dmp.services import records
+
+    ident, pid = portal.record()
+    _publish(portal, ident, "Compte rendu ordinaire")
+    b = _patient_browser(portal, ident, pid)
+    desk = Actor(kind=ActorKind.OPERATOR, id="guichet:test", name="Agent TEST")
+    with unit_of_work.transaction(portal.runtime.engine) as conn:
+        records.close(conn, desk, pid, "demande du patient", portal.clock.now)
+    for kind in ("archive", "resume"):
+        closed = b.get(f"/telecharger/{kind}")
+        assert closed.status_code == 409 and "Dossier fermé" in txt(closed)
+    assert _exports(portal, str(pid)) == [] and _exports(portal, str(pid), "record.summary_pdf") == []
