@@ -18,7 +18,7 @@ from test_no_oracle import _authorise
 from conftest import Identity, new_identity
 from dmp.domain.actor import Actor, ActorKind
 from dmp.fhir.validate import validate
-from dmp.services import export, unit_of_work
+from dmp.services import export, search, unit_of_work
 from dmp.store.schema_audit import audit_entry
 
 
@@ -260,3 +260,40 @@ def test_a_closed_record_says_so_to_whoever_may_open_it(portal: Portal) -> None:
         closed = b.get(f"/telecharger/{kind}")
         assert closed.status_code == 409 and "Dossier fermé" in txt(closed)
     assert _exports(portal, str(pid)) == [] and _exports(portal, str(pid), "record.summary_pdf") == []
+
+
+def _token_actor(portal: Portal, card: str) -> Actor:
+    """The professional's Actor as their API token carries it."""
+    actor: Actor = portal.api.app.state.dmp.signer.verify(portal.api.token(card), now=portal.clock.now)
+    return actor
+
+
+def test_the_export_holds_what_the_document_search_shows_each_reader(portal: Portal) -> None:
+    """No rule of its own: for the patient, the author and an authorised colleague, the exported
+    documents are those ``GET DocumentReference?patient=…`` returns them (a replaced version
+    included in neither)."""
+    from helpers import bundle, doc
+
+    ident, pid, docs = _record_with_three_documents(portal)
+    new = _content("Version 2")
+    replacement = doc(ident, new, title="Version 2", replaces=f"DocumentReference/{docs['plain'][0]}")
+    assert portal.api.post("", bundle(ident, (replacement, new))).status_code == 200
+    _authorise(portal.api, str(pid), "doctor2")
+    readers = {
+        "patient": Actor(kind=ActorKind.PATIENT, id=str(pid), name="Patient"),
+        "doctor": _token_actor(portal, "doctor"),
+        "doctor2": _token_actor(portal, "doctor2"),
+    }
+    exported: dict[str, set[str]] = {}
+    for name, actor in readers.items():
+        with unit_of_work.transaction(portal.runtime.engine) as conn:
+            page = search.search_documents(
+                conn, portal.runtime, actor, [("patient", f"Patient/{pid}"), ("_count", "500")]
+            )
+            found = export.prepare(conn, portal.runtime, actor, pid)
+        exported[name] = {str(d.id) for d in found.documents}
+        assert exported[name] == {str(r.id) for r in page.rows}, name
+    assert docs["plain"][0] not in exported["patient"] | exported["doctor"]  # replaced
+    assert docs["announce"][0] not in exported["patient"] and docs["announce"][0] in exported["doctor2"]
+    assert docs["masked"][0] in exported["patient"] and docs["masked"][0] not in exported["doctor2"]
+    assert docs["masked"][0] in exported["doctor"]  # the author sees their own
