@@ -104,15 +104,16 @@ def _type_label(code: str) -> str:
     return found[0].display if found else code
 
 
-def _open(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, action: AuditAction) -> Any:
-    """The record opened for reading, or the answer about a record that does not exist."""
+def _open(
+    conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, action: AuditAction
+) -> tuple[Any, access.Opened]:
+    """The record's row and its opening for reading, or the answer about a record that does not
+    exist (a refusal too, traced by the unit of work)."""
     found = consents.record_by_id(conn, patient_id)
     if found is None:
         raise DmpError("NOT_FOUND")
     rec, record_facts = found
-    opened = access.open_record(
-        conn, rt, actor, rec, attempted=action, hide_refusal=True, facts=record_facts
-    )
+    opened = access.open_record(conn, rt, actor, rec, attempted=action, hide_refusal=True, facts=record_facts)
     return rec, opened
 
 
