@@ -42,6 +42,8 @@ class AuditAction(StrEnum):
     REPRESENTATIVE_END_AT_MAJORITY = "representative.end_at_majority"  # system: the holder is 18
     MAJORITY_CONFIRMED = "record.majority_confirmed"  # the holder, of age, keeps the record (LC-08)
     MAJORITY_REFUSED = "record.majority_refused"  # the holder, of age, refuses it: it is closed
+    RECORD_EXPORT = "record.export"  # CS-06 « tout télécharger »: the archive of the visible record
+    RECORD_SUMMARY_PDF = "record.summary_pdf"  # CS-06: the printable summary of the visible record
 
 
 class Outcome(StrEnum):
@@ -86,6 +88,7 @@ TYPE_REST = (AUDIT_EVENT_TYPE, "rest", "Restful Operation")
 TYPE_PATIENT_RECORD = (DCM, "110110", "Patient Record")
 TYPE_USER_AUTHENTICATION = (DCM, "110114", "User Authentication")
 TYPE_SECURITY_ALERT = (DCM, "110113", "Security Alert")
+TYPE_EXPORT = (DCM, "110106", "Export")
 
 ITI = {
     "ITI-65": "Provide Document Bundle",
@@ -220,6 +223,14 @@ ACTIONS: MappingProxyType[AuditAction, ActionInfo] = MappingProxyType(
         A.MAJORITY_REFUSED: _i(
             "Refus du dossier à la majorité", "a refusé la poursuite du dossier à sa majorité", None,
             "U", TYPE_PATIENT_RECORD, "update",
+        ),
+        A.RECORD_EXPORT: _i(
+            "Téléchargement du dossier", "a téléchargé le dossier",
+            "a téléchargé le dossier ({n} documents)", "R", TYPE_EXPORT,
+        ),
+        A.RECORD_SUMMARY_PDF: _i(
+            "Téléchargement du résumé imprimable", "a téléchargé le résumé imprimable du dossier", None,
+            "R", TYPE_EXPORT,
         ),
     }
 )

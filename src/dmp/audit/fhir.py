@@ -1,7 +1,8 @@
 """FHIR R4 AuditEvent projection of an entry, in the style of IHE Basic Audit Log Patterns.
 
 * ``type``: ``rest`` (RESTful operation), DICOM 110110 Patient Record (record lifecycle and
-  consents), 110114 User Authentication (patient login), 110113 Security Alert (break-glass);
+  consents), 110114 User Authentication (patient login), 110113 Security Alert (break-glass),
+  110106 Export (the record's archive or printable summary, CS-06);
 * ``subtype``: the FHIR restful interaction and, for MHD, the IHE transaction (ITI-65/66/67/68);
 * ``purposeOfEvent``: v3 PurposeOfUse (TREAT, ETREAT for break-glass and centre 15, PATRQT
   for the patient, HOPERAT for the operator) and the CI-SIS access mode;

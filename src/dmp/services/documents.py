@@ -103,16 +103,22 @@ def read_list(conn: Connection, rt: Runtime, actor: Actor, list_id: UUID) -> byt
 def retrieve(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID) -> Content:
     """ITI-68: the exact bytes, decrypted and checked against the stored SHA-256."""
     row, opened, rec = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_RETRIEVE)
-    dek = rt.keyring.unwrap(row.patient_id, rec.wrapped_key)
+    data = document_bytes(rt, row, rt.keyring.unwrap(row.patient_id, rec.wrapped_key))
+    # Traced in the same transaction: the bytes leave only once the trace is committed.
+    opened.trace(conn, AuditAction.DOCUMENT_RETRIEVE, [doc_id])
+    return Content(data, row.mime_type, row.patient_id, row.id)
+
+
+def document_bytes(rt: Runtime, row: Any, dek: bytes) -> bytes:
+    """The original bytes of a document row already found visible, opened with its record's data
+    key and checked against the stored SHA-256 (``INTEGRITY_ERROR`` otherwise)."""
     try:
         data = crypto.open_sealed(dek, row.patient_id, row.sha256_hex, rt.blobs.get(row.blob_key))
     except Exception as exc:  # missing blob, wrong key, forged ciphertext
         raise DmpError("INTEGRITY_ERROR") from exc
     if hashlib.sha256(data).hexdigest() != row.sha256_hex:
         raise DmpError("INTEGRITY_ERROR")
-    # Traced in the same transaction: the bytes leave only once the trace is committed.
-    opened.trace(conn, AuditAction.DOCUMENT_RETRIEVE, [doc_id])
-    return Content(data, row.mime_type, row.patient_id, row.id)
+    return data
 
 
 def find_by_identifier(conn: Connection, raw: str) -> UUID:

@@ -96,6 +96,16 @@ def record_facts(
     if not opened:
         return []
     (o,) = opened
+    shown, sources = visible_facts(conn, rt, o, resource_types)
+    o.trace(conn, AuditAction.RECORD_SEARCH, sources)
+    return shown
+
+
+def visible_facts(
+    conn: Connection, rt: Runtime, o: access.Opened, resource_types: Sequence[str] = FACT_TYPES
+) -> tuple[list[FactRow], list[str | UUID]]:
+    """The facts of a record already opened that the actor may see, and their source documents;
+    untraced: the caller traces the use case it serves (a summary, an export)."""
     f = clinical_fact.c
     rows = list(
         conn.execute(
@@ -108,9 +118,7 @@ def record_facts(
     shown = [
         FactRow(r.id, crypto.open_sealed(dek, o.patient_id, r.sha256_hex, r.resource_sealed)) for r in rows
     ]
-    sources: list[str | UUID] = sorted({r.document_id for r in rows}, key=str)
-    o.trace(conn, AuditAction.RECORD_SEARCH, sources)
-    return shown
+    return shown, sorted({r.document_id for r in rows}, key=str)
 
 
 def search_facts(conn: Connection, rt: Runtime, actor: Actor, resource_type: str, params: Params) -> Page:

@@ -564,11 +564,8 @@ def lists_page(
     """One page of the submission sets of records already opened, each with the documents the
     actor may see (traced)."""
     s = submission_set.c
-    # A submission set is shown with the documents the actor may see, and only if there
-    # is at least one: a list must not reveal that masked documents exist.
-    visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
-    has_visible = exists().where(visible, document.c.submission_set_id == s.id)
-    matching = (s.patient_id.in_([o.patient_id for o in opened]), has_visible, *conds)
+    visible = _visible_documents(opened)
+    matching = (*_lists_with_visible_members(opened, visible), *conds)
     rows = list(
         conn.execute(
             select(s.id, s.resource_json, s.patient_id)
@@ -589,15 +586,7 @@ def lists_page(
         count,
         _total_wanted(params),
     )
-    members: dict[UUID, list[UUID]] = {}
-    if rows:
-        for set_id, doc_id in conn.execute(
-            select(document.c.submission_set_id, document.c.id)
-            .where(visible, document.c.submission_set_id.in_([r.id for r in rows]))
-            .order_by(document.c.id)
-        ):
-            members.setdefault(set_id, []).append(doc_id)
-    shown = [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
+    shown = _shown_lists(conn, visible, rows)
     _trace_each(conn, opened, AuditAction.SUBMISSION_SEARCH, rows, params, submission_set)
     single = opened[0] if len(opened) == 1 else None
     return Page(
@@ -615,6 +604,48 @@ def lists_page(
 class ListRow:
     id: UUID
     resource_json: bytes
+
+
+def _visible_documents(opened: list[access.Opened]) -> ColumnElement[bool]:
+    return or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
+
+
+def _lists_with_visible_members(
+    opened: list[access.Opened], visible: ColumnElement[bool]
+) -> tuple[ColumnElement[bool], ...]:
+    """A submission set is shown with the documents the actor may see, and only if there is at
+    least one: a list must not reveal that masked documents exist."""
+    s = submission_set.c
+    has_visible = exists().where(visible, document.c.submission_set_id == s.id)
+    return s.patient_id.in_([o.patient_id for o in opened]), has_visible
+
+
+def _shown_lists(conn: Connection, visible: ColumnElement[bool], rows: Sequence[Any]) -> list[ListRow]:
+    """The submission sets found, each naming only its members the actor may see."""
+    members: dict[UUID, list[UUID]] = {}
+    if rows:
+        for set_id, doc_id in conn.execute(
+            select(document.c.submission_set_id, document.c.id)
+            .where(visible, document.c.submission_set_id.in_([r.id for r in rows]))
+            .order_by(document.c.id)
+        ):
+            members.setdefault(set_id, []).append(doc_id)
+    return [ListRow(r.id, _with_members(r.resource_json, members.get(r.id, []))) for r in rows]
+
+
+def record_lists(conn: Connection, opened: access.Opened) -> list[ListRow]:
+    """Every submission set of a record already opened, as ``search_lists`` shows them (oldest
+    first), untraced: the caller traces the use case it serves (an export)."""
+    s = submission_set.c
+    visible = _visible_documents([opened])
+    rows = list(
+        conn.execute(
+            select(s.id, s.resource_json, s.patient_id)
+            .where(*_lists_with_visible_members([opened], visible))
+            .order_by(s.submission_time, s.id)
+        )
+    )
+    return _shown_lists(conn, visible, rows)
 
 
 def _with_members(resource_json: Any, doc_ids: list[UUID]) -> bytes:

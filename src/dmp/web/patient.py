@@ -15,7 +15,7 @@ from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
 from dmp.services import notifications, records, trail_read
-from dmp.web import auth_pages
+from dmp.web import auth_pages, export
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param, read
 
@@ -113,6 +113,22 @@ def document_download(ctx: Ctx) -> Response:
     if isinstance(consulted, Response):
         return consulted
     return download(ctx, consulted[1], ctx.request.path_params["id"])
+
+
+def export_archive(ctx: Ctx) -> Response:
+    """« Tout télécharger » (CS-06): the ZIP of everything the person may see of the record."""
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    return export.archive(ctx, consulted[1], consulted[2])
+
+
+def export_summary(ctx: Ctx) -> Response:
+    """« Résumé imprimable (PDF) » (CS-06)."""
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    return export.summary(ctx, consulted[1], consulted[2])
 
 
 def document_read(ctx: Ctx) -> Response:
@@ -282,6 +298,8 @@ def routes() -> list[Route]:
         Route("/", get(SPACE, home, record_error), methods=["GET"]),
         Route("/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         Route("/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
+        Route("/telecharger/archive", get(SPACE, export_archive, export.export_error), methods=["GET"]),
+        Route("/telecharger/resume", get(SPACE, export_summary, export.export_error), methods=["GET"]),
         Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
         Route("/historique", get(SPACE, history_page), methods=["GET"]),
         Route("/dossiers", get(SPACE, records_get), methods=["GET"]),

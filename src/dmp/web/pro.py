@@ -6,19 +6,22 @@ The professional's Actor is the one an API token carries (AU-05); every read goe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
 from starlette.responses import Response
 from starlette.routing import Route
 
 from dmp.accounts import service
 from dmp.accounts.service import Account
+from dmp.domain.actor import Actor
 from dmp.domain.consent import ConsentKind
 from dmp.domain.ins import SYSTEM_NIA, SYSTEM_NIR, Ins, parse_ins
 from dmp.errors import DmpError
 from dmp.services import access, consents, records
-from dmp.web import auth_pages
+from dmp.web import auth_pages, export
 from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param, read
 
@@ -133,6 +136,30 @@ def attest_error(ctx: Ctx, err: DmpError) -> Response | None:
     return ctx.error_page(err.status, "Attestation refusée", err.message)
 
 
+def _exported(ctx: Ctx, produce: Callable[[Ctx, Actor, UUID], Response]) -> Response:
+    """An export of the record named by ``?ins=``: a malformed INS, an unknown record and one the
+    professional may not read get the same answer (``services.export`` opens it with the policy)."""
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    try:
+        ins = _parse(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
+    except DmpError:
+        return export.not_found(ctx)
+    row = records.find_by_ins(ctx.conn, ins)
+    if row is None:
+        return export.not_found(ctx)
+    return produce(ctx, ctx.actor(acc), row.id)
+
+
+def export_archive(ctx: Ctx) -> Response:
+    return _exported(ctx, export.archive)
+
+
+def export_summary(ctx: Ctx) -> Response:
+    return _exported(ctx, export.summary)
+
+
 def document_download(ctx: Ctx) -> Response:
     acc = ctx.full_account()
     if acc is None:
@@ -155,6 +182,10 @@ def routes() -> list[Route]:
         Route("/pro/", get(SPACE, home), methods=["GET"]),
         Route("/pro/patient", get(SPACE, patient_page, patient_error), methods=["GET"]),
         Route("/pro/patient/autorisation", post(SPACE, attest, attest_error), methods=["POST"]),
+        Route("/pro/patient/telecharger/archive", get(SPACE, export_archive, export.export_error),
+              methods=["GET"]),
+        Route("/pro/patient/telecharger/resume", get(SPACE, export_summary, export.export_error),
+              methods=["GET"]),
         Route("/pro/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         Route("/pro/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
         *auth_pages.routes(SPACE, after_login),
