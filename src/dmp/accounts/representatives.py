@@ -33,7 +33,7 @@ from dmp.domain.actor import Actor, ActorKind
 from dmp.errors import DmpError
 from dmp.outbox import NO_RECORD, enqueue
 from dmp.outbox.templates import PARIS
-from dmp.services import consents, records, trail
+from dmp.services import consents, trail
 from dmp.settings import Settings
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account
@@ -335,9 +335,8 @@ def confirm_majority(conn: Connection, account_id: UUID, now: datetime, actor: A
 
 
 def refuse_majority(conn: Connection, account_id: UUID, now: datetime, actor: Actor) -> UUID:
-    """LC-08: the holder, of age, refuses the record's continuation (traced) and the record closes
-    (``records.close`` with ``MAJORITY_REFUSAL_REASON``; LC-10, it can be reactivated at their
-    request). One use case for every adapter; the record's id."""
+    """LC-08: the holder, of age, refuses the record's continuation (traced); the record's id.
+    Adapters call ``services.records.refuse_at_majority``, which also closes the record."""
     pid: UUID | None = conn.execute(select(account.c.patient_id).where(account.c.id == account_id)).scalar()
     if pid is None:
         raise DmpError("RECORD_NOT_FOUND")
@@ -346,5 +345,4 @@ def refuse_majority(conn: Connection, account_id: UUID, now: datetime, actor: Ac
         conn, actor, AuditAction.MAJORITY_REFUSED, patient_id=pid, at=now,
         detail=MAJORITY_REFUSAL_REASON,
     )
-    records.close(conn, actor, pid, MAJORITY_REFUSAL_REASON, now)
     return pid

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from dmp.accounts import representatives
 from dmp.domain.actor import Actor, ActorKind
 from dmp.domain.identity import check_ins_against_traits, traits_conflict
 from dmp.domain.ins import Ins
@@ -151,6 +152,14 @@ def create(
         req.consent_channel,
         f"consentement recueilli le {req.consent_at.isoformat()} et attesté par {actor.name}",
     )
+    return pid
+
+
+def refuse_at_majority(conn: Connection, account_id: UUID, actor: Actor, now: datetime) -> UUID:
+    """LC-08: the holder, of age, refuses the record's continuation: traced, and the record
+    closes (LC-10: it can be reactivated at their request). One use case for every adapter."""
+    pid = representatives.refuse_majority(conn, account_id, now, actor)
+    close(conn, actor, pid, representatives.MAJORITY_REFUSAL_REASON, now)
     return pid
 
 

@@ -215,7 +215,7 @@ def majority_post(ctx: Ctx, form: dict[str, str]) -> Response:
     if form.get("decision") == "fermer":
         if not acc.majority_confirmation:
             return ctx.redirect("/")
-        service.refuse_majority(ctx.conn, acc.id, ctx.now, ctx.actor(acc))  # LC-08: the record closes
+        records.refuse_at_majority(ctx.conn, acc.id, ctx.actor(acc), ctx.now)  # LC-08: the record closes
         return ctx.redirect("/")
     if form.get("poursuite") != "oui":
         return ctx.render(
