@@ -99,6 +99,12 @@ def _date_fr(value: Any) -> str:
     return f"{value:%d/%m/%Y}" if value is not None else ""
 
 
+def _date_iso_fr(value: str) -> str:
+    """A FHIR date (``2026-11-18``, or a year, or a month) as a French reader writes it."""
+    parts = value[:10].split("-")
+    return "/".join(reversed(parts)) if all(p.isdigit() for p in parts) else value
+
+
 def build_state(runtime: Runtime, signer: TokenSigner) -> WebState:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("dmp.web", "templates"),
@@ -108,6 +114,7 @@ def build_state(runtime: Runtime, signer: TokenSigner) -> WebState:
         lstrip_blocks=True,
     )
     env.filters["date_fr"] = _date_fr
+    env.filters["date_iso_fr"] = _date_iso_fr
     return WebState(
         runtime, keys_for(runtime.settings), signer, env, secure_cookies(runtime.settings.base_url)
     )
