@@ -180,6 +180,9 @@ def _immunizations(facts: Sequence[Json]) -> list[Line]:
     return sorted(lines, key=lambda line: line.date, reverse=True)
 
 
+_UNIT_FR = {"umol/L": "µmol/L", "ug/mL": "µg/mL", "nmol/L": "nmol/L"}  # UCUM's ``u`` is the micro sign
+
+
 def number_fr(value: float) -> str:
     """A value as a French reader writes it: decimal comma, no trailing zeros."""
     text = f"{value:.6g}"
@@ -197,6 +200,7 @@ class Point:
     source: Source
     note: str | None
     original: str  # the value as the source document wrote it
+    converted: bool = False  # shown in another unit than its document's
 
 
 def _written(q: Json) -> str:
@@ -207,7 +211,8 @@ def _written(q: Json) -> str:
             break
     value = q.get("value")
     shown = number_fr(float(value)) if isinstance(value, int | float) else ""
-    return f"{shown} {q.get('unit') or ''}".strip()
+    unit = str(q.get("unit") or "")
+    return f"{shown} {_UNIT_FR.get(unit, unit)}".strip()
 
 
 def _point(res: Json) -> Point:
@@ -223,12 +228,18 @@ def _point(res: Json) -> Point:
         text = label(res.get("valueCodeableConcept")) or str(res.get("valueString") or "")
         return Point(key, name, None, "", text, date, source, None, text)
     value, unit = float(q["value"]), str(q.get("code") or q.get("unit") or "")
-    note = None
+    note, written = None, _written(q)
     if analyte is not None:
         shown = units.to_unit(value, str(q["value"]), unit or None, analyte.unit, analyte)
         value, unit, note = shown.value, shown.unit, shown.reason
-    text = f"{number_fr(value)} {unit}".strip()
-    return Point(key, name, value, unit, text, date, source, note, _written(q))
+    text = f"{number_fr(value)} {_UNIT_FR.get(unit, unit)}".strip()
+    return Point(key, name, value, unit, text, date, source, note, written, text != written)
+
+
+def date_fr(value: str) -> str:
+    """A FHIR date as a French reader writes it (``2026-11-18`` → ``18/11/2026``)."""
+    parts = value[:10].split("-")
+    return "/".join(reversed(parts)) if all(p.isdigit() for p in parts) else value
 
 
 def trend(last: float | None, previous: float | None) -> Trend:
@@ -239,8 +250,20 @@ def trend(last: float | None, previous: float | None) -> Trend:
     return "up" if last > previous else "down"
 
 
-def _result(points: list[Point]) -> Result:
-    points.sort(key=lambda p: p.date, reverse=True)
+def _samples(points: Iterable[Point]) -> list[Point]:
+    """One value per sample, newest first: an analyte printed under two codes (g/L and mmol/L)
+    from one document at one time is one sample, shown by the value written in the analyte's
+    own unit when there is one."""
+    best: dict[tuple[str, str], Point] = {}
+    for p in points:
+        seen = best.get((p.source.document_id, p.date))
+        if seen is None or (seen.converted and not p.converted):
+            best[(p.source.document_id, p.date)] = p
+    return sorted(best.values(), key=lambda p: p.date, reverse=True)
+
+
+def _result(found: list[Point]) -> Result:
+    points = _samples(found)
     last = points[0]
     # The previous value is one taken earlier: the same sample coded twice (g/L and mmol/L) is not.
     earlier = next((p for p in points[1:] if p.date < last.date), None)
@@ -251,7 +274,7 @@ def _result(points: list[Point]) -> Result:
     return Result(
         last.key, last.label, last.value, last.unit, last.text, last.date, last.source,
         trend(last.value, earlier.value) if comparable and earlier is not None else "none",
-        f"{earlier.text} le {earlier.date[:10]}" if earlier is not None else None,
+        f"{earlier.text} le {date_fr(earlier.date)}" if earlier is not None else None,
         note, len(points),
     )
 
@@ -270,7 +293,7 @@ def results(facts: Sequence[Json]) -> list[Result]:
 def history(facts: Sequence[Json], key: str) -> list[Point]:
     """Every value of one analyte (``Result.key``), oldest first, in the analyte's unit."""
     points = [p for p in (_point(r) for r in facts if r.get("resourceType") == "Observation") if p.key == key]
-    return sorted(points, key=lambda p: p.date)
+    return list(reversed(_samples(points)))
 
 
 def synthesis(facts: Sequence[Json]) -> Synthesis:

@@ -94,7 +94,7 @@ def ucum(unit: str | None) -> str | None:
     unit = _ALIASES.get(unit, unit)
     if unit in _UNITS:
         return unit
-    if unit.endswith("/l"):  # ``mg/dl``: UCUM's lower-case litre
+    if unit.endswith("l"):  # ``mg/dl``: UCUM's lower-case litre
         upper = unit[:-1] + "L"
         return upper if upper in _UNITS else None
     return None
