@@ -159,10 +159,17 @@ def _dosage(res: Json) -> str:
     return str(dosage.get("text") or "")
 
 
+def _medication(r: Json) -> tuple[str, str, str, str, str]:
+    drug = label(r.get("medicationCodeableConcept"))
+    dosage = _dosage(r)
+    detail = dosage if fold(dosage) != fold(drug) else ""  # a dosage text that only repeats the drug
+    return (concept_key(r.get("medicationCodeableConcept")), drug, detail, _date(r, "effectivePeriod"),
+            document_of(r))
+
+
 def _medications(facts: Sequence[Json]) -> list[Line]:
     return merge(
-        (concept_key(r.get("medicationCodeableConcept")), label(r.get("medicationCodeableConcept")),
-         _dosage(r), _date(r, "effectivePeriod"), document_of(r))
+        _medication(r)
         for r in facts
         if r.get("resourceType") == "MedicationStatement" and r.get("status") in _CURRENT_MEDICATION
     )

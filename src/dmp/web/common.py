@@ -25,6 +25,7 @@ from dmp.accounts import sessions
 from dmp.accounts.keys import AccountKeys, keys_for, same
 from dmp.accounts.service import PERSON, PRO, Account, actor_for, get
 from dmp.auth.tokens import TokenSigner
+from dmp.clinical import synthesis
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.outbox.templates import PARIS
@@ -99,12 +100,6 @@ def _date_fr(value: Any) -> str:
     return f"{value:%d/%m/%Y}" if value is not None else ""
 
 
-def _date_iso_fr(value: str) -> str:
-    """A FHIR date (``2026-11-18``, or a year, or a month) as a French reader writes it."""
-    parts = value[:10].split("-")
-    return "/".join(reversed(parts)) if all(p.isdigit() for p in parts) else value
-
-
 def build_state(runtime: Runtime, signer: TokenSigner) -> WebState:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("dmp.web", "templates"),
@@ -114,7 +109,7 @@ def build_state(runtime: Runtime, signer: TokenSigner) -> WebState:
         lstrip_blocks=True,
     )
     env.filters["date_fr"] = _date_fr
-    env.filters["date_iso_fr"] = _date_iso_fr
+    env.filters["date_iso_fr"] = synthesis.date_fr  # a FHIR date (2026-11-18) as 18/11/2026
     return WebState(
         runtime, keys_for(runtime.settings), signer, env, secure_cookies(runtime.settings.base_url)
     )
