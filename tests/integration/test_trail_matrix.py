@@ -481,7 +481,10 @@ CASES = [
     Case("fhir-consent-delete", _revoke, ((A.CONSENT_CHANGE, S),), ((DELETE, "/Consent/{id}"),),
          setup=_authorise_setup),
     # ---- patients' portal (holder and representative) ----
-    Case("portal-holder-home", _page("/"), ((A.RECORD_SEARCH, S),), setup=_portal_setup("holder")),
+    # A record page reads the document list and the synthesis (its facts and last « Synthèse
+    # médicale »): two searches of the record, each naming the documents it shows.
+    Case("portal-holder-home", _page("/"), ((A.RECORD_SEARCH, S), (A.RECORD_SEARCH, S)),
+         setup=_portal_setup("holder")),
     Case("portal-holder-document", _page("/documents/{w.doc_id}"), ((A.DOCUMENT_RETRIEVE, S),),
          setup=_portal_setup("holder")),
     Case("portal-holder-document-read", _page("/documents/{w.doc_id}/lecture"), ((A.DOCUMENT_RETRIEVE, S),),
@@ -490,7 +493,7 @@ CASES = [
     # The holder's notices (break-glass alerts, majority): their own messages, not the record's
     # data, and not traced; the case is here so that a change of that choice is deliberate.
     Case("portal-holder-notifications", _page("/notifications"), (), setup=_portal_setup("holder")),
-    Case("portal-representative-home", _page("/"), ((A.RECORD_SEARCH, S),),
+    Case("portal-representative-home", _page("/"), ((A.RECORD_SEARCH, S), (A.RECORD_SEARCH, S)),
          setup=_portal_setup("representative"), minor=True),
     Case("portal-representative-document", _page("/documents/{w.doc_id}"), ((A.DOCUMENT_RETRIEVE, S),),
          setup=_portal_setup("representative"), minor=True),
@@ -499,8 +502,15 @@ CASES = [
     Case("portal-representative-history", _page("/historique"), ((A.AUDIT_READ, S),),
          setup=_portal_setup("representative"), minor=True),
     # ---- professionals' portal ----
-    Case("portal-pro-record", _page("/pro/patient?ins={w.ident.nir}"), ((A.RECORD_SEARCH, S),),
-         setup=_portal_setup("doctor")),
+    Case("portal-pro-record", _page("/pro/patient?ins={w.ident.nir}"),
+         ((A.RECORD_SEARCH, S), (A.RECORD_SEARCH, S)), setup=_portal_setup("doctor")),
+    Case("portal-pro-analyte", _page("/pro/patient/analyse?ins={w.ident.nir}&analyte=analyte:glucose"),
+         ((A.RECORD_SEARCH, S),), setup=_portal_setup("doctor")),
+    Case("portal-pro-analyte-refused",
+         _page("/pro/patient/analyse?ins={w.ident.nir}&analyte=analyte:glucose", 403),
+         ((A.ACCESS_REFUSED, R),), setup=_portal_setup("doctor2")),
+    Case("portal-holder-analyte", _page("/analyse?analyte=analyte:glucose"), ((A.RECORD_SEARCH, S),),
+         setup=_portal_setup("holder")),
     Case("portal-pro-record-refused", _page("/pro/patient?ins={w.ident.nir}", 403), ((A.ACCESS_REFUSED, R),),
          setup=_portal_setup("doctor2")),
     Case("portal-pro-attest", _pro_attest, ((A.ACCESS_REFUSED, R), (A.CONSENT_CHANGE, S)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dmp.clinical import units
 from dmp.clinical.model import Code, Fact, Quantity, Range
 
 Json = dict[str, Any]
@@ -30,6 +31,9 @@ SYSTEMS = {
     "2.16.840.1.113883.4.642.4.1373": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
 }
 UCUM = "http://unitsofmeasure.org"
+# FHIR R4 core extension on Quantity: « the same physical quantity expressed in a different unit »;
+# here, the value as the source document wrote it, beside the normalised one (ADR 0013).
+PQ_TRANSLATION = "http://hl7.org/fhir/StructureDefinition/iso21090-PQ-translation"
 CLINICAL = {
     "allergy": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
     "problem": "http://terminology.hl7.org/CodeSystem/condition-clinical",
@@ -98,14 +102,35 @@ def _number(value: str) -> int | float:
     return int(f) if f.is_integer() and "." not in value and "e" not in value.lower() else f
 
 
-def _range(r: Range | None) -> Json | None:
+def normalised_quantity(q: Quantity | None, loinc: str | None) -> Json | None:
+    """A lab value in its analyte's unit (``dmp.clinical.units``), the value as written kept in the
+    ``iso21090-PQ-translation`` extension; as written when not convertible."""
+    written = quantity(q)
+    if q is None or written is None or loinc is None:
+        return written
+    try:
+        n = units.normalise(loinc, q.value, q.unit)
+    except ValueError:
+        return written
+    if not n.converted:
+        return written
+    return {
+        "value": n.value,
+        "unit": n.unit,
+        "system": UCUM,
+        "code": n.unit,
+        "extension": [{"url": PQ_TRANSLATION, "valueQuantity": written}],
+    }
+
+
+def _range(r: Range | None, loinc: str | None = None) -> Json | None:
     if r is None:
         return None
     out: Json = {}
     if r.low:
-        out["low"] = quantity(r.low)
+        out["low"] = normalised_quantity(r.low, loinc)
     if r.high:
-        out["high"] = quantity(r.high)
+        out["high"] = normalised_quantity(r.high, loinc)
     if r.text:
         out["text"] = r.text
     return out or None
@@ -257,6 +282,8 @@ def _immunization(fact: Fact, patient: Json) -> Json:
 
 def _observation(fact: Fact, patient: Json, doc_ref: str) -> Json:
     category = "vital-signs" if fact.kind == "vital_sign" else "laboratory"
+    code = fact.code
+    loinc = code.code if code is not None and code.system == "2.16.840.1.113883.6.1" else None
     status = {"completed": "final", "active": "preliminary", "aborted": "cancelled"}.get(
         fact.status or "", "final"
     )
@@ -267,14 +294,14 @@ def _observation(fact: Fact, patient: Json, doc_ref: str) -> Json:
         "subject": patient,
         "derivedFrom": [{"reference": doc_ref}],
         "interpretation": [concept(fact.interpretation)] if fact.interpretation else None,
-        "referenceRange": [_range(fact.reference_range)] if _range(fact.reference_range) else None,
+        "referenceRange": [_range(fact.reference_range, loinc)] if _range(fact.reference_range) else None,
     }
     if fact.effective_start and fact.effective_end:
         res["effectivePeriod"] = {"start": fact.effective_start, "end": fact.effective_end}
     elif fact.effective_start:
         res["effectiveDateTime"] = fact.effective_start
     if fact.value is not None:
-        res["valueQuantity"] = quantity(fact.value)
+        res["valueQuantity"] = normalised_quantity(fact.value, loinc)
     elif fact.value_code is not None:
         res["valueCodeableConcept"] = concept(fact.value_code)
     elif fact.value_text is not None:

@@ -169,7 +169,7 @@ def prepare(
     rec, o = _open(conn, rt, actor, patient_id, action)
     docs = _visible_documents(conn, o)
     lists = [loads(r.resource_json) for r in search.record_lists(conn, o)]
-    fact_rows, _ = facts.visible_facts(conn, rt, o)
+    fact_rows = facts.opened_facts(conn, rt, o, facts.FACT_TYPES)
     o.trace(conn, action, [d.id for d in docs])
     return RecordExport(
         patient_id=o.patient_id,

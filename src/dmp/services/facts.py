@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, or_
 
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
-from dmp.fhir.searchparams import FACT_TYPES
+from dmp.fhir.searchparams import FACT_TYPES as FACT_TYPES
 from dmp.services import access, search
 from dmp.services.context import Runtime
 from dmp.services.publish import record_dek
@@ -33,6 +33,7 @@ from dmp.store.schema import clinical_fact, document
 class FactRow:
     id: str  # <document id>-<ordinal>
     resource_json: bytes
+    document_id: UUID | None = None  # its source document
 
 
 Filter = Callable[[list[str], str], ColumnElement[bool]]
@@ -85,6 +86,26 @@ def _visible(o: access.Opened, resource_types: Sequence[str]) -> ColumnElement[b
     return and_(f.patient_id == o.patient_id, f.resource_type.in_(resource_types), source_visible)
 
 
+def opened_facts(
+    conn: Connection, rt: Runtime, o: access.Opened, resource_types: Sequence[str]
+) -> list[FactRow]:
+    """The facts of these types of a record already opened by ``o`` whose source document its
+    actor may see, opened with the record's key; not traced (the caller traces the read)."""
+    f = clinical_fact.c
+    rows = list(
+        conn.execute(
+            select(f.id, f.document_id, f.sha256_hex, f.resource_sealed)
+            .where(_visible(o, resource_types))
+            .order_by(f.resource_type, *_order([]))
+        )
+    )
+    dek = record_dek(conn, rt, o.patient_id) if rows else b""
+    return [
+        FactRow(r.id, crypto.open_sealed(dek, o.patient_id, r.sha256_hex, r.resource_sealed), r.document_id)
+        for r in rows
+    ]
+
+
 def record_facts(
     conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, resource_types: Sequence[str] = FACT_TYPES
 ) -> list[FactRow]:
@@ -96,29 +117,10 @@ def record_facts(
     if not opened:
         return []
     (o,) = opened
-    shown, sources = visible_facts(conn, rt, o, resource_types)
+    shown = opened_facts(conn, rt, o, resource_types)
+    sources: list[str | UUID] = sorted({r.document_id for r in shown if r.document_id is not None}, key=str)
     o.trace(conn, AuditAction.RECORD_SEARCH, sources)
     return shown
-
-
-def visible_facts(
-    conn: Connection, rt: Runtime, o: access.Opened, resource_types: Sequence[str] = FACT_TYPES
-) -> tuple[list[FactRow], list[str | UUID]]:
-    """The facts of a record already opened that the actor may see, and their source documents;
-    untraced: the caller traces the use case it serves (a summary, an export)."""
-    f = clinical_fact.c
-    rows = list(
-        conn.execute(
-            select(f.id, f.document_id, f.sha256_hex, f.resource_sealed)
-            .where(_visible(o, resource_types))
-            .order_by(f.resource_type, *_order([]))
-        )
-    )
-    dek = record_dek(conn, rt, o.patient_id) if rows else b""
-    shown = [
-        FactRow(r.id, crypto.open_sealed(dek, o.patient_id, r.sha256_hex, r.resource_sealed)) for r in rows
-    ]
-    return shown, sorted({r.document_id for r in rows}, key=str)
 
 
 def search_facts(conn: Connection, rt: Runtime, actor: Actor, resource_type: str, params: Params) -> Page:
@@ -151,7 +153,8 @@ def search_facts(conn: Connection, rt: Runtime, actor: Actor, resource_type: str
     total = search.page_total(conn, counted, len(rows), more, offset, count, search.total_wanted(params))
     dek = record_dek(conn, rt, o.patient_id) if rows else b""
     shown = [
-        FactRow(r.id, crypto.open_sealed(dek, o.patient_id, r.sha256_hex, r.resource_sealed)) for r in rows
+        FactRow(r.id, crypto.open_sealed(dek, o.patient_id, r.sha256_hex, r.resource_sealed), r.document_id)
+        for r in rows
     ]
     sources: list[str | UUID] = sorted({r.document_id for r in rows}, key=str)
     o.trace(conn, AuditAction.RECORD_SEARCH, sources)

@@ -28,7 +28,7 @@ from dmp.fhir.common import dumps
 from dmp.store import crypto
 from dmp.store.schema import clinical_fact, clinical_ingestion
 
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2  # 2: lab values normalised to one unit per analyte (ADR 0013)
 _log = logging.getLogger(__name__)
 
 

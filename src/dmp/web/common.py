@@ -25,6 +25,7 @@ from dmp.accounts import sessions
 from dmp.accounts.keys import AccountKeys, keys_for, same
 from dmp.accounts.service import PERSON, PRO, Account, actor_for, get
 from dmp.auth.tokens import TokenSigner
+from dmp.clinical import synthesis
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.outbox.templates import PARIS
@@ -108,6 +109,7 @@ def build_state(runtime: Runtime, signer: TokenSigner) -> WebState:
         lstrip_blocks=True,
     )
     env.filters["date_fr"] = _date_fr
+    env.filters["date_iso_fr"] = synthesis.date_fr  # a FHIR date (2026-11-18) as 18/11/2026
     return WebState(
         runtime, keys_for(runtime.settings), signer, env, secure_cookies(runtime.settings.base_url)
     )

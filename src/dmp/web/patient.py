@@ -14,7 +14,7 @@ from dmp.accounts.service import PATIENT, REPRESENTATIVE, Account
 from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
-from dmp.services import notifications, records, trail_read
+from dmp.services import notifications, records, synthesis, trail_read
 from dmp.web import auth_pages, export
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param, read
@@ -95,6 +95,7 @@ def home(ctx: Ctx) -> Response:
         "home.html",
         title="Mon DMP",
         page=page,
+        syn=synthesis.record_synthesis(ctx.conn, ctx.rt, actor, pid, ctx.now),
         holder=_holder_name(ctx, pid),
         representative=acc.kind == REPRESENTATIVE,
         notifications=unread,
@@ -137,6 +138,23 @@ def document_read(ctx: Ctx) -> Response:
         return consulted
     raw = ctx.request.path_params["id"]
     return read(ctx, consulted[1], raw, "/documents/" + quote(raw))
+
+
+def analyte_page(ctx: Ctx) -> Response:
+    """« Courbe » of one analyte of the record: every value the person may see, in one unit."""
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    _, actor, pid = consulted
+    key = ctx.request.query_params.get("analyte", "")[:200]
+    hist = synthesis.analyte_history(ctx.conn, ctx.rt, actor, pid, key)
+    return ctx.render(
+        "analyte_history.html",
+        title=f"Évolution : {hist.label}" if hist.label else "Évolution d'une analyse",
+        hist=hist,
+        read_base="/documents/",
+        back_url="/",
+    )
 
 
 def notifications_page(ctx: Ctx) -> Response:
@@ -300,6 +318,7 @@ def routes() -> list[Route]:
         Route("/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
         Route("/telecharger/archive", get(SPACE, export_archive, export.export_error), methods=["GET"]),
         Route("/telecharger/resume", get(SPACE, export_summary, export.export_error), methods=["GET"]),
+        Route("/analyse", get(SPACE, analyte_page, record_error), methods=["GET"]),
         Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
         Route("/historique", get(SPACE, history_page), methods=["GET"]),
         Route("/dossiers", get(SPACE, records_get), methods=["GET"]),

@@ -20,7 +20,7 @@ from dmp.domain.actor import Actor
 from dmp.domain.consent import ConsentKind
 from dmp.domain.ins import SYSTEM_NIA, SYSTEM_NIR, Ins, parse_ins
 from dmp.errors import DmpError
-from dmp.services import access, consents, records
+from dmp.services import access, consents, records, synthesis
 from dmp.web import auth_pages, export
 from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param, read
@@ -70,9 +70,10 @@ def patient_page(ctx: Ctx) -> Response:
     if row is None:
         return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
     # Refusals (policy, closed record) propagate: rolled back, traced, rendered by patient_error.
+    actor = ctx.actor(acc)
     page = list_documents(
         ctx,
-        ctx.actor(acc),
+        actor,
         [("patient.identifier", f"{ins.system}|{ins.value}"), ("status", "current")],
         offset_param(ctx),
     )
@@ -81,8 +82,32 @@ def patient_page(ctx: Ctx) -> Response:
         title="Dossier du patient",
         holder=_holder(row, ins),
         page=page,
+        syn=synthesis.record_synthesis(ctx.conn, ctx.rt, actor, row.id, ctx.now),
         attest=False,
         ins_query=quote(ins.value),
+    )
+
+
+def analyte_page(ctx: Ctx) -> Response:
+    """« Courbe » of one analyte: every value the professional may see, in one unit."""
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    try:
+        ins = _parse(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
+    except DmpError as err:
+        return _search_form(ctx, 400, "", err.message)
+    row = records.find_by_ins(ctx.conn, ins)
+    if row is None:
+        return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
+    key = ctx.request.query_params.get("analyte", "")[:200]
+    hist = synthesis.analyte_history(ctx.conn, ctx.rt, ctx.actor(acc), row.id, key)
+    return ctx.render(
+        "analyte_history.html",
+        title=f"Évolution : {hist.label}" if hist.label else "Évolution d'une analyse",
+        hist=hist,
+        read_base="/pro/documents/",
+        back_url="/pro/patient?ins=" + quote(ins.value),
     )
 
 
@@ -104,6 +129,7 @@ def patient_error(ctx: Ctx, err: DmpError) -> Response | None:
         title="Dossier du patient",
         holder=_holder(row, ins),
         page=None,
+        syn=None,
         attest=err.code == "FORBIDDEN" and may_attest,
         errors=[err.message],
     )
@@ -181,6 +207,7 @@ def routes() -> list[Route]:
         Route("/pro", get(SPACE, home), methods=["GET"]),
         Route("/pro/", get(SPACE, home), methods=["GET"]),
         Route("/pro/patient", get(SPACE, patient_page, patient_error), methods=["GET"]),
+        Route("/pro/patient/analyse", get(SPACE, analyte_page, patient_error), methods=["GET"]),
         Route("/pro/patient/autorisation", post(SPACE, attest, attest_error), methods=["POST"]),
         Route("/pro/patient/telecharger/archive", get(SPACE, export_archive, export.export_error),
               methods=["GET"]),
