@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, not_, or_, select, true
 
 from dmp.audit import AuditRecord, append
+from dmp.clinical import text as words_of
 from dmp.domain.actor import Actor
 from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFlag
 from dmp.domain.ins import parse_ins
@@ -23,9 +24,10 @@ from dmp.errors import DmpError
 from dmp.fhir import searchparams
 from dmp.fhir.common import parse_datetime_range
 from dmp.policy import Decision, RecordFacts, Transparency, learns_record_exists
-from dmp.services import access, consents
+from dmp.services import access, consents, fulltext
 from dmp.services.context import Runtime
 from dmp.services.policy_sql import hidden_by_mask_condition
+from dmp.services.publish import record_dek
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
 from dmp.store.schema import document, document_event, submission_set
@@ -46,6 +48,7 @@ class Page:
     count: int
     decision: Decision | None = None  # the policy decision that opened the record
     notice: str | None = None  # masking transparency message (count/category modes)
+    snippets: dict[UUID, list[fulltext.Segment]] | None = None  # _content searches asked for them
 
 
 def _values(raw: str) -> list[str]:
@@ -385,6 +388,7 @@ DOCUMENT_FILTERS: dict[str, Filter | None] = {
     "_id": _ids(document.c.id),
     "isArchived": _archived,
     "relatesto": _ids(document.c.replaces_id, "DocumentReference/"),
+    "_content": None,  # needs the record's key: compiled once the record is opened (_content_match)
 }
 
 
@@ -464,9 +468,29 @@ def _masked_notice(conn: Connection, opened: access.Opened, where: ColumnElement
     return "Documents masqués par le patient, par classe : " + ", ".join(parts) + "."
 
 
-def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
+def _content_stems(params: Params) -> list[str] | None:
+    """The stems every document found must hold (None without ``_content``)."""
+    raw = [v for k, v in params if k == "_content"]
+    if not raw:
+        return None
+    if not any(k in PATIENT_KEYS for k, _ in params):
+        raise DmpError("INVALID_SEARCH", "« _content » cherche dans un dossier : indiquez le patient")
+    stems = words_of.query_stems(" ".join(raw))
+    if not stems:
+        raise DmpError("INVALID_SEARCH", "_content ne contient aucun mot à chercher")
+    if len(stems) > fulltext.MAX_QUERY_TERMS:
+        raise DmpError("INVALID_SEARCH", f"_content : {fulltext.MAX_QUERY_TERMS} mots au plus")
+    return stems
+
+
+def search_documents(
+    conn: Connection, rt: Runtime, actor: Actor, params: Params, *, snippets: bool = False
+) -> Page:
+    """ITI-67; with ``_content``, only the documents whose text holds every word, ranked by how often
+    they hold them (unless ``_sort``), and, when ``snippets``, a marked passage of each one found."""
     count, offset = _paging(params, rt)
     conds = document_conditions(params)  # validate every parameter before any lookup
+    stems = _content_stems(params)
     opened = _open_records(
         conn, rt, actor, params, document, AuditAction.RECORD_SEARCH, history=_asks_history(params)
     )
@@ -475,11 +499,21 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     filters = and_(*conds) if conds else true()
     visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
     where = and_(visible, filters)
+    source: Any = document
+    order = _order(params)
+    dek = b""
+    if stems is not None:  # one record (a patient is named): its key, its index, in the same query
+        dek = record_dek(conn, rt, opened[0].patient_id)
+        match = fulltext.matching(opened[0].patient_id, dek, stems)
+        source = document.join(match, match.c.document_id == document.c.id)
+        if not any(k == "_sort" for k, _ in params):
+            order = [match.c.score.desc(), document.c.creation_time.desc(), document.c.id.desc()]
     rows = list(
         conn.execute(
             select(document.c.id, document.c.resource_json, document.c.patient_id)
+            .select_from(source)
             .where(where)
-            .order_by(*_order(params))
+            .order_by(*order)
             .limit(count + 1)
             .offset(offset)
         )
@@ -488,7 +522,7 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     # Counts use the same policy condition: hidden documents are never counted.
     total = _page_total(
         conn,
-        lambda: select(func.count()).select_from(document).where(where),
+        lambda: select(func.count()).select_from(source).where(where),
         len(rows[:count]),
         more,
         offset,
@@ -507,7 +541,11 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
         single.decision if single else None,
     )
     if single is not None:
+        # The words searched for are left out: the notice never tells what a masked document says.
         page.notice = _masked_notice(conn, single, filters)
+    if stems is not None and snippets and single is not None:
+        query = " ".join(v for k, v in params if k == "_content")
+        page.snippets = fulltext.snippets(conn, single.patient_id, dek, [r.id for r in page.rows], query)
     return page
 
 
