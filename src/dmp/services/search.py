@@ -483,6 +483,35 @@ def _content_stems(params: Params) -> list[str] | None:
     return stems
 
 
+@dataclass(frozen=True)
+class DocumentQuery:
+    source: Any  # document, or document joined to its full-text matches
+    where: ColumnElement[bool]
+    order: list[Any]
+
+
+def document_query(
+    opened: list[access.Opened],
+    filters: ColumnElement[bool],
+    params: Params,
+    stems: list[str] | None = None,
+    dek: bytes = b"",
+) -> DocumentQuery:
+    """The documents of the opened records the policy lets the actor see, matching ``filters`` and,
+    with ``stems``, holding every one of them in the (single) record's index: one statement, the
+    policy condition in it (tests/policy/test_fulltext_policy.py)."""
+    visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
+    where = and_(visible, filters)
+    if stems is None:
+        return DocumentQuery(document, where, _order(params))
+    match = fulltext.matching(opened[0].patient_id, dek, stems)
+    source = document.join(match, match.c.document_id == document.c.id)
+    order = _order(params)
+    if not any(k == "_sort" for k, _ in params):
+        order = [match.c.score.desc(), document.c.creation_time.desc(), document.c.id.desc()]
+    return DocumentQuery(source, and_(where, document.c.patient_id == opened[0].patient_id), order)
+
+
 def search_documents(
     conn: Connection, rt: Runtime, actor: Actor, params: Params, *, snippets: bool = False
 ) -> Page:
@@ -497,23 +526,16 @@ def search_documents(
     if not opened:
         return Page(None, [], 0, None, offset, count)
     filters = and_(*conds) if conds else true()
-    visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
-    where = and_(visible, filters)
-    source: Any = document
-    order = _order(params)
-    dek = b""
-    if stems is not None:  # one record (a patient is named): its key, its index, in the same query
-        dek = record_dek(conn, rt, opened[0].patient_id)
-        match = fulltext.matching(opened[0].patient_id, dek, stems)
-        source = document.join(match, match.c.document_id == document.c.id)
-        if not any(k == "_sort" for k, _ in params):
-            order = [match.c.score.desc(), document.c.creation_time.desc(), document.c.id.desc()]
+    # With _content, one record (a patient is named): its key hashes the words.
+    dek = record_dek(conn, rt, opened[0].patient_id) if stems is not None else b""
+    q = document_query(opened, filters, params, stems, dek)
+    source, where = q.source, q.where
     rows = list(
         conn.execute(
             select(document.c.id, document.c.resource_json, document.c.patient_id)
             .select_from(source)
             .where(where)
-            .order_by(*order)
+            .order_by(*q.order)
             .limit(count + 1)
             .offset(offset)
         )
