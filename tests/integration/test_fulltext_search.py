@@ -4,6 +4,7 @@ the documents the searcher may see; the index holds keyed hashes and sealed text
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ from test_policy_api import as_patient, consent, ids, patient_id
 from test_publication_coherence import cda_bundle, example_cda
 
 from conftest import Api, Identity, new_identity, patient_resource
-from dmp.store.schema import document_text, document_token
+from dmp.store.schema import clinical_ingestion, document_text, document_token
 
 SYNTHESIS, LAB, SOCIAL, IMAGING = (
     "VSM_1.4_2022.01.xml",
@@ -136,3 +137,39 @@ def test_the_index_holds_no_clear_text_and_differs_between_records(api: Api, pat
     assert all(len(t) == 16 for t in tokens[a])
     for row in texts:
         assert b"PLAVIX" not in row.text_sealed and b"plavix" not in row.text_sealed.lower()
+
+
+def _embedded_pdf(ident: Identity) -> bytes:
+    from lxml import etree
+
+    from dmp.cda import hardened_parser
+
+    root = etree.fromstring(example_cda(IMAGING, ident), hardened_parser())
+    (text,) = root.iter("{urn:hl7-org:v3}text")
+    return base64.b64decode("".join(text.itertext()))
+
+
+def test_pdf_documents_are_searched_and_an_unreadable_one_is_kept(api: Api, patient: Identity) -> None:
+    pdf = _embedded_pdf(patient)
+    assert pdf[:5] == b"%PDF-"
+    good = _publish_pdf(api, patient, pdf, "Compte rendu d'imagerie")
+    bad = _publish_pdf(api, patient, b"%PDF-1.4\nnot really a pdf", "Radiographie du thorax")
+    pid = patient_id(api, patient)
+    assert _found(api, pid, "scanner cou") == [good]
+    assert _found(api, pid, "radiographie") == [bad]  # its title at least
+    with api.runtime.engine.connect() as conn:
+        outcome = conn.execute(
+            select(clinical_ingestion.c.status, clinical_ingestion.c.detail).where(
+                clinical_ingestion.c.document_id == UUID(bad)
+            )
+        ).one()
+    assert outcome.status == "error" and "PDF" in outcome.detail
+    assert api.get(f"Binary/{bad}").status_code == 200
+
+
+def _publish_pdf(api: Api, ident: Identity, content: bytes, title: str) -> str:
+    pdf = {"mime_type": "application/pdf", "format_code": "urn:ihe:iti:xds-sd:pdf:2008"}
+    d = doc(ident, content, title=title, **pdf)
+    resp = api.post("", bundle(ident, (d, content)))
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["entry"][1]["response"]["location"].split("/")[1])

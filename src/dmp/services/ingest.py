@@ -122,8 +122,9 @@ def ingest_documents(
         if not _looks_like_xml(content):
             status, detail = "skipped", "document non XML : pas d'extraction"
             if content[:5] == b"%PDF-":
-                found = pdf_text(content)
+                found = pdf_text(content)  # no facts in a PDF; its text is indexed
                 body_text, detail = found.text, found.error or found.note or detail
+                status = "error" if found.error else status
         else:
             e = extract(content)
             status, detail = _outcome(e)
