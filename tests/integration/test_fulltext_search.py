@@ -9,9 +9,10 @@ from typing import Any
 from uuid import UUID
 
 from helpers import CDA, bundle, doc
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from test_policy_api import as_patient, consent, ids, patient_id
 from test_publication_coherence import cda_bundle, example_cda
+from test_records import dmp_cli  # noqa: F401  (fixture)
 
 from conftest import Api, Identity, new_identity, patient_resource
 from dmp.store.schema import clinical_ingestion, document_text, document_token
@@ -173,3 +174,22 @@ def _publish_pdf(api: Api, ident: Identity, content: bytes, title: str) -> str:
     resp = api.post("", bundle(ident, (d, content)))
     assert resp.status_code == 200, resp.text
     return str(resp.json()["entry"][1]["response"]["location"].split("/")[1])
+
+
+def test_documents_published_before_the_index_are_indexed_by_the_operator(
+    api: Api, patient: Identity, dmp_cli: Any  # noqa: F811 (the fixture)
+) -> None:
+    synthesis = _publish_example(api, patient, SYNTHESIS)
+    titled = _publish_titled(api, patient, "Allergies")
+    pid = patient_id(api, patient)
+    with api.runtime.engine.begin() as conn:  # as before the index existed
+        conn.execute(delete(document_token))
+        conn.execute(delete(document_text))
+    assert _found(api, pid, "plavix") == [] and _found(api, pid, "allergie") == []
+    res = dmp_cli("documents", "index")
+    assert res.exit_code == 0, res.output
+    assert "2 document(s) indexé(s) dans 1 dossier(s)." in res.output
+    assert _found(api, pid, "plavix") == [synthesis]
+    assert set(_found(api, pid, "allergie")) == {synthesis, titled}
+    again = dmp_cli("documents", "index")
+    assert "0 document(s) indexé(s) dans 0 dossier(s)." in again.output

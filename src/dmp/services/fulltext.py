@@ -39,7 +39,7 @@ Segment = tuple[str, bool]  # (text, is a matched word)
 @dataclass(frozen=True)
 class IndexRows:
     tokens: list[dict[str, object]]
-    text: dict[str, object] | None
+    text: dict[str, object]
 
 
 def _fact_labels(e: Extraction) -> Iterable[str]:
@@ -59,8 +59,8 @@ def indexed_text(title: str | None, extraction: Extraction | None, body_text: st
 
 
 def index_rows(pid: UUID, doc_id: UUID, dek: bytes, text: str) -> IndexRows:
-    if not text.strip():
-        return IndexRows([], None)
+    """The token rows of ``text`` and its sealed copy (written even when empty: it marks the
+    document as indexed, see ``dmp.services.reindex``)."""
     key = blind.index_key(dek)
     tokens = [
         dict(patient_id=pid, token=blind.token(key, stem), document_id=doc_id, tf=min(n, MAX_TF))

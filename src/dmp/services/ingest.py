@@ -90,6 +90,14 @@ def fact_row(
     )
 
 
+def readable_text(title: str | None, content: bytes) -> str:
+    """What the full-text index reads of a document, as ingestion reads it (without its facts' rows)."""
+    if _looks_like_xml(content):
+        return fulltext.indexed_text(title, extract(content))
+    body = pdf_text(content).text if content[:5] == b"%PDF-" else None
+    return fulltext.indexed_text(title, None, body)
+
+
 def _titles(conn: Connection, pid: UUID, ids: list[UUID]) -> dict[UUID, str | None]:
     d = document.c
     rows = conn.execute(select(d.id, d.title).where(d.patient_id == pid, d.id.in_(ids)))
@@ -144,8 +152,7 @@ def ingest_documents(
                     conn.execute(insert(clinical_fact), rows)
                 if index.tokens:
                     conn.execute(insert(document_token), index.tokens)
-                if index.text is not None:
-                    conn.execute(insert(document_text), index.text)
+                conn.execute(insert(document_text), index.text)
                 conn.execute(
                     insert(clinical_ingestion),
                     dict(

@@ -1,6 +1,6 @@
 """The encrypted full-text index: ``document_token`` (keyed hashes of stems) and ``document_text``
-(the indexed text, sealed). Documents published before this revision are not indexed (a search by
-``_content`` does not find them); ADR 0012 says why no re-indexing job is part of this revision.
+(the indexed text, sealed). Documents published before this revision are not indexed by the
+migration (it has no keys): ``dmp documents index`` does it (ADR 0012).
 
 Revision ID: 0008_fulltext
 Revises: 0007
