@@ -78,7 +78,7 @@ def words(text: str) -> Iterator[Word]:
 
 def stems(text: str) -> list[str]:
     """The stems of ``text`` in order, stop words dropped."""
-    return [w.stem for w in words(text) if w.stem is not None]
+    return [s for w in _WORD.findall(text) if (s := stem(w)) is not None]
 
 
 def term_frequencies(text: str) -> Counter[str]:

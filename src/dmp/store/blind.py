@@ -8,7 +8,6 @@ a token tells nothing of its word.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from cryptography.hazmat.primitives import hashes
@@ -23,4 +22,4 @@ def index_key(dek: bytes) -> bytes:
 
 
 def token(key: bytes, stem: str) -> bytes:
-    return hmac.new(key, stem.encode(), hashlib.sha256).digest()[:TOKEN_BYTES]
+    return hmac.digest(key, stem.encode(), "sha256")[:TOKEN_BYTES]
