@@ -388,7 +388,7 @@ DOCUMENT_FILTERS: dict[str, Filter | None] = {
     "_id": _ids(document.c.id),
     "isArchived": _archived,
     "relatesto": _ids(document.c.replaces_id, "DocumentReference/"),
-    "_content": None,  # needs the record's key: compiled once the record is opened (_content_match)
+    "_content": None,  # needs the record's key: compiled once the record is opened (document_query)
 }
 
 
