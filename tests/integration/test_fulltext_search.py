@@ -123,6 +123,16 @@ def test_a_replaced_document_retires_its_words(api: Api, patient: Identity) -> N
     assert _found(api, pid, "ordonnance") == [second]
 
 
+def test_a_deleted_document_is_not_found(api: Api, patient: Identity) -> None:
+    doc_id = _publish_titled(api, patient, "Ordonnance COUMADINE")
+    pid = patient_id(api, patient)
+    assert _found(api, pid, "coumadine") == [doc_id]
+    ops = [{"op": "replace", "path": "/status", "value": "entered-in-error"}]
+    assert api.patch(f"DocumentReference/{doc_id}", ops).status_code == 200
+    assert _found(api, pid, "coumadine") == []
+    assert _found(api, pid, "coumadine", who=as_patient(api, pid)) == []
+
+
 def test_the_index_holds_no_clear_text_and_differs_between_records(api: Api, patient: Identity) -> None:
     other = new_identity(given="Autre")
     assert api.post("Patient", patient_resource(other)).status_code == 201
