@@ -712,6 +712,18 @@ def documents_announcement_reminders() -> None:
         click.echo(f"  sans adresse : DocumentReference/{doc_id}")
 
 
+@documents.command("index", help="Recherche plein texte : indexe les documents publiés avant qu'elle "
+                   "existe (index chiffré, un dossier par transaction ; relançable).")
+def documents_index() -> None:
+    from dmp.services.reindex import index_missing
+
+    rt = _accounts_runtime()
+    report = index_missing(rt, lambda: _transaction(rt.engine))
+    click.echo(f"{report.indexed} document(s) indexé(s) dans {report.records} dossier(s).")
+    if report.unreadable:
+        click.echo(f"{report.unreadable} document(s) illisible(s) (fichier absent ou altéré), non indexé(s).")
+
+
 @main.group(help="Annuaire des professionnels : comptes de connexion web (RPPS + mot de passe + TOTP).")
 def pro() -> None:
     pass

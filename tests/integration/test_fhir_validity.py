@@ -402,6 +402,7 @@ def _sample(name: str, ptype: str, doc_id: str) -> str:
         "security-label": "N",
         "_id": doc_id,
         "code": "submissionset",
+        "_content": "consultation",  # a word (a lone letter is not one)
     }.get(name, "x")
 
 

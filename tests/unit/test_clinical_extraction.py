@@ -178,10 +178,19 @@ def test_level1_text_is_extracted() -> None:
         assert (e.level, e.text, e.error) == (1, text, None)
 
 
-def test_level1_pdf_says_text_is_not_extracted_yet() -> None:
+def test_level1_pdf_text_is_extracted() -> None:
+    # Was « not extracted yet » (a note); the full-text index now reads the embedded PDF (pypdf).
     e = extract((CDA_DIR / "IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml").read_bytes())
-    assert (e.level, e.media_type, e.text) == (1, "application/pdf", None)
-    assert e.notes and "PDF" in e.notes[0]
+    assert (e.level, e.media_type, e.error, e.notes) == (1, "application/pdf", None, ())
+    assert e.text is not None and "Scanner de la tête et du cou" in e.text
+
+
+def test_unreadable_pdf_is_an_error_not_a_refusal() -> None:
+    b64 = base64.b64encode(b"%PDF-1.7 not really a pdf").decode()
+    body = f"<nonXMLBody><text mediaType='application/pdf' representation='B64'>{b64}</text></nonXMLBody>"
+    e = extract(f"{CDA_HEAD}<component>{body}</component></ClinicalDocument>".encode())
+    assert (e.level, e.text) == (1, None)
+    assert e.error is not None and "PDF" in e.error
 
 
 def test_bad_base64_is_an_error() -> None:

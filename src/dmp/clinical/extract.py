@@ -27,6 +27,7 @@ from dmp.clinical.model import (
     Quantity,
     Range,
 )
+from dmp.clinical.pdftext import pdf_text
 
 MAX_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 200
@@ -553,12 +554,11 @@ def _level1(body: etree._Element, base: Extraction) -> Extraction:
     if media.startswith("text/"):
         text = data.decode("utf-8", "replace") if data is not None else raw
         return replace(base, level=1, media_type=media, text=text.strip() or None)
-    note = (
-        "extraction du texte PDF non encore disponible"
-        if media == "application/pdf"
-        else f"texte non extrait du type {media}"
-    )
-    return replace(base, level=1, media_type=media, notes=(*base.notes, note))
+    if media == "application/pdf" and data is not None:
+        found = pdf_text(data)
+        notes = (*base.notes, found.note) if found.note else base.notes
+        return replace(base, level=1, media_type=media, text=found.text, notes=notes, error=found.error)
+    return replace(base, level=1, media_type=media, notes=(*base.notes, f"texte non extrait du type {media}"))
 
 
 def _clinical_document(cda: bytes) -> tuple[etree._Element, tuple[str, ...]] | Extraction:

@@ -69,6 +69,12 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
         _ID,
         SearchParam("isArchived", "token", "true ou false : documents archivés par le patient."),
         SearchParam("relatesto", "reference", "Documents qui remplacent DocumentReference/<id>."),
+        SearchParam(
+            "_content",
+            "string",
+            "Mots du texte du document (titre, corps, PDF, faits), tous requis ; accents, majuscules et "
+            "pluriels indifférents ; résultats classés par pertinence. Demande le patient.",
+        ),
     ),
     "List": (
         _PATIENT,

@@ -9,6 +9,9 @@ Facts are FHIR resources sealed with the record's key (AES-GCM, the same envelop
 bytes, bound to the record and to the resource's SHA-256). The columns beside them (kind, code,
 date, value, unit) are in clear for searches, like the document's own metadata columns.
 Access: ``dmp.services.facts`` serves them, filtered exactly as their source document.
+
+The same pass writes the document's encrypted full-text index (``dmp.services.fulltext``: title,
+body text, embedded PDF text, facts' display texts), in the same savepoint as its facts.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 
 from dmp.clinical import Extraction, Fact, extract
 from dmp.clinical.fhir import RESOURCE_TYPES, system_uri, to_fhir
+from dmp.clinical.pdftext import pdf_text
 from dmp.fhir.common import dumps
+from dmp.services import fulltext
 from dmp.store import crypto
-from dmp.store.schema import clinical_fact, clinical_ingestion
+from dmp.store.schema import clinical_fact, clinical_ingestion, document, document_text, document_token
 
 EXTRACTOR_VERSION = 2  # 2: lab values normalised to one unit per analyte (ADR 0013)
 _log = logging.getLogger(__name__)
@@ -85,6 +90,20 @@ def fact_row(
     )
 
 
+def readable_text(title: str | None, content: bytes) -> str:
+    """What the full-text index reads of a document, as ingestion reads it (without its facts' rows)."""
+    if _looks_like_xml(content):
+        return fulltext.indexed_text(title, extract(content))
+    body = pdf_text(content).text if content[:5] == b"%PDF-" else None
+    return fulltext.indexed_text(title, None, body)
+
+
+def _titles(conn: Connection, pid: UUID, ids: list[UUID]) -> dict[UUID, str | None]:
+    d = document.c
+    rows = conn.execute(select(d.id, d.title).where(d.patient_id == pid, d.id.in_(ids)))
+    return {r.id: r.title for r in rows}
+
+
 def _outcome(e: Extraction) -> tuple[str, str | None]:
     if e.error:
         return "error", e.error
@@ -101,11 +120,19 @@ def ingest_documents(
     """Extract and store the facts of each (document id, bytes); record each outcome. Never raises
     for a document's content; a database failure while writing one document's facts is recorded too."""
     out: list[Ingested] = []
-    for doc_id, content in documents:
+    docs = list(documents)
+    titles = _titles(conn, pid, [i for i, _ in docs])
+    for doc_id, content in docs:
         rows: list[dict[str, object]] = []
         detail: str | None
+        e: Extraction | None = None
+        body_text: str | None = None
         if not _looks_like_xml(content):
             status, detail = "skipped", "document non XML : pas d'extraction"
+            if content[:5] == b"%PDF-":
+                found = pdf_text(content)  # no facts in a PDF; its text is indexed
+                body_text, detail = found.text, found.error or found.note or detail
+                status = "error" if found.error else status
         else:
             e = extract(content)
             status, detail = _outcome(e)
@@ -118,10 +145,14 @@ def ingest_documents(
                     f"transformation en FHIR impossible : {type(exc).__name__}",
                     [],
                 )
+        index = fulltext.index_rows(pid, doc_id, dek, fulltext.indexed_text(titles.get(doc_id), e, body_text))
         try:
             with conn.begin_nested():
                 if rows:
                     conn.execute(insert(clinical_fact), rows)
+                if index.tokens:
+                    conn.execute(insert(document_token), index.tokens)
+                conn.execute(insert(document_text), index.text)
                 conn.execute(
                     insert(clinical_ingestion),
                     dict(

@@ -16,15 +16,17 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, not_, or_, select, true
 
 from dmp.audit import AuditRecord, append
+from dmp.clinical import text as words_of
 from dmp.domain.actor import Actor
 from dmp.domain.document import FHIR_STATUS_TO_AVAILABILITY, Availability, DmpFlag
 from dmp.domain.ins import parse_ins
 from dmp.errors import DmpError
 from dmp.fhir import searchparams
 from dmp.policy import Decision, RecordFacts, Transparency, learns_record_exists
-from dmp.services import access, consents
+from dmp.services import access, consents, fulltext
 from dmp.services.context import Runtime
 from dmp.services.policy_sql import hidden_by_mask_condition
+from dmp.services.publish import record_dek
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
 from dmp.store import locator
@@ -46,6 +48,7 @@ class Page:
     count: int
     decision: Decision | None = None  # the policy decision that opened the record
     notice: str | None = None  # masking transparency message (count/category modes)
+    snippets: dict[UUID, list[fulltext.Segment]] | None = None  # _content searches asked for them
 
 
 def _values(raw: str) -> list[str]:
@@ -392,6 +395,7 @@ DOCUMENT_FILTERS: dict[str, Filter | None] = {
     "_id": _ids(document.c.id),
     "isArchived": _archived,
     "relatesto": _ids(document.c.replaces_id, "DocumentReference/"),
+    "_content": None,  # needs the record's key: compiled once the record is opened (document_query)
 }
 
 
@@ -471,22 +475,74 @@ def _masked_notice(conn: Connection, opened: access.Opened, where: ColumnElement
     return "Documents masqués par le patient, par classe : " + ", ".join(parts) + "."
 
 
-def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
+def _content_stems(params: Params) -> list[str] | None:
+    """The stems every document found must hold (None without ``_content``)."""
+    raw = [v for k, v in params if k == "_content"]
+    if not raw:
+        return None
+    if not any(k in PATIENT_KEYS for k, _ in params):
+        raise DmpError("INVALID_SEARCH", "« _content » cherche dans un dossier : indiquez le patient")
+    stems = words_of.query_stems(" ".join(raw))
+    if not stems:
+        raise DmpError("INVALID_SEARCH", "_content ne contient aucun mot à chercher")
+    if len(stems) > fulltext.MAX_QUERY_TERMS:
+        raise DmpError("INVALID_SEARCH", f"_content : {fulltext.MAX_QUERY_TERMS} mots au plus")
+    return stems
+
+
+@dataclass(frozen=True)
+class DocumentQuery:
+    source: Any  # document, or document joined to its full-text matches
+    where: ColumnElement[bool]
+    order: list[Any]
+
+
+def document_query(
+    opened: list[access.Opened],
+    filters: ColumnElement[bool],
+    params: Params,
+    stems: list[str] | None = None,
+    dek: bytes = b"",
+) -> DocumentQuery:
+    """The documents of the opened records the policy lets the actor see, matching ``filters`` and,
+    with ``stems``, holding every one of them in the (single) record's index: one statement, the
+    policy condition in it (tests/policy/test_fulltext_policy.py)."""
+    visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
+    where = and_(visible, filters)
+    if stems is None:
+        return DocumentQuery(document, where, _order(params))
+    match = fulltext.matching(opened[0].patient_id, dek, stems)
+    source = document.join(match, match.c.document_id == document.c.id)
+    order = _order(params)
+    if not any(k == "_sort" for k, _ in params):
+        order = [match.c.score.desc(), document.c.creation_time.desc(), document.c.id.desc()]
+    return DocumentQuery(source, and_(where, document.c.patient_id == opened[0].patient_id), order)
+
+
+def search_documents(
+    conn: Connection, rt: Runtime, actor: Actor, params: Params, *, snippets: bool = False
+) -> Page:
+    """ITI-67; with ``_content``, only the documents whose text holds every word, ranked by how often
+    they hold them (unless ``_sort``), and, when ``snippets``, a marked passage of each one found."""
     count, offset = _paging(params, rt)
     conds = document_conditions(params)  # validate every parameter before any lookup
+    stems = _content_stems(params)
     opened = _open_records(
         conn, rt, actor, params, document, AuditAction.RECORD_SEARCH, history=_asks_history(params)
     )
     if not opened:
         return Page(None, [], 0, None, offset, count)
     filters = and_(*conds) if conds else true()
-    visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
-    where = and_(visible, filters)
+    # With _content, one record (a patient is named): its key hashes the words.
+    dek = record_dek(conn, rt, opened[0].patient_id) if stems is not None else b""
+    q = document_query(opened, filters, params, stems, dek)
+    source, where = q.source, q.where
     rows = list(
         conn.execute(
             select(document.c.id, document.c.resource_json, document.c.patient_id)
+            .select_from(source)
             .where(where)
-            .order_by(*_order(params))
+            .order_by(*q.order)
             .limit(count + 1)
             .offset(offset)
         )
@@ -495,7 +551,7 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     # Counts use the same policy condition: hidden documents are never counted.
     total = _page_total(
         conn,
-        lambda: select(func.count()).select_from(document).where(where),
+        lambda: select(func.count()).select_from(source).where(where),
         len(rows[:count]),
         more,
         offset,
@@ -514,7 +570,11 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
         single.decision if single else None,
     )
     if single is not None:
+        # The words searched for are left out: the notice never tells what a masked document says.
         page.notice = _masked_notice(conn, single, filters)
+    if stems is not None and snippets and single is not None:
+        query = " ".join(v for k, v in params if k == "_content")
+        page.snippets = fulltext.snippets(conn, single.patient_id, dek, [r.id for r in page.rows], query)
     return page
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -214,6 +215,32 @@ clinical_ingestion = Table(
     PrimaryKeyConstraint("patient_id", "document_id"),
     ForeignKeyConstraint(["patient_id", "document_id"], ["document.patient_id", "document.id"]),
     Index("ix_clinical_ingestion_status", "status"),
+)
+
+# The encrypted full-text index (docs/adr/0014-encrypted-full-text-search.md): one row per distinct
+# stem of a document's text, the stem as a keyed hash under the record's index key (derived from
+# its data key), so neither words nor equal words across records can be read from the table.
+document_token = Table(
+    "document_token",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("token", LargeBinary(16), nullable=False),  # truncated HMAC-SHA256 of the stem
+    Column("document_id", Uuid, nullable=False),
+    Column("tf", SmallInteger, nullable=False),  # occurrences of the stem in the document (ranking)
+    PrimaryKeyConstraint("patient_id", "token", "document_id"),
+    ForeignKeyConstraint(["patient_id", "document_id"], ["document.patient_id", "document.id"]),
+)
+
+# The text a document was indexed from, sealed with the record's key: what search snippets show.
+document_text = Table(
+    "document_text",
+    metadata,
+    Column("patient_id", Uuid, nullable=False),
+    Column("document_id", Uuid, nullable=False),
+    Column("sha256_hex", String(64), nullable=False),  # of the plain UTF-8 text
+    Column("text_sealed", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("patient_id", "document_id"),
+    ForeignKeyConstraint(["patient_id", "document_id"], ["document.patient_id", "document.id"]),
 )
 
 submission_set = Table(

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
 from starlette.responses import Response
@@ -19,6 +19,7 @@ from dmp.terminology import valueset
 from dmp.web.common import Ctx
 
 PAGE_SIZE = 50
+MAX_WORDS_CHARS = 200  # the search box's text
 _EXTENSIONS = {
     "text/xml": ".xml",
     "application/xml": ".xml",
@@ -38,6 +39,7 @@ class DocumentLine:
     type_label: str
     author: str
     mime_type: str
+    snippet: tuple[tuple[str, bool], ...] = ()  # (text, matched word): the template escapes and marks
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,13 @@ class DocumentPage:
     lines: list[DocumentLine]
     next_offset: int | None
     offset: int
+    words: str = ""  # the full-text search asked for, if any
+    search_error: str | None = None  # French
+
+    @property
+    def words_query(self) -> str:
+        """``recherche=…&`` for the next page's link (empty without a search)."""
+        return urlencode({"recherche": self.words}) + "&" if self.words else ""
 
 
 def _type_label(code: str) -> str:
@@ -58,11 +67,26 @@ def offset_param(ctx: Ctx) -> int:
     return int(raw) if raw.isdigit() and int(raw) < 1_000_000 else 0
 
 
-def list_documents(ctx: Ctx, actor: Actor, params: list[tuple[str, str]], offset: int) -> DocumentPage:
-    """One page of the documents ``actor`` may see (``search_documents``: the policy filters in SQL)."""
-    page = search.search_documents(
-        ctx.conn, ctx.rt, actor, [*params, ("_count", str(PAGE_SIZE)), ("_offset", str(offset))]
-    )
+def search_words(ctx: Ctx) -> str:
+    """The words of the document list's search box (CS-04), bounded."""
+    return " ".join(ctx.request.query_params.get("recherche", "").split())[:MAX_WORDS_CHARS]
+
+
+def list_documents(
+    ctx: Ctx, actor: Actor, params: list[tuple[str, str]], offset: int, words: str = ""
+) -> DocumentPage:
+    """One page of the documents ``actor`` may see (``search_documents``: the policy filters in SQL);
+    with ``words``, those whose text holds them all, most relevant first, with a marked passage."""
+    paging = [("_count", str(PAGE_SIZE)), ("_offset", str(offset))]
+    content = [("_content", words)] if words else []
+    try:
+        page = search.search_documents(ctx.conn, ctx.rt, actor, [*params, *content, *paging], snippets=True)
+    except DmpError as err:
+        if not content or err.code != "INVALID_SEARCH":
+            raise
+        # Refused before the record was opened (no word left to search, too many): say so.
+        return DocumentPage(None, [], None, offset, words, err.message)
+    snippets = page.snippets or {}
     ids = [r.id for r in page.rows]
     details = {}
     if ids and page.patient_id is not None:
@@ -74,8 +98,10 @@ def list_documents(ctx: Ctx, actor: Actor, params: list[tuple[str, str]], offset
                 _type_label(row.type_code),
                 row.author_name or "",
                 row.mime_type,
+                tuple(snippets.get(row.id, ())),
             )
-    return DocumentPage(page.patient_id, [details[i] for i in ids if i in details], page.next_offset, offset)
+    lines = [details[i] for i in ids if i in details]
+    return DocumentPage(page.patient_id, lines, page.next_offset, offset, words)
 
 
 def _filename(title: str, mime: str) -> tuple[str, str]:

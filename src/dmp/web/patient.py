@@ -17,7 +17,7 @@ from dmp.errors import DmpError
 from dmp.services import notifications, records, synthesis, trail_read
 from dmp.web import auth_pages, export
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
-from dmp.web.documents import download, download_error, list_documents, offset_param, read
+from dmp.web.documents import download, download_error, list_documents, offset_param, read, search_words
 
 SPACE = PERSON_SPACE
 HISTORY_PAGE = 50
@@ -89,7 +89,7 @@ def home(ctx: Ctx) -> Response:
     if isinstance(consulted, Response):
         return consulted
     acc, actor, pid = consulted
-    page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
+    page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx), search_words(ctx))
     unread = notifications.unread_count(ctx.conn, pid)
     return ctx.render(
         "home.html",

@@ -23,7 +23,7 @@ from dmp.errors import DmpError
 from dmp.services import access, consents, records, synthesis
 from dmp.web import auth_pages, export
 from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
-from dmp.web.documents import download, download_error, list_documents, offset_param, read
+from dmp.web.documents import download, download_error, list_documents, offset_param, read, search_words
 
 SPACE = PRO_SPACE
 
@@ -76,6 +76,7 @@ def patient_page(ctx: Ctx) -> Response:
         actor,
         [("patient.identifier", f"{ins.system}|{ins.value}"), ("status", "current")],
         offset_param(ctx),
+        search_words(ctx),
     )
     return ctx.render(
         "pro_patient.html",
