@@ -32,7 +32,9 @@ def test_professional_searches_the_record_with_snippets(portal: Portal) -> None:
     assert 'role="search"' in listing.text and 'name="recherche"' in listing.text
     found = b.get(f"/pro/patient?ins={ident.nir}&recherche=Hemoglobines")
     assert found.status_code == 200, found.text
-    assert f"/pro/documents/{lab}/lecture" in found.text and f"/pro/documents/{synthesis}" not in found.text
+    # The results follow the search form (the synthesis above it links its own sources).
+    results = found.text.split('role="search"', 1)[1]
+    assert f"/pro/documents/{lab}/lecture" in results and f"/pro/documents/{synthesis}" not in results
     assert "<mark>Hémoglobine</mark>" in found.text
     assert "Documents contenant « Hemoglobines »" in txt(found)
     csp = found.headers["content-security-policy"]
