@@ -202,6 +202,22 @@ def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, n
     return body
 
 
+def set_masked(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, masked: bool) -> bytes:
+    """Mask or unmask a document from professionals (MASQUE_PS) for the portal: the same JSON Patch
+    of ``securityLabel`` as the FHIR PATCH, so the same policy decision (MASK) and trail entry."""
+    row, _, _ = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_MASK, history=False)
+    flags = (row.flags | DmpFlag.MASQUE_PS) if masked else (row.flags & ~DmpFlag.MASQUE_PS)
+    ops = [{"op": "replace", "path": "/securityLabel", "value": security_labels(row.confidentiality, flags)}]
+    return patch(conn, rt, actor, doc_id, ops, rt.now())
+
+
+def mask_states(conn: Connection, patient_id: UUID, ids: list[UUID]) -> dict[UUID, bool]:
+    """Whether each document of ``patient_id`` (already found visible) is masked from professionals."""
+    d = document.c
+    rows = conn.execute(select(d.id, d.flags).where(d.patient_id == patient_id, d.id.in_(ids)))
+    return {r.id: bool(r.flags & DmpFlag.MASQUE_PS) for r in rows}
+
+
 def _authorise_changes(
     conn: Connection, rt: Runtime, actor: Actor, row: Any, avail: Availability, flags: int
 ) -> AuditAction:
