@@ -106,6 +106,20 @@ def test_block_unblock_revoke_through_the_page(portal: Portal) -> None:
     assert rules.count("AC-02.patient-revokes") == 2
 
 
+def test_pages_are_narrow_screen_and_csp_friendly(portal: Portal) -> None:
+    """Lists and cards only (no wide table at 390 px), no inline style or script (strict CSP),
+    every page reached from the navigation of « Mon DMP »."""
+    _, _, b, doc_id = _patient(portal)
+    assert 'href="/gerer"' in b.get("/").text
+    for path in ("/gerer", "/acces", "/masquage", f"/masquage/{doc_id}", "/alertes", "/fermeture"):
+        page = b.get(path)
+        assert page.status_code == 200, path
+        assert "<table" not in page.text and "style=" not in page.text and "<script" not in page.text
+        assert "'unsafe-inline'" not in page.headers["content-security-policy"]
+        for field in re.findall(r'<(?:input|textarea)[^>]*\bid="([^"]+)"', page.text):
+            assert f'for="{field}"' in page.text, (path, field)  # every field has its label
+
+
 def test_a_forged_or_stale_change_is_refused(portal: Portal) -> None:
     ident, pid, b, _ = _patient(portal)
     _attest(portal, pid)
