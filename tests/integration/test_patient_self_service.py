@@ -199,11 +199,12 @@ def test_a_representative_may_not_mask_nor_close(portal: Portal) -> None:
     assert code
     b = portal.browser()
     portal.activate(b, "parent@exemple.fr", code)
-    b.get(f"/masquage/{doc_id}")
-    refused = b.post(f"/masquage/{doc_id}", masquer="oui")
+    assert "Seul le patient titulaire" in txt(b.get("/masquage"))  # the action is not offered
+    assert 'action="/masquage/' not in b.get(f"/masquage/{doc_id}").text
+    refused = b.post(f"/masquage/{doc_id}", masquer="oui")  # forged anyway: the policy refuses
     assert refused.status_code == 403 and "seuls le patient et l'auteur masquent" in txt(refused)
     assert ids(search(portal.api, ident)) == [doc_id]
-    b.get("/fermeture")
+    assert 'action="/fermeture"' not in b.get("/fermeture").text
     closing = b.post("/fermeture", confirmation="oui")
     assert closing.status_code == 403 and "seul le titulaire du dossier peut le fermer" in txt(closing)
     refusals = [(t.action, t.rule_id) for t in _trail(portal, pid) if t.outcome == "refused"]

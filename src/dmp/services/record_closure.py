@@ -13,9 +13,18 @@ from sqlalchemy import Connection
 
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
-from dmp.policy import Action
-from dmp.services import access, records
+from dmp.policy import Action, decide
+from dmp.services import access, consents, records
 from dmp.services.context import Runtime
+
+
+def may_close(conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID) -> bool:
+    """Would the policy let ``actor`` close the record? To offer the form or not; closing still
+    asks the policy again (``close_at_holder_request``)."""
+    row = records.get(conn, patient_id)
+    if row is None:
+        return False
+    return decide(actor, Action.CLOSE_RECORD, consents.facts(conn, row), None, access.context(rt)).permitted
 
 
 def close_at_holder_request(

@@ -104,7 +104,7 @@ def professional_label(conn: Connection, idnps: str | None) -> str:
 def _recorded_by(ctx: Ctx, row: ConsentRow) -> str:
     if row.created_by == str(row.patient_id):
         return "vous"
-    if row.created_by.startswith("8"):
+    if len(row.created_by) == 12 and row.created_by.isdigit():  # an IDNPS, not an account id
         return professional_label(ctx.conn, row.created_by)
     return "votre représentant légal"
 

@@ -52,7 +52,7 @@ def hub(ctx: Ctx, actor: Actor, pid: UUID) -> Response:
 
 def masking_list(ctx: Ctx, actor: Actor, pid: UUID) -> Response:
     page = list_documents(ctx, actor, [("patient", f"Patient/{pid}")], offset_param(ctx))
-    masked = documents.mask_states(ctx.conn, pid, [ln.id for ln in page.lines]) if page.lines else {}
+    states = documents.mask_states(ctx.conn, ctx.rt, actor, pid, [ln.id for ln in page.lines])
     done = ctx.request.query_params.get("fait", "")
     notice = {
         "masque": "Le document est masqué aux professionnels.",
@@ -63,7 +63,7 @@ def masking_list(ctx: Ctx, actor: Actor, pid: UUID) -> Response:
         title="Masquer des documents",
         nav_current="masquage",
         page=page,
-        masked=masked,
+        states=states,
         means=_masking_means(ctx),
         still_see=MASKING_STILL_SEE,
         notice=notice,
@@ -87,13 +87,15 @@ def masking_confirm(ctx: Ctx, actor: Actor, pid: UUID) -> Response:
     line = _visible_line(ctx, actor, pid, doc_id) if doc_id is not None else None
     if line is None or doc_id is None:
         return ctx.error_page(404, "Document introuvable", NOT_VISIBLE)
-    masked = documents.mask_states(ctx.conn, pid, [doc_id]).get(doc_id, False)
+    state = documents.mask_states(ctx.conn, ctx.rt, actor, pid, [doc_id]).get(doc_id)
+    masked = state is not None and state.masked
     return ctx.render(
         "masking_confirm.html",
         title="Ne plus masquer ce document" if masked else "Masquer ce document",
         nav_current="masquage",
         line=line,
         masked=masked,
+        may_change=state is not None and state.may_change,
         means=_masking_means(ctx),
         still_see=MASKING_STILL_SEE,
     )
@@ -163,7 +165,10 @@ def alerts_post(ctx: Ctx, actor: Actor, pid: UUID, form: dict[str, str]) -> Resp
 
 
 def closure_get(ctx: Ctx, actor: Actor, pid: UUID) -> Response:
-    return ctx.render("closure.html", title="Fermer mon dossier", values={}, field_errors={})
+    return ctx.render(
+        "closure.html", title="Fermer mon dossier", values={}, field_errors={},
+        may_close=record_closure.may_close(ctx.conn, ctx.rt, actor, pid),
+    )
 
 
 def closure_post(ctx: Ctx, actor: Actor, pid: UUID, form: dict[str, str]) -> Response:
@@ -177,6 +182,7 @@ def closure_post(ctx: Ctx, actor: Actor, pid: UUID, form: dict[str, str]) -> Res
         return ctx.render(
             "closure.html", status=400, title="Fermer mon dossier",
             values={"motif": form.get("motif", "")}, field_errors=errors, errors=list(errors.values()),
+            may_close=True,
         )
     detail = "à la demande du titulaire, en ligne" + (f" : {reason}" if reason else "")
     record_closure.close_at_holder_request(ctx.conn, ctx.rt, actor, pid, detail)
