@@ -172,6 +172,7 @@ def test_mask_and_unmask_a_document(portal: Portal) -> None:
     _attest(portal, pid)
     listing = txt(b.get("/masquage"))
     assert "ne savent pas qu'un document leur est masqué" in listing  # transparency « hidden »
+    assert f'href="/masquage/{doc_id}"' in b.get(f"/documents/{doc_id}/lecture").text  # from « Lire »
     confirm = b.get(f"/masquage/{doc_id}")
     assert confirm.status_code == 200 and "Confirmer : masquer" in txt(confirm)
     r = b.post(f"/masquage/{doc_id}", masquer="oui")
@@ -186,6 +187,16 @@ def test_mask_and_unmask_a_document(portal: Portal) -> None:
     assert (last.action, last.outcome, last.actor_id) == ("document.unmask", "success", str(pid))
     assert ids(search(portal.api, ident, who="doctor2")) == [doc_id]
     assert b.get(f"/masquage/{UUID(int=3)}").status_code == 404
+
+
+def test_masking_explained_per_transparency_setting(portal: Portal) -> None:
+    import dataclasses
+
+    _, _, b, doc_id = _patient(portal)
+    portal.runtime.settings = dataclasses.replace(portal.runtime.settings, masking_transparency="count")
+    assert "informés du nombre de documents qui leur sont masqués" in txt(b.get(f"/masquage/{doc_id}"))
+    portal.runtime.settings = dataclasses.replace(portal.runtime.settings, masking_transparency="category")
+    assert "du nombre et de la catégorie" in txt(b.get("/masquage"))
 
 
 def test_a_representative_may_not_mask_nor_close(portal: Portal) -> None:
