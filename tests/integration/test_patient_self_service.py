@@ -232,7 +232,9 @@ def test_alert_preferences(portal: Portal) -> None:
     page = txt(b.get("/alertes"))
     assert "envoyées par courriel à marie@exemple.fr" in page and "Toujours envoyée" in page
     assert 'value="non" checked' in b.last.text
-    assert b.post("/alertes", nouveaux_documents="peut-être").status_code == 400
+    failed = b.post("/alertes", nouveaux_documents="peut-être")
+    assert failed.status_code == 400 and 'id="nouveaux-erreur"' in failed.text
+    assert "courriel à marie@exemple.fr" in txt(failed)
     b.get("/alertes")
     saved = b.post("/alertes", nouveaux_documents="oui")
     assert saved.status_code == 200 and "préférences d'alerte sont enregistrées" in txt(saved)

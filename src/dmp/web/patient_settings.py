@@ -130,7 +130,9 @@ def masking_error(ctx: Ctx, err: DmpError) -> Response | None:
 # ---- alert preferences (LC-16; docs/alerts.md) -------------------------------------------------
 
 
-def _alerts_page(ctx: Ctx, pid: UUID, *, status: int = 200, notice: str | None = None) -> Response:
+def _alerts_page(
+    ctx: Ctx, pid: UUID, *, status: int = 200, notice: str | None = None, field_error: str | None = None
+) -> Response:
     contact = alerts.channel_of(ctx.conn, pid)
     channel = None
     if contact is not None:
@@ -143,6 +145,8 @@ def _alerts_page(ctx: Ctx, pid: UUID, *, status: int = 200, notice: str | None =
         channel=channel,
         new_documents=alerts.wants_new_document_alerts(ctx.conn, pid),
         notice=notice,
+        field_error=field_error,
+        errors=[field_error] if field_error else [],
     )
 
 
@@ -153,10 +157,7 @@ def alerts_get(ctx: Ctx, actor: Actor, pid: UUID) -> Response:
 def alerts_post(ctx: Ctx, actor: Actor, pid: UUID, form: dict[str, str]) -> Response:
     choice = form.get("nouveaux_documents", "")
     if choice not in ("oui", "non"):
-        return ctx.render(
-            "alerts.html", status=400, title="Mes alertes", nav_current="alertes",
-            channel=None, new_documents=False, field_error="Choisissez « oui » ou « non ».",
-        )
+        return _alerts_page(ctx, pid, status=400, field_error="Choisissez « oui » ou « non ».")
     alerts.set_new_document_alerts(ctx.conn, pid, choice == "oui")
     return _alerts_page(ctx, pid, notice="Vos préférences d'alerte sont enregistrées.")
 
