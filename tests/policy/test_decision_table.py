@@ -642,6 +642,10 @@ UPDATE_CASES = [
     ("AC-23 patient blocks", PATIENT, Action.BLOCK_PROFESSIONAL, None, "permit"),
     ("AC-12 administrator blocks", DOCTOR, Action.BLOCK_PROFESSIONAL, None, "permit"),
     ("AC-23 ordinary professional may not block", DOCTOR2, Action.BLOCK_PROFESSIONAL, None, "deny"),
+    ("LC-10 the holder closes the record", PATIENT, Action.CLOSE_RECORD, None, "permit"),
+    ("LC-10 a representative may not close it", REP, Action.CLOSE_RECORD, None, "deny"),
+    ("LC-10 a professional may not close it", DOCTOR2, Action.CLOSE_RECORD, None, "deny"),
+    ("LC-10 an administrator may not close it", DOCTOR, Action.CLOSE_RECORD, None, "deny"),
 ]
 
 

@@ -21,6 +21,7 @@ class Action(StrEnum):
     BLOCK_PROFESSIONAL = "block-professional"  # the patient, a representative or an administrator
     REVOKE_CONSENT = "revoke-consent"  # withdraw one consent row (``ConsentFacts``)
     READ_PATIENT = "read-patient"  # the Patient resource: the record's identity and status
+    CLOSE_RECORD = "close-record"  # the holder closes the record online (LC-10)
 
 
 class Effect(StrEnum):

@@ -584,6 +584,13 @@ def _declare_care_team(p: _Parties) -> Decision:
     )
 
 
+def _close_record(p: _Parties) -> Decision:
+    # LC-10/LC-12: « le titulaire décide de sa création et de sa fermeture ».
+    if p.is_patient:
+        return permit("LC-10.holder-closes", AccessMode.PATIENT)
+    return deny("LC-10.close-not-allowed", "seul le titulaire du dossier peut le fermer")
+
+
 # The rule of each action other than READ; an action missing here is refused (DEFAULT.deny).
 _ACTION_RULES: dict[Action, Callable[[_Parties], Decision]] = {
     Action.WRITE: _write,
@@ -597,4 +604,5 @@ _ACTION_RULES: dict[Action, Callable[[_Parties], Decision]] = {
     Action.REVOKE_CONSENT: _revoke_consent,
     Action.ATTEST_AUTHORISATION: _attest_authorisation,
     Action.DECLARE_CARE_TEAM: _declare_care_team,
+    Action.CLOSE_RECORD: _close_record,
 }

@@ -39,6 +39,12 @@ def _patient_contact(conn: Connection, patient_id: UUID) -> tuple[str, str] | No
     return None
 
 
+def channel_of(conn: Connection, patient_id: UUID) -> tuple[str, str] | None:
+    """The channel (``EMAIL`` or ``SMS``) and address every alert to the patient uses, or None
+    when the record has no reachable contact (shown on the alert preferences page)."""
+    return _patient_contact(conn, patient_id)
+
+
 def professional_label(actor: Actor) -> str:
     """« Name (structure) », as patients read it in alerts and notifications."""
     return actor.name + (f" ({actor.structure_name})" if actor.structure_name else "")

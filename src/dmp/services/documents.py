@@ -17,7 +17,7 @@ from dmp.errors import DmpError
 from dmp.fhir import jsonpatch
 from dmp.fhir.common import Json, dumps, instant, loads
 from dmp.fhir.documentreference import IS_ARCHIVED_URL, parse_security_labels, security_labels
-from dmp.policy import Action
+from dmp.policy import Action, decide
 from dmp.services import access, consents, records, trail
 from dmp.services.context import Runtime
 from dmp.services.trail import AuditAction
@@ -200,6 +200,41 @@ def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, n
         raise DmpError("INVALID_PATCH", "le document a été modifié entre-temps ; recommencez")
     trail.record(conn, actor, audit_action, patient_id=row.patient_id, at=now, targets=[doc_id])
     return body
+
+
+def set_masked(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, masked: bool) -> bytes:
+    """Mask or unmask a document from professionals (MASQUE_PS) for the portal: the same JSON Patch
+    of ``securityLabel`` as the FHIR PATCH, so the same policy decision (MASK) and trail entry."""
+    row, _, _ = _visible_row(conn, rt, actor, doc_id, AuditAction.DOCUMENT_MASK, history=False)
+    flags = (row.flags | DmpFlag.MASQUE_PS) if masked else (row.flags & ~DmpFlag.MASQUE_PS)
+    ops = [{"op": "replace", "path": "/securityLabel", "value": security_labels(row.confidentiality, flags)}]
+    return patch(conn, rt, actor, doc_id, ops, rt.now())
+
+
+@dataclass(frozen=True)
+class MaskState:
+    masked: bool  # MASQUE_PS set
+    may_change: bool  # the policy would let the actor mask or unmask it
+
+
+def mask_states(
+    conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, ids: list[UUID]
+) -> dict[UUID, MaskState]:
+    """For documents of ``patient_id`` already found visible to ``actor``: masked or not, and
+    whether the policy (``MASK``) would let ``actor`` change it (to offer the action or not)."""
+    rec = records.get(conn, patient_id)
+    if rec is None or not ids:
+        return {}
+    facts = consents.facts(conn, rec)
+    ctx = access.context(rt)
+    rows = conn.execute(select(document).where(document.c.patient_id == patient_id, document.c.id.in_(ids)))
+    return {
+        r.id: MaskState(
+            bool(r.flags & DmpFlag.MASQUE_PS),
+            decide(actor, Action.MASK, facts, access.document_facts(r), ctx).permitted,
+        )
+        for r in rows
+    }
 
 
 def _authorise_changes(

@@ -148,6 +148,7 @@ def read(ctx: Ctx, actor: Actor, raw_id: str, download_url: str) -> Response:
         title=title,
         rendered=render_document(content.data, content.mime_type),  # sanitised by nh3
         download_url=download_url,
+        doc_id=doc_id,
     )
 
 

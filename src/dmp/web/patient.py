@@ -15,7 +15,7 @@ from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
 from dmp.services import notifications, records, synthesis, trail_read
-from dmp.web import auth_pages, export
+from dmp.web import auth_pages, export, patient_access, patient_settings
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param, read, search_words
 
@@ -327,5 +327,7 @@ def routes() -> list[Route]:
         Route("/majorite", post(SPACE, majority_post), methods=["POST"]),
         Route("/inscription", get(SPACE, proofing_get), methods=["GET"]),
         Route("/inscription", post(SPACE, proofing_post), methods=["POST"]),
+        *patient_access.routes(SPACE, _consulted),
+        *patient_settings.routes(SPACE, _consulted),
         *auth_pages.routes(SPACE, after_login),
     ]
