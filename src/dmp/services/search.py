@@ -62,7 +62,7 @@ def _token(raw: str) -> tuple[str | None, str]:
     return None, raw
 
 
-def _date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
+def date_condition(col: Any, raw: str, name: str) -> ColumnElement[bool]:
     prefix, lo, hi = searchparams.date_range(raw, name)
     cond: ColumnElement[bool] = {
         "eq": and_(col >= lo, col < hi),
@@ -117,7 +117,7 @@ def _records_of(conn: Connection, table: Any, ids: list[UUID]) -> set[UUID]:
     return {pid for i in ids if (pid := locator.locate(conn, kind, i)) is not None}
 
 
-def _open_records(
+def open_records(
     conn: Connection,
     rt: Runtime,
     actor: Actor,
@@ -222,7 +222,7 @@ def _trace_each(
         o.trace(conn, action, targets)
 
 
-def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
+def paging(params: Params, rt: Runtime) -> tuple[int, int]:
     count, offset = rt.settings.page_size_default, 0
     for k, v in params:
         if k == "_count":
@@ -239,12 +239,12 @@ def _paging(params: Params, rt: Runtime) -> tuple[int, int]:
     return count, offset
 
 
-def _total_wanted(params: Params) -> bool:
+def total_wanted(params: Params) -> bool:
     """Bundle.total is given unless the client asks for none (_total=none)."""
     return not any(k in ("_total", "_totalMethod") and v == "none" for k, v in params)
 
 
-def _page_total(
+def page_total(
     conn: Connection,
     counted: Callable[[], Any],
     rows: int,
@@ -322,7 +322,7 @@ def _specialty(values: list[str], _key: str) -> ColumnElement[bool]:
 
 
 def _created(values: list[str], key: str) -> ColumnElement[bool]:
-    return and_(*(_date_condition(document.c.creation_time, v, key) for v in values))
+    return and_(*(date_condition(document.c.creation_time, v, key) for v in values))
 
 
 def _period(values: list[str], key: str) -> ColumnElement[bool]:
@@ -333,12 +333,12 @@ def _period(values: list[str], key: str) -> ColumnElement[bool]:
         if prefix in ("ge", "gt", "sa"):  # an act still running (no end) is matched on its start
             conds.append(
                 or_(
-                    _date_condition(d.period_end, v, key),
-                    and_(d.period_end.is_(None), _date_condition(d.period_start, v, key)),
+                    date_condition(d.period_end, v, key),
+                    and_(d.period_end.is_(None), date_condition(d.period_start, v, key)),
                 )
             )
         else:
-            conds.append(_date_condition(d.period_start, v, key))
+            conds.append(date_condition(d.period_start, v, key))
     return and_(*conds)
 
 
@@ -399,7 +399,7 @@ DOCUMENT_FILTERS: dict[str, Filter | None] = {
 }
 
 
-def _conditions(
+def conditions(
     resource_type: str, filters: dict[str, Filter | None], params: Params
 ) -> list[ColumnElement[bool]]:
     """Every parameter checked against the registry, then compiled by its filter."""
@@ -420,7 +420,7 @@ def _conditions(
 
 
 def document_conditions(params: Params) -> list[ColumnElement[bool]]:
-    return _conditions("DocumentReference", DOCUMENT_FILTERS, params)
+    return conditions("DocumentReference", DOCUMENT_FILTERS, params)
 
 
 _SORTS = {
@@ -524,10 +524,10 @@ def search_documents(
 ) -> Page:
     """ITI-67; with ``_content``, only the documents whose text holds every word, ranked by how often
     they hold them (unless ``_sort``), and, when ``snippets``, a marked passage of each one found."""
-    count, offset = _paging(params, rt)
+    count, offset = paging(params, rt)
     conds = document_conditions(params)  # validate every parameter before any lookup
     stems = _content_stems(params)
-    opened = _open_records(
+    opened = open_records(
         conn, rt, actor, params, document, AuditAction.RECORD_SEARCH, history=_asks_history(params)
     )
     if not opened:
@@ -549,14 +549,14 @@ def search_documents(
     )
     more = count > 0 and len(rows) > count
     # Counts use the same policy condition: hidden documents are never counted.
-    total = _page_total(
+    total = page_total(
         conn,
         lambda: select(func.count()).select_from(source).where(where),
         len(rows[:count]),
         more,
         offset,
         count,
-        _total_wanted(params),
+        total_wanted(params),
     )
     _trace_each(conn, opened, AuditAction.RECORD_SEARCH, rows[:count], params)
     single = opened[0] if len(opened) == 1 else None
@@ -579,7 +579,7 @@ def search_documents(
 
 
 def _submitted(values: list[str], key: str) -> ColumnElement[bool]:
-    return and_(*(_date_condition(submission_set.c.submission_time, v, key) for v in values))
+    return and_(*(date_condition(submission_set.c.submission_time, v, key) for v in values))
 
 
 def _only_submission_sets(values: list[str], _key: str) -> ColumnElement[bool]:
@@ -605,9 +605,9 @@ LIST_FILTERS: dict[str, Filter | None] = {
 
 
 def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) -> Page:
-    count, offset = _paging(params, rt)
-    conds = _conditions("List", LIST_FILTERS, params)
-    opened = _open_records(conn, rt, actor, params, submission_set, AuditAction.SUBMISSION_SEARCH)
+    count, offset = paging(params, rt)
+    conds = conditions("List", LIST_FILTERS, params)
+    opened = open_records(conn, rt, actor, params, submission_set, AuditAction.SUBMISSION_SEARCH)
     if not opened:
         return Page(None, [], 0, None, offset, count)
     return lists_page(conn, opened, params, conds, count, offset)
@@ -637,14 +637,14 @@ def lists_page(
     )
     more = count > 0 and len(rows) > count
     rows = rows[:count]
-    total = _page_total(
+    total = page_total(
         conn,
         lambda: select(func.count()).select_from(submission_set).where(*matching),
         len(rows),
         more,
         offset,
         count,
-        _total_wanted(params),
+        total_wanted(params),
     )
     shown = _shown_lists(conn, visible, rows)
     _trace_each(conn, opened, AuditAction.SUBMISSION_SEARCH, rows, params, submission_set)
@@ -713,14 +713,3 @@ def _with_members(resource_json: Any, doc_ids: list[UUID]) -> bytes:
     wanted = {f"DocumentReference/{d}" for d in doc_ids}
     resource["entry"] = [e for e in resource.get("entry", []) if e["item"]["reference"] in wanted]
     return orjson.dumps(resource)
-
-
-
-
-# The pieces every search of a record shares (dmp.services.facts uses them too).
-paging = _paging
-conditions = _conditions
-open_records = _open_records
-page_total = _page_total
-total_wanted = _total_wanted
-date_condition = _date_condition
