@@ -149,9 +149,14 @@ def _who(ref: object) -> Author | None:
 class _Reader:
     def __init__(self, bundle: Json) -> None:
         self.entries = [_obj(e) for e in _list(bundle.get("entry"))]
-        self.by_url = {
-            str(e.get("fullUrl")): _obj(e.get("resource")) for e in self.entries if e.get("fullUrl")
-        }
+        # An entry is referenced by its fullUrl or, inside a document, by <type>/<id>.
+        self.by_url: dict[str, Json] = {}
+        for e in self.entries:
+            res = _obj(e.get("resource"))
+            if isinstance(e.get("fullUrl"), str):
+                self.by_url[e["fullUrl"]] = res
+            if isinstance(res.get("resourceType"), str) and isinstance(res.get("id"), str):
+                self.by_url.setdefault(f"{res['resourceType']}/{res['id']}", res)
         self.composition = next(
             (
                 _obj(e.get("resource"))
@@ -453,15 +458,16 @@ def looks_like_json(content: bytes) -> bool:
     return content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
 
-def _bundle(content: bytes) -> Json | Extraction:
+def _bundle(content: bytes) -> Json | Extraction | None:
+    """The Bundle, the Extraction of a refusal, or None for JSON that is no FHIR Bundle at all."""
     if len(content) > MAX_BYTES:
         return Extraction(error=f"document trop volumineux pour l'extraction ({len(content)} octets)")
     try:
         data = json.loads(content.decode("utf-8-sig"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return Extraction(error=f"document JSON illisible : {type(exc).__name__}")
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None  # not JSON: nothing this reader knows
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
-        return Extraction(error="ce document JSON n'est pas un Bundle FHIR")
+        return None
     if data.get("type") != "document":
         return Extraction(error=f"Bundle FHIR de type « {str(data.get('type'))[:40]} » et non « document »")
     if len(_list(data.get("entry"))) > MAX_ENTRIES:
@@ -469,10 +475,11 @@ def _bundle(content: bytes) -> Json | Extraction:
     return data
 
 
-def extract_bundle(content: bytes) -> Extraction:
-    """Facts of one FHIR document (Bundle type ``document``). Never raises for bad input."""
+def extract_bundle(content: bytes) -> Extraction | None:
+    """Facts of one FHIR document (Bundle type ``document``); None when ``content`` is no FHIR
+    Bundle (nothing to read). Never raises for bad input."""
     found = _bundle(content)
-    if isinstance(found, Extraction):
+    if found is None or isinstance(found, Extraction):
         return found
     ident = _obj(found.get("identifier"))
     doc_id = _str(ident.get("value"))

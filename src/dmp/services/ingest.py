@@ -22,7 +22,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, insert
 
-from dmp.clinical import Extraction, Fact, extract
+from dmp.clinical import Extraction, Fact, read_document
 from dmp.clinical.fhir import RESOURCE_TYPES, system_uri, to_fhir
 from dmp.fhir.common import dumps
 from dmp.store import crypto
@@ -35,7 +35,7 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Ingested:
     document_id: UUID
-    status: str  # ok | skipped | error
+    status: str  # ok | partial | skipped | error
     fact_count: int
     detail: str | None
 
@@ -53,10 +53,6 @@ def effective_instant(value: str | None) -> datetime | None:
         return datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
     except ValueError:
         return None
-
-
-def _looks_like_xml(content: bytes) -> bool:
-    return content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
 
 
 def fact_row(
@@ -88,7 +84,7 @@ def fact_row(
 def _outcome(e: Extraction) -> tuple[str, str | None]:
     if e.error:
         return "error", e.error
-    return "ok", " ; ".join(e.notes) or None
+    return "partial" if e.failed_entries else "ok", " ; ".join(e.notes) or None
 
 
 def ingest_documents(
@@ -104,10 +100,10 @@ def ingest_documents(
     for doc_id, content in documents:
         rows: list[dict[str, object]] = []
         detail: str | None
-        if not _looks_like_xml(content):
-            status, detail = "skipped", "document non XML : pas d'extraction"
+        e = read_document(content)  # a CDA or a FHIR document; None: nothing to read
+        if e is None:
+            status, detail = "skipped", "document ni CDA ni FHIR : pas d'extraction"
         else:
-            e = extract(content)
             status, detail = _outcome(e)
             try:
                 rows = [fact_row(pid, doc_id, dek, n, f, now) for n, f in enumerate(e.facts)]
