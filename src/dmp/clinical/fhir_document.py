@@ -200,8 +200,11 @@ class _Reader:
                 continue
             try:
                 fact = reader(self, res, partial(self.provenance, index, _str(entry.get("fullUrl")), res))
-            except (_Unreadable, ValueError, TypeError, AttributeError) as exc:
+            except _Unreadable as exc:
                 self.failed.append(f"entrée {index + 1} ({rtype}) illisible : {exc}"[:200])
+                continue
+            except (ValueError, TypeError, AttributeError) as exc:  # its message may quote the content
+                self.failed.append(f"entrée {index + 1} ({rtype}) illisible : {type(exc).__name__}")
                 continue
             if fact is None:
                 self.skipped += 1

@@ -148,3 +148,19 @@ def ingest_documents(
                 )
         out.append(Ingested(doc_id, status, len(rows), detail))
     return out
+
+
+def warning_outcome(ingested: Ingested | None) -> dict[str, object] | None:
+    """The OperationOutcome warning telling a document's author that its clinical facts could not
+    be read (error) or not all of them (partial); None when there is nothing to say. The document
+    itself is stored either way."""
+    if ingested is None or ingested.status not in {"error", "partial"}:
+        return None
+    what = "en échec" if ingested.status == "error" else "partielle"
+    text = f"Document enregistré ; extraction des données cliniques {what}"
+    if ingested.detail:
+        text += f" : {ingested.detail}"
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "processing", "diagnostics": text[:1000]}],
+    }
