@@ -112,3 +112,11 @@ def test_a_lab_report_groups_its_results() -> None:
 def test_no_report_for_other_documents() -> None:
     for name in ("VSM_1.4_2022.01.xml", "CSE-MDE_2023.01.xml", "VAC_2023.01.xml"):
         assert "lab_report" not in extract((CDA_DIR / name).read_bytes()).counts
+
+
+def test_the_ans_ehpad_liaison_document_names_its_directives() -> None:
+    e = extract((CDA_DIR / "DLU-EHPAD-DLU_2022.01.xml").read_bytes())
+    (directive,) = [f for f in e.facts if f.kind == "advance_directive"]
+    assert (directive.value_text, directive.effective_start) == ("true", "2018-02-21")
+    assert directive.documents == ("FB56FC8D-5DC2-4A75-8681-C307336F60E1",)
+    assert directive.provenance.section_title == "Directives anticipées"
