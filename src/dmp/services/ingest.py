@@ -1,6 +1,7 @@
 """Ingestion: the clinical facts of newly stored documents, in the publication's transaction.
 
-Called right after a publication has stored its documents. It never refuses nor loses a
+Called right after a publication has stored its documents (a CDA or a FHIR document:
+``dmp.clinical.read_document``). It never refuses nor loses a
 document: extraction does not raise (``dmp.clinical.extract``), and writing one document's facts
 runs in a savepoint, so a failure there is rolled back alone and recorded in
 ``clinical_ingestion`` with its reason (status ``error``), the document staying published.
