@@ -417,6 +417,44 @@ def outbox_status() -> None:
     click.echo(f"En échec définitif : {counts['failed']}")
 
 
+# ---- clinical ingestion (issue 12) ----------------------------------------------------------
+
+
+@main.group(help="Extraction des données cliniques des documents publiés.")
+def ingestion() -> None:
+    pass
+
+
+_INGESTION_LABELS = {
+    "ok": "Documents lus",
+    "partial": "Lus en partie",
+    "skipped": "Sans données à extraire (PDF, image…)",
+    "error": "En échec",
+}
+
+
+@ingestion.command("status", help="Compte les extractions par issue et liste les derniers échecs.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(0, 1000))
+def ingestion_status(limit: int) -> None:
+    from dmp.bootstrap import make_engine, migrate
+    from dmp.services.ingestion_status import ingestion_status as read_status
+
+    settings = _settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings, pool_size=1)
+    migrate(engine)
+    with engine.connect() as conn:
+        status = read_status(conn, limit=limit)
+    engine.dispose()
+    for key, label in _INGESTION_LABELS.items():
+        click.echo(f"{label} : {status.counts[key]}")
+    if status.last_failures:
+        click.echo("Derniers échecs (document, date, issue, motif) :")
+    for f in status.last_failures:
+        issue = "échec" if f.status == "error" else "partiel"
+        click.echo(f"  {f.document_id}  {f.at.isoformat(timespec='seconds')}  {issue}  {f.detail or '—'}")
+
+
 # ---- audit trail (issue 5) ------------------------------------------------------------------
 
 

@@ -92,3 +92,64 @@ def test_a_record_one_may_not_open_and_bad_searches(api: Api, patient: Identity)
     for kind in ("AllergyIntolerance", "Condition", "MedicationStatement", "Immunization"):
         empty = api.get(kind, params={"patient": f"Patient/{pid}"})
         assert empty.status_code == 200 and empty.json()["total"] == 0
+
+
+# ---- issue 12 items 1–3: the lab report as a DiagnosticReport; FHIR documents --------------
+
+
+def _reports(api: Api, pid: str, who: str = "doctor", **params: str) -> Any:
+    resp = api.get("DiagnosticReport", who=who, params={"patient": f"Patient/{pid}", **params})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_a_lab_report_is_one_diagnostic_report_filtered_as_its_document(api: Api, patient: Identity) -> None:
+    pid = patient_id(api, patient)
+    shown = _lab_report(api, patient, glucose="1.32", day="18")
+    masked = _lab_report(api, patient, glucose="2.10", day="20", flags=("MASQUE_PS",))
+    refused = api.get("DiagnosticReport", who="doctor2", params={"patient": f"Patient/{pid}"})
+    assert refused.status_code == 403  # not yet authorised on the record
+    api.post("Consent", consent(pid, "authorisation", api.cards["doctor2"].idnps), who="doctor2")
+    mine = _reports(api, pid, code="http://loinc.org|11502-2", _sort="date")
+    assert [e["resource"]["meta"]["source"] for e in mine["entry"]] == [
+        f"DocumentReference/{shown}",
+        f"DocumentReference/{masked}",
+    ]
+    report = mine["entry"][0]["resource"]
+    assert len(report["result"]) == 6  # the six analytes of the report, each an Observation served too
+    first = report["result"][0]["reference"]
+    observations = {f"Observation/{e['resource']['id']}" for e in _observations(api, pid)["entry"]}
+    assert first in observations
+    colleague = _reports(api, pid, who="doctor2")  # authorised on the record, not on the masked document
+    assert [e["resource"]["meta"]["source"] for e in colleague["entry"]] == [f"DocumentReference/{shown}"]
+    assert colleague["total"] == 1
+    assert _reports(api, pid, who="doctor2", date="ge2026-11-19")["total"] == 0  # the masked one, not counted
+
+
+FHIR_DOCUMENT = Path(__file__).parents[1] / "fixtures/fhir-documents/IPS-examples-Bundle-minimal.json"
+
+
+def test_a_fhir_document_yields_facts(api: Api, patient: Identity) -> None:
+    pid = patient_id(api, patient)
+    content = FHIR_DOCUMENT.read_bytes()
+    # Not a CDA: a format outside the CI-SIS volets, the FHIR media type.
+    d = doc(
+        patient,
+        content,
+        type_code="60591-5",
+        mime_type="application/fhir+json",
+        format_code="urn:asipSante:modelesHorsProfils:2011",
+    )
+    resp = api.post("", bundle(patient, (d, content)))
+    assert resp.status_code == 200, resp.text
+    doc_id = resp.json()["entry"][1]["response"]["location"].split("/")[1]
+    allergies = api.get("AllergyIntolerance", params={"patient": f"Patient/{pid}"}).json()
+    (allergy,) = [e["resource"] for e in allergies["entry"]]
+    assert allergy["meta"]["source"] == f"DocumentReference/{doc_id}"
+    assert allergy["code"]["coding"][0] == {
+        "code": "373270004",
+        "system": "http://snomed.info/sct",
+        "display": "Substance with penicillin structure and antibacterial mechanism of action (substance)",
+    }
+    meds = api.get("MedicationStatement", params={"patient": f"Patient/{pid}", "code": "108774000"}).json()
+    assert meds["total"] == 1

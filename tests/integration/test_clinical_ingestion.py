@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -80,3 +81,89 @@ def test_extraction_failure_keeps_the_document_and_is_recorded(api: Api, patient
     assert outcome.status == "error" and "imbriqué" in outcome.detail
     assert _rows(api, clinical_fact, doc_id) == []
     assert api.get(f"DocumentReference/{doc_id}").status_code == 200
+
+
+# ---- issue 12 item 4: the failure is visible to the author and to the operator -------------
+
+DEEP = MAX_DEPTH + 5
+TOO_DEEP = (
+    H + "<id root='1.2.3'/>" + "<component>" * DEEP + "</component>" * DEEP + "</ClinicalDocument>"
+).encode()
+
+
+def _fhir_document(*resources: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "document",
+            "entry": [
+                {"resource": {"resourceType": "Composition", "status": "final", "title": "Synthèse"}},
+                *({"resource": r} for r in resources),
+            ],
+        }
+    ).encode()
+
+
+def _publish_response(api: Api, ident: Identity, content: bytes, **kw: Any) -> tuple[uuid.UUID, Any]:
+    b, _ = one_doc_bundle(ident, content, **kw)
+    resp = api.post("", b)
+    assert resp.status_code == 200, resp.text
+    entry = resp.json()["entry"][1]["response"]
+    return uuid.UUID(entry["location"].split("/")[1]), entry
+
+
+def test_the_author_is_told_in_the_iti65_response(api: Api, patient: Identity) -> None:
+    doc_id, entry = _publish_response(api, patient, TOO_DEEP)
+    (issue,) = entry["outcome"]["issue"]
+    assert issue["severity"] == "warning"
+    assert issue["diagnostics"].startswith("Document enregistré ; extraction des données cliniques en échec")
+    assert "imbriqué" in issue["diagnostics"]
+    validate(entry["outcome"], "OperationOutcome")
+    _, fine = _publish_response(api, patient, PROBLEM)
+    assert "outcome" not in fine  # nothing to say when every fact was read
+
+
+def test_a_fhir_document_with_an_unreadable_entry_is_partial(api: Api, patient: Identity) -> None:
+    lab = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{"code": "laboratory"}]}],
+        "code": {"text": "Glycémie"},
+        "valueQuantity": {"value": "beaucoup"},
+    }
+    asthma = {"resourceType": "Condition", "code": {"text": "Asthme"}}
+    content = _fhir_document(lab, asthma)
+    doc_id, entry = _publish_response(
+        api,
+        patient,
+        content,
+        mime_type="application/fhir+json",
+        format_code="urn:asipSante:modelesHorsProfils:2011",
+    )
+    (outcome,) = _rows(api, clinical_ingestion, doc_id)
+    assert (outcome.status, outcome.fact_count) == ("partial", 1)
+    assert "entrée 2 (Observation) illisible" in outcome.detail
+    assert "partielle" in entry["outcome"]["issue"][0]["diagnostics"]
+
+
+def test_the_operator_status_counts_and_lists_failures(api: Api, patient: Identity, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from dmp.cli import main as cli
+
+    _publish(api, patient, PROBLEM)
+    failed = _publish(api, patient, TOO_DEEP)
+    env = {
+        "DMP_VAR_DIR": str(tmp_path),
+        "DMP_DATABASE_URL": api.runtime.engine.url.render_as_string(hide_password=False),
+        "DMP_MASTER_KEY": base64.b64encode(b"k" * 32).decode(),  # the API runtime's key (conftest)
+        "DMP_BASE_URL": "http://testserver",
+    }
+    res = CliRunner().invoke(cli, ["ingestion", "status", "--limit", "1000"], env=env, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    counts = {line.split(" : ")[0]: int(line.split(" : ")[1]) for line in lines[:4]}
+    assert counts["Documents lus"] >= 1 and counts["En échec"] >= 1
+    (line,) = [x for x in lines if str(failed) in x]
+    assert "échec" in line and "imbriqué" in line
+    assert "Hypertension" not in res.output and "2345-7" not in res.output  # no health content

@@ -68,10 +68,12 @@ def test_every_fact_is_valid_fhir(name: str) -> None:
 def test_figures_of_the_examples() -> None:
     """The figures the issue cares about, stated plainly (the golden files hold the detail)."""
     counts = {n: extract((CDA_DIR / n).read_bytes()).counts for n in DOCS}
-    assert counts["VSM_1.4_2022.01.xml"] == {"problem": 4, "allergy": 1, "medication": 2}
-    assert counts["VAC_2023.01.xml"] == {"immunization": 4}
-    assert counts["CR-BIO_demo_glycemie.xml"] == {"lab_result": 6}
-    assert counts["BIO-CR-BIO_2021.01_Auto-Presentable.xml"] == {"lab_result": 11}
+    # Every example's header names the same kind of trusted person (issue 12 item 2).
+    assert counts["VSM_1.4_2022.01.xml"] == {"problem": 4, "allergy": 1, "medication": 2, "trusted_person": 1}
+    assert counts["VAC_2023.01.xml"] == {"immunization": 4, "trusted_person": 1}
+    assert counts["CR-BIO_demo_glycemie.xml"] == {"lab_result": 6, "lab_report": 1}
+    assert counts["BIO-CR-BIO_2021.01_Auto-Presentable.xml"] == {"lab_result": 11, "lab_report": 1}
+    assert counts["LDL-SES_2022.01.xml"]["device"] == 1
     assert counts["OBP-SAP_2024.01.xml"]["blood_group"] == 1
     assert counts["IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml"] == {}
 

@@ -46,6 +46,12 @@ T_IMMUNIZATION = "1.3.6.1.4.1.19376.1.5.3.1.4.12"
 T_VITAL_SIGN = "1.3.6.1.4.1.19376.1.5.3.1.4.13.2"
 T_LAB_OBS = "1.3.6.1.4.1.19376.1.3.1.6"
 T_DOSE_NUMBER = "2.16.840.1.113883.10.20.1.46"
+# A medical device supplied or implanted (CCD supply, CI-SIS FR-Dispositif-medical).
+T_DEVICES = frozenset({"2.16.840.1.113883.10.20.1.34", "1.2.250.1.213.1.1.3.20"})
+# « Directives anticipées » (CCD advance directive, IHE PCC, CI-SIS FR-Directive-anticipee).
+T_ADVANCE_DIRECTIVES = frozenset(
+    {"2.16.840.1.113883.10.20.1.17", "1.3.6.1.4.1.19376.1.5.3.1.4.13.7", "1.2.250.1.213.1.1.3.54"}
+)
 
 LOINC = "2.16.840.1.113883.6.1"
 BLOOD_GROUP_CODES = frozenset({"882-1", "883-9", "10331-7", "34474-7", "34475-4"})
@@ -53,6 +59,14 @@ DOSE_NUMBER_CODE = "30973-2"
 # Sections whose problems are past ones (antécédents) and medications stopped ones.
 PAST_PROBLEM_SECTIONS = frozenset({"11348-0", "47519-4"})
 STOPPED_MEDICATION_SECTIONS = frozenset({"18610-6"})
+# Document types (JDV J66, LOINC) of lab reports: CR d'examens biologiques, TROD.
+LAB_REPORT_TYPES = frozenset({"11502-2", "96173-0"})
+LAB_REPORT_RESULTS = frozenset({"lab_result", "blood_group"})
+# The CI-SIS header names the « personne de confiance » as an informant whose relatedEntity has
+# classCode NOK (the « personne à prévenir » is ECON).
+TRUSTED_PERSON_CLASS = "NOK"
+HEADER = "En-tête du document"
+ADVANCE_DIRECTIVES_CODE = "42348-3"  # LOINC « Advance directives »
 
 _WS = re.compile(r"\s+")
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
@@ -302,7 +316,12 @@ class _Reader:
 
     def fact(self, el: etree._Element, local: str, tids: set[str], ctx: _Ctx, prov: Provenance) -> bool:
         """Read ``el`` as a fact if its template is one we know; True when it was one (read or not)."""
-        if local == "observation" and T_ALLERGY in tids:
+        if local == "observation" and tids & T_ADVANCE_DIRECTIVES:
+            self.advance_directive(el, prov)
+        elif local == "supply" and tids & T_DEVICES:
+            if el.get("moodCode", "EVN") == "EVN":  # a prescribed device is not one the patient has
+                self.device(el, prov)
+        elif local == "observation" and T_ALLERGY in tids:
             self.allergy(el, ctx, prov)
         elif local == "observation" and T_PROBLEM in tids:
             self.problem(el, ctx, prov)
@@ -512,6 +531,100 @@ class _Reader:
             )
         )
 
+    def device(self, el: etree._Element, prov: Provenance) -> None:
+        role = el.find(f"{H}participant/{H}participantRole")
+        code = udi = None
+        if role is not None:
+            code = self.code(role.find(f"{H}playingDevice/{H}code"))
+            if code is None:
+                name = _clean(role.findtext(f"{H}playingDevice/{H}manufacturerModelName"))
+                code = Code(text=name) if name else None
+            role_ids = role.findall(f"{H}id")
+            if role_ids:
+                udi = role_ids[0].get("extension") or role_ids[0].get("root") or None
+        start, end = self.ivl(el.find(f"{H}effectiveTime"))
+        self.facts.append(
+            Fact(
+                kind="device",
+                provenance=prov,
+                code=code,
+                status="completed" if end else "active",
+                effective_start=start,
+                effective_end=end,
+                udi=udi,
+            )
+        )
+
+    def advance_directive(self, el: etree._Element, prov: Provenance) -> None:
+        """A directive: its kind (LOINC), whether it authorises (BL value), since when, its document.
+        The generic « Directives anticipées » (42348-3) valued false says there are none: no fact."""
+        code = self.code(el.find(f"{H}code"))
+        value = el.find(f"{H}value")
+        allowed = value.get("value") if value is not None else None
+        if allowed == "false" and (code is None or code.code == ADVANCE_DIRECTIVES_CODE):
+            return
+        start, end = self.ivl(el.find(f"{H}effectiveTime"))
+        status_el = el.find(f"{H}statusCode")
+        docs = tuple(i for ext in el.findall(f"{H}reference/{H}externalDocument") for i in _ids(ext))
+        self.facts.append(
+            Fact(
+                kind="advance_directive",
+                provenance=prov,
+                code=code,
+                status=status_el.get("code") if status_el is not None else None,
+                effective_start=start,
+                effective_end=end,
+                value_text=allowed,
+                documents=docs,
+            )
+        )
+
+    def header_facts(self) -> None:
+        """Facts of the header, after the body's: the trusted person."""
+        for rel in self.root.findall(f"{H}informant/{H}relatedEntity"):
+            if rel.get("classCode") != TRUSTED_PERSON_CLASS:
+                continue
+            name_el = rel.find(f"{H}relatedPerson/{H}name")
+            name = None
+            if name_el is not None:
+                given = [g.text or "" for g in name_el.findall(f"{H}given")]
+                family = [f.text or "" for f in name_el.findall(f"{H}family")]
+                name = _clean(" ".join([*given, *family])) or _clean("".join(name_el.itertext()))
+            telecom = tuple(t.get("value", "") for t in rel.findall(f"{H}telecom") if t.get("value"))
+            prov = Provenance(None, HEADER, -1, (), ())  # entry_index -1: the header
+            self.facts.append(
+                Fact(kind="trusted_person", provenance=prov, code=self.code(rel.find(f"{H}code")),
+                     status="active", name=name, telecom=telecom)
+            )
+
+    def lab_report(self) -> None:
+        """A lab report document's DiagnosticReport: its results, its date, its author."""
+        code_el = self.root.find(f"{H}code")
+        if code_el is None or code_el.get("code") not in LAB_REPORT_TYPES:
+            return
+        results = tuple(i for i, f in enumerate(self.facts) if f.kind in LAB_REPORT_RESULTS)
+        if not results:
+            return
+        dates = sorted(d for i in results if (d := self.facts[i].effective_start))
+        issued = self.root.find(f"{H}effectiveTime")
+        doc_author = self.author(self.root)
+        author = Author(
+            name=doc_author.name if doc_author else None,
+            id=doc_author.id if doc_author else None,
+            time=fhir_datetime(issued.get("value")) if issued is not None else None,
+        )
+        prov = Provenance(None, HEADER, -1, _tids(self.root), _ids(self.root), author)
+        self.facts.append(
+            Fact(
+                kind="lab_report",
+                provenance=prov,
+                code=self.code(code_el),
+                status="completed",
+                effective_start=dates[0] if dates else None,
+                results=results,
+            )
+        )
+
 
 def _too_deep(root: etree._Element) -> bool:
     stack = [(root, 0)]
@@ -597,6 +710,8 @@ def extract(cda: bytes) -> Extraction:
     reader = _Reader(root)
     try:
         reader.run()
+        reader.header_facts()
+        reader.lab_report()
     except (ValueError, TypeError, AttributeError) as exc:  # a shape we did not foresee: say so, keep going
         return replace(base, level=3, error=f"extraction interrompue : {exc}")
     counts: dict[str, int] = {}

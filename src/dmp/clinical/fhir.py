@@ -3,14 +3,18 @@
 Follows the ANS mapping of CI-SIS body entries to FHIR (IG document core, « Mapping
 Métier/CDA/FHIR » of the body): problem → Condition, allergy → AllergyIntolerance, treatment →
 MedicationStatement, lab result / vital sign / blood group → Observation, vaccination →
-Immunization. Provenance: ``meta.source`` is ``DocumentReference/<id>`` for every resource
-(and ``Observation.derivedFrom``), the CDA entry's own ids become ``identifier``s, the section and
-entry are named in a French ``note``; no extension URL is invented. The full provenance (section
-code, entry index, template ids, per-entry author) stays on the ``Fact`` for the store.
+Immunization, medical device → DeviceUseStatement (its Device contained), advance directive →
+Consent (scope ``adr``), trusted person → RelatedPerson, lab report → DiagnosticReport
+(``result`` naming the Observations of the same document). Provenance: ``meta.source`` is
+``DocumentReference/<id>`` for every resource (and ``Observation.derivedFrom``), the CDA entry's own
+ids become ``identifier``s, the section and entry are named in a French ``note``; no extension URL
+is invented. The full provenance (section code, entry index, template ids, per-entry author) stays
+on the ``Fact`` for the store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dmp.clinical import units
@@ -47,6 +51,10 @@ RESOURCE_TYPES = {
     "vital_sign": "Observation",
     "blood_group": "Observation",
     "immunization": "Immunization",
+    "device": "DeviceUseStatement",
+    "advance_directive": "Consent",
+    "trusted_person": "RelatedPerson",
+    "lab_report": "DiagnosticReport",
 }
 # SNOMED CT allergy / intolerance types → AllergyIntolerance.category and .type.
 _ALLERGY_CATEGORY = {
@@ -137,14 +145,7 @@ def _range(r: Range | None, loinc: str | None = None) -> Json | None:
 
 
 def identifiers(fact: Fact) -> list[Json]:
-    out = []
-    for ident in fact.provenance.ids:
-        root, _, ext = ident.partition("^")
-        if ext:
-            out.append({"system": f"urn:oid:{root}" if root[0].isdigit() else root, "value": ext})
-        else:
-            out.append({"system": "urn:ietf:rfc:3986", "value": _urn(root)})
-    return out
+    return [_identifier(ident) for ident in fact.provenance.ids]
 
 
 def _urn(root: str) -> str:
@@ -159,7 +160,8 @@ def _drop_empty(obj: Json) -> Json:
 
 def _note(fact: Fact) -> list[Json]:
     p = fact.provenance
-    where = " — ".join(x for x in (p.section_title, f"entrée {p.entry_index + 1}") if x)
+    entry = f"entrée {p.entry_index + 1}" if p.entry_index >= 0 else None  # < 0: the header
+    where = " — ".join(x for x in (p.section_title, entry) if x)
     return [{"text": f"Extrait du document source, section « {where} »."}]
 
 
@@ -170,8 +172,17 @@ def _performer(fact: Fact) -> Json | None:
     return {"display": a.name}
 
 
-def to_fhir(fact: Fact, *, resource_id: str, document_id: str, patient_id: str) -> Json:
-    """The FHIR R4 resource of ``fact``; ``document_id`` is the DocumentReference's logical id."""
+def to_fhir(
+    fact: Fact,
+    *,
+    resource_id: str,
+    document_id: str,
+    patient_id: str,
+    id_of: Callable[[int], str] | None = None,
+) -> Json:
+    """The FHIR R4 resource of ``fact``; ``document_id`` is the DocumentReference's logical id,
+    ``id_of`` the logical id of the fact of that ordinal in the same document (a report's results;
+    by default ``<document id>-<ordinal>``, the store's ids)."""
     doc_ref = f"DocumentReference/{document_id}"
     patient = {"reference": f"Patient/{patient_id}"}
     rtype = RESOURCE_TYPES[fact.kind]
@@ -190,11 +201,16 @@ def to_fhir(fact: Fact, *, resource_id: str, document_id: str, patient_id: str) 
         res = _medication(fact, patient)
     elif rtype == "Immunization":
         res = _immunization(fact, patient)
+    elif rtype in _OTHERS:
+        res = _OTHERS[rtype](fact, patient)
+    elif rtype == "DiagnosticReport":
+        res = _lab_report(fact, patient, doc_ref, id_of or (lambda n: f"{document_id}-{n}"))
     else:
         res = _observation(fact, patient, doc_ref)
     if author and author.time and rtype in {"AllergyIntolerance", "Condition"}:
         res.setdefault("recordedDate", author.time)
-    res.setdefault("note", _note(fact))
+    if rtype not in _NO_NOTE:
+        res.setdefault("note", _note(fact))
     return _drop_empty({**base, **res})
 
 
@@ -310,3 +326,103 @@ def _observation(fact: Fact, patient: Json, doc_ref: str) -> Json:
         res["contained"] = [{"resourceType": "Specimen", "id": "specimen", "type": concept(fact.specimen)}]
         res["specimen"] = {"reference": "#specimen"}
     return res
+
+
+# Resources without ``note``: where the fact comes from is in meta.source alone.
+_NO_NOTE = frozenset({"RelatedPerson", "Consent", "DiagnosticReport"})
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+LOINC = "http://loinc.org"
+ADVANCE_DIRECTIVES_CODE = "42348-3"
+ROLE_CLASS = "http://terminology.hl7.org/CodeSystem/v3-RoleClass"
+DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
+
+
+def _device(fact: Fact, patient: Json) -> Json:
+    """DeviceUseStatement, its Device contained (type and UDI as the document gives them)."""
+    device: Json = {"resourceType": "Device", "id": "device", "type": concept(fact.code)}
+    if fact.udi:
+        device["udiCarrier"] = [{"carrierHRF": fact.udi}]
+    period = _drop_empty({"start": fact.effective_start, "end": fact.effective_end})
+    return {
+        "status": fact.status or "active",
+        "subject": patient,
+        "contained": [_drop_empty(device)],
+        "device": {"reference": "#device", "display": fact.code.label if fact.code else None},
+        "timingPeriod": period or None,
+        "source": _performer(fact),
+    }
+
+
+def _advance_directive(fact: Fact, patient: Json) -> Json:
+    """Consent of scope ``adr``: a directive of the patient, permitting or refusing (provision)."""
+    generic = fact.code is None or fact.code.code == ADVANCE_DIRECTIVES_CODE
+    res: Json = {
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "adr"}]},
+        "category": [{"coding": [{"system": LOINC, "code": ADVANCE_DIRECTIVES_CODE}],
+                      "text": "Directives anticipées"}],
+        "patient": patient,
+        "dateTime": fact.effective_start if fact.effective_start and "T" in fact.effective_start else None,
+        "policyRule": {"text": "Directives anticipées (article L1111-11 du code de la santé publique)"},
+    }
+    provision = _drop_empty({
+        "type": {"true": "permit", "false": "deny"}.get(fact.value_text or ""),
+        "period": _drop_empty({"start": fact.effective_start, "end": fact.effective_end}) or None,
+        "code": None if generic else [concept(fact.code)],
+    })
+    if provision:
+        res["provision"] = provision
+    if fact.documents:
+        res["sourceReference"] = {
+            "identifier": _identifier(fact.documents[0]),
+            "display": "Document des directives anticipées",
+        }
+    return res
+
+
+def _identifier(ident: str) -> Json:
+    root, _, ext = ident.partition("^")
+    if ext:
+        return {"system": f"urn:oid:{root}" if root[:1].isdigit() else root, "value": ext}
+    return {"system": "urn:ietf:rfc:3986", "value": _urn(root)}
+
+
+def _trusted_person(fact: Fact, patient: Json) -> Json:
+    relationship = [{"coding": [{"system": ROLE_CLASS, "code": "NOK"}], "text": "Personne de confiance"}]
+    if fact.code:
+        relationship.append(concept(fact.code) or {})
+    return {
+        "active": True,
+        "patient": patient,
+        "relationship": [r for r in relationship if r],
+        "name": [{"text": fact.name}] if fact.name else None,
+        "telecom": [_contact(t) for t in fact.telecom] or None,
+    }
+
+
+def _contact(value: str) -> Json:
+    scheme, _, rest = value.partition(":")
+    system = {"tel": "phone", "fax": "fax", "mailto": "email"}.get(scheme.lower())
+    return {"system": system, "value": rest} if system and rest else {"system": "other", "value": value}
+
+
+_OTHERS: dict[str, Callable[[Fact, Json], Json]] = {
+    "DeviceUseStatement": _device,
+    "Consent": _advance_directive,
+    "RelatedPerson": _trusted_person,
+}
+
+
+def _lab_report(fact: Fact, patient: Json, doc_ref: str, id_of: Callable[[int], str]) -> Json:
+    issued = fact.provenance.author.time if fact.provenance.author else None
+    return {
+        "status": "final",
+        "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": "LAB"}]}],
+        "code": concept(fact.code) or {"text": "Compte rendu d'examens biologiques"},
+        "subject": patient,
+        "effectiveDateTime": fact.effective_start,
+        "issued": issued if issued and "T" in issued else None,
+        "performer": [_performer(fact)] if _performer(fact) else None,
+        "result": [{"reference": f"Observation/{id_of(n)}"} for n in fact.results],
+        "meta": {"source": doc_ref},
+    }

@@ -9,7 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-Kind = Literal["allergy", "problem", "medication", "lab_result", "vital_sign", "immunization", "blood_group"]
+Kind = Literal[
+    "allergy",
+    "problem",
+    "medication",
+    "lab_result",
+    "vital_sign",
+    "immunization",
+    "blood_group",
+    "device",
+    "advance_directive",
+    "trusted_person",
+    "lab_report",
+]
 KINDS: tuple[Kind, ...] = (
     "allergy",
     "problem",
@@ -18,6 +30,10 @@ KINDS: tuple[Kind, ...] = (
     "vital_sign",
     "immunization",
     "blood_group",
+    "device",  # an implanted or used medical device (CI-SIS « Dispositifs médicaux »)
+    "advance_directive",  # « Directives anticipées »: their existence, date and document
+    "trusted_person",  # « Personne de confiance » of the header
+    "lab_report",  # the report of a lab document, grouping its lab results
 )
 
 
@@ -107,6 +123,11 @@ class Fact:
     lot: str | None = None
     dose_number: int | None = None
     mood: str | None = None  # EVN (done) / INT (prescribed, planned)
+    udi: str | None = None  # a device's unique identifier (UDI-DI + UDI-PI) or catalogue reference
+    name: str | None = None  # a person's name (trusted person)
+    telecom: tuple[str, ...] = ()  # a person's contact points, as written (tel:…, mailto:…)
+    documents: tuple[str, ...] = ()  # external documents referred to (advance directives), root^extension
+    results: tuple[int, ...] = ()  # a lab report's results: ordinals of facts of the same extraction
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = _json(self)
@@ -123,6 +144,7 @@ class Extraction:
     text: str | None = None  # level 1 text, or the narrative of a structured body
     media_type: str | None = None  # of a level-1 body
     skipped_entries: int = 0  # entries of templates this module does not read
+    failed_entries: int = 0  # entries of a known kind that could not be read (the extraction is partial)
     notes: tuple[str, ...] = ()  # French, for the document's author and the operator
     error: str | None = None  # French
     counts: dict[str, int] = field(default_factory=dict)

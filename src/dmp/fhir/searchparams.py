@@ -101,8 +101,18 @@ SEARCH_PARAMETERS: dict[str, tuple[SearchParam, ...]] = {
 
 
 # Clinical facts extracted from the documents (dmp.clinical, dmp.services.facts): one record at a
-# time, by code and date; Observation also by category.
-FACT_TYPES = ("AllergyIntolerance", "Condition", "MedicationStatement", "Observation", "Immunization")
+# time, by code and date; Observation also by category. (Facts also stored but not searched:
+# RelatedPerson, the trusted person, and Consent of scope adr, the advance directives — Consent
+# here is the record's own consents.)
+FACT_TYPES = (
+    "AllergyIntolerance",
+    "Condition",
+    "MedicationStatement",
+    "Observation",
+    "Immunization",
+    "DiagnosticReport",
+    "DeviceUseStatement",
+)
 _FACT_CODE = SearchParam(
     "code", "token", "Code du fait (LOINC, SNOMED CT, CIM-10, ATC…), avec ou sans système."
 )

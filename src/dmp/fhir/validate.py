@@ -35,6 +35,9 @@ _MODULES = {
     "MedicationStatement": "medicationstatement",
     "Observation": "observation",
     "Immunization": "immunization",
+    "DeviceUseStatement": "deviceusestatement",
+    "RelatedPerson": "relatedperson",
+    "DiagnosticReport": "diagnosticreport",
 }
 
 

@@ -1,6 +1,7 @@
 """Ingestion: the clinical facts of newly stored documents, in the publication's transaction.
 
-Called right after a publication has stored its documents. It never refuses nor loses a
+Called right after a publication has stored its documents (a CDA or a FHIR document:
+``dmp.clinical.read_document``). It never refuses nor loses a
 document: extraction does not raise (``dmp.clinical.extract``), and writing one document's facts
 runs in a savepoint, so a failure there is rolled back alone and recorded in
 ``clinical_ingestion`` with its reason (status ``error``), the document staying published.
@@ -25,7 +26,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, insert, select
 
-from dmp.clinical import Extraction, Fact, extract
+from dmp.clinical import Extraction, Fact, read_document
 from dmp.clinical.fhir import RESOURCE_TYPES, system_uri, to_fhir
 from dmp.clinical.pdftext import pdf_text
 from dmp.fhir.common import dumps
@@ -40,7 +41,7 @@ _log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Ingested:
     document_id: UUID
-    status: str  # ok | skipped | error
+    status: str  # ok | partial | skipped | error
     fact_count: int
     detail: str | None
 
@@ -58,10 +59,6 @@ def effective_instant(value: str | None) -> datetime | None:
         return datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
     except ValueError:
         return None
-
-
-def _looks_like_xml(content: bytes) -> bool:
-    return content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
 
 
 def fact_row(
@@ -92,10 +89,9 @@ def fact_row(
 
 def readable_text(title: str | None, content: bytes) -> str:
     """What the full-text index reads of a document, as ingestion reads it (without its facts' rows)."""
-    if _looks_like_xml(content):
-        return fulltext.indexed_text(title, extract(content))
-    body = pdf_text(content).text if content[:5] == b"%PDF-" else None
-    return fulltext.indexed_text(title, None, body)
+    e = read_document(content)
+    body = pdf_text(content).text if e is None and content[:5] == b"%PDF-" else None
+    return fulltext.indexed_text(title, e, body)
 
 
 def _titles(conn: Connection, pid: UUID, ids: list[UUID]) -> dict[UUID, str | None]:
@@ -107,7 +103,7 @@ def _titles(conn: Connection, pid: UUID, ids: list[UUID]) -> dict[UUID, str | No
 def _outcome(e: Extraction) -> tuple[str, str | None]:
     if e.error:
         return "error", e.error
-    return "ok", " ; ".join(e.notes) or None
+    return "partial" if e.failed_entries else "ok", " ; ".join(e.notes) or None
 
 
 def ingest_documents(
@@ -125,16 +121,15 @@ def ingest_documents(
     for doc_id, content in docs:
         rows: list[dict[str, object]] = []
         detail: str | None
-        e: Extraction | None = None
         body_text: str | None = None
-        if not _looks_like_xml(content):
-            status, detail = "skipped", "document non XML : pas d'extraction"
+        e = read_document(content)  # a CDA or a FHIR document; None: nothing to read
+        if e is None:
+            status, detail = "skipped", "document ni CDA ni FHIR : pas d'extraction"
             if content[:5] == b"%PDF-":
                 found = pdf_text(content)  # no facts in a PDF; its text is indexed
                 body_text, detail = found.text, found.error or found.note or detail
                 status = "error" if found.error else status
         else:
-            e = extract(content)
             status, detail = _outcome(e)
             try:
                 rows = [fact_row(pid, doc_id, dek, n, f, now) for n, f in enumerate(e.facts)]
@@ -183,3 +178,19 @@ def ingest_documents(
                 )
         out.append(Ingested(doc_id, status, len(rows), detail))
     return out
+
+
+def warning_outcome(ingested: Ingested | None) -> dict[str, object] | None:
+    """The OperationOutcome warning telling a document's author that its clinical facts could not
+    be read (error) or not all of them (partial); None when there is nothing to say. The document
+    itself is stored either way."""
+    if ingested is None or ingested.status not in {"error", "partial"}:
+        return None
+    what = "en échec" if ingested.status == "error" else "partielle"
+    text = f"Document enregistré ; extraction des données cliniques {what}"
+    if ingested.detail:
+        text += f" : {ingested.detail}"
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "processing", "diagnostics": text[:1000]}],
+    }

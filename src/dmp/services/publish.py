@@ -69,11 +69,11 @@ def publish(
     this one (``unit_of_work.reserved_transaction``, ADR 0009 b); None: reserved here, in the
     caller's transaction (a caller that batches many publications in one, e.g. the demo loader)."""
     plan = _plan(conn, rt, actor, req, now, reserved)
-    replaced = _store_all(conn, rt, actor, req, plan, now)
+    replaced, ingested = _store_all(conn, rt, actor, req, plan, now)
     _store_submission_set(conn, rt, actor, req, plan, now)
     _announce(conn, actor, plan, now)
     _trace(conn, actor, plan, replaced, now)
-    return Published(plan.pid, _response(req, plan, now), list(plan.ids))
+    return Published(plan.pid, _response(req, plan, now, ingested), list(plan.ids))
 
 
 @dataclass(frozen=True)
@@ -181,8 +181,9 @@ def _decide_all(
 
 def _store_all(
     conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
-) -> list[UUID]:
-    """The documents, their blobs and the versions they replace; the ids of those replaced."""
+) -> tuple[list[UUID], list[ingest.Ingested]]:
+    """The documents, their blobs and the versions they replace; the ids of those replaced, and
+    how the extraction of each document's clinical facts went."""
     dek = record_dek(conn, rt, plan.pid)
     # Until this transaction ends, nothing removes this record's blobs (a rollback's cleanup, gc).
     blob_hygiene.hold_for_publication(conn, plan.pid)
@@ -193,10 +194,10 @@ def _store_all(
             replaced.append(replaces)
         _store_document(conn, rt, actor, plan.pid, dek, plan.set_id, doc_id, d, replaces, now)
     # Clinical facts of the stored documents; never refuses nor loses a document (dmp.services.ingest).
-    ingest.ingest_documents(
+    ingested = ingest.ingest_documents(
         conn, plan.pid, dek, ((i, d.content) for i, d in zip(plan.ids, req.documents, strict=True)), now
     )
-    return replaced
+    return replaced, ingested
 
 
 def _store_submission_set(
@@ -240,11 +241,15 @@ def _trace(conn: Connection, actor: Actor, plan: _Plan, replaced: list[UUID], no
     )
 
 
-def _response(req: ProvideRequest, plan: _Plan, now: datetime) -> Json:
-    """The transaction-response, its entries in the order of the request's."""
+def _response(req: ProvideRequest, plan: _Plan, now: datetime, ingested: list[ingest.Ingested]) -> Json:
+    """The transaction-response, its entries in the order of the request's; a document whose
+    clinical facts could not (all) be read says so to its author in a warning outcome."""
     entries: list[Json | None] = [None] * req.entry_count
+    outcomes = {i.document_id: i for i in ingested}
     for doc_id, d in zip(plan.ids, req.documents, strict=True):
-        entries[d.index] = _created(f"DocumentReference/{doc_id}", now)
+        created = _created(f"DocumentReference/{doc_id}", now)
+        warning = ingest.warning_outcome(outcomes.get(doc_id))
+        entries[d.index] = {**created, "outcome": warning} if warning else created
         if d.binary_index is not None:
             # Binaries are stored with their DocumentReference and read through its id.
             entries[d.binary_index] = _created(f"Binary/{doc_id}", now)
