@@ -34,7 +34,8 @@ from dmp.services import fulltext
 from dmp.store import crypto
 from dmp.store.schema import clinical_fact, clinical_ingestion, document, document_text, document_token
 
-EXTRACTOR_VERSION = 2  # 2: lab values normalised to one unit per analyte (ADR 0013)
+# 2: lab values in one unit per analyte (ADR 0013); 3: FHIR documents, devices, directives (ADR 0016).
+EXTRACTOR_VERSION = 3
 _log = logging.getLogger(__name__)
 
 
