@@ -1,0 +1,133 @@
+"""The professional's refusal page (issue 13): one-step attestation with its confirmation, break
+the glass for emergency staff only (justification, the patient told), record-scoped and bounded;
+on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+from portal import Browser, Portal, portal_fixture, txt  # noqa: F401  (fixture)
+from sqlalchemy import select
+from test_policy_api import as_patient, consent
+
+from dmp.store.schema_audit import audit_entry
+from dmp.store.schema_policy import emergency_access, patient_notification
+
+WHY = "Patient inconscient aux urgences, pronostic vital engagé"
+
+
+def logged_in(portal: Portal, card: str, email: str) -> tuple[Browser, str]:
+    rpps, code = portal.professional(card, email)
+    b = portal.browser("/pro")
+    portal.activate(b, rpps, code)  # activation ends logged in
+    return b, "8" + rpps
+
+
+def entries(portal: Portal, actor_id: str, action: str) -> list[tuple[str | None, str | None, str]]:
+    with portal.runtime.engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_entry.c.rule_id, audit_entry.c.justification, audit_entry.c.outcome)
+            .where(audit_entry.c.actor_id == actor_id, audit_entry.c.action == action)
+            .order_by(audit_entry.c.at)
+        ).all()
+    return [(r.rule_id, r.justification, r.outcome) for r in rows]
+
+
+def notifications(portal: Portal, pid: uuid.UUID) -> list[str]:
+    with portal.runtime.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(patient_notification.c.text).where(patient_notification.c.patient_id == pid)
+            ).scalars()
+        )
+
+
+def test_urgentist_breaks_the_glass_from_the_refusal_page(portal: Portal) -> None:
+    ident, pid = portal.record()
+    doc_id = portal.publish(ident, title="Compte rendu d'hospitalisation")
+    other, _ = portal.record()
+    portal.publish(other, title="Autre dossier")
+    b, me = logged_in(portal, "urgentist", "urgences@chu.test")
+    refused = b.get(f"/pro/patient?ins={ident.nir}")
+    page = txt(refused)
+    assert refused.status_code == 403 and "Accès en urgence" in page
+    assert "Le patient en sera informé" in page and 'name="justification"' in page
+    assert "Compte rendu d'hospitalisation" not in page
+    # No justification: refused next to the field, nothing opened, nothing told.
+    empty = b.post(f"/pro/patient/urgence?ins={ident.nir}", ins=ident.nir, justification="  ")
+    assert empty.status_code == 400 and 'id="justification-erreur"' in empty.text
+    assert "Saisissez la justification" in txt(empty)
+    assert entries(portal, me, "access.break_glass") == [] and notifications(portal, pid) == []
+    opened = b.post(f"/pro/patient/urgence?ins={ident.nir}", ins=ident.nir, justification=WHY)
+    assert opened.status_code == 303 and opened.headers["location"] == f"/pro/patient?ins={ident.nir}"
+    record_page = b.get(f"/pro/patient?ins={ident.nir}")
+    assert record_page.status_code == 200 and "Compte rendu d'hospitalisation" in txt(record_page)
+    assert "Accès en urgence (bris de glace)" in txt(record_page)
+    assert b.get(f"/pro/documents/{doc_id}").status_code == 200
+    assert entries(portal, me, "access.break_glass") == [("AC-13.break-glass", WHY, "success")]
+    notes = notifications(portal, pid)
+    assert len(notes) == 1 and "bris de glace" in notes[0] and WHY in notes[0]
+    with portal.runtime.engine.connect() as conn:
+        kept = conn.execute(select(emergency_access.c.mode, emergency_access.c.justification)).all()
+    assert [tuple(k) for k in kept] == [("bris_de_glace", WHY)]
+    # For that record only: another record stays refused.
+    assert b.get(f"/pro/patient?ins={other.nir}").status_code == 403
+    # For a bounded time: past the window, the record is refused again (the session kept alive).
+    for _ in range(7):
+        portal.clock.advance(minutes=10)
+        assert b.get("/pro").status_code == 200
+    assert b.get(f"/pro/patient?ins={ident.nir}").status_code == 403
+
+
+def test_gp_is_not_offered_break_glass_and_a_forged_post_is_refused(portal: Portal) -> None:
+    ident, pid = portal.record()
+    portal.publish(ident, title="Lettre de liaison")
+    b, me = logged_in(portal, "doctor2", "david@chu.test")
+    refused = b.get(f"/pro/patient?ins={ident.nir}")
+    assert refused.status_code == 403 and 'name="atteste"' in refused.text
+    assert "Accès en urgence" not in txt(refused) and "/pro/patient/urgence" not in refused.text
+    forged = b.post(f"/pro/patient/urgence?ins={ident.nir}", ins=ident.nir, justification=WHY)
+    assert forged.status_code == 403 and "réservé aux professionnels de l'urgence" in txt(forged)
+    assert "/pro/patient/urgence" not in forged.text  # not offered again
+    assert ("AC-13.emergency-only", WHY, "refused") in entries(portal, me, "access.refused")
+    assert entries(portal, me, "access.break_glass") == [] and notifications(portal, pid) == []
+    assert b.get(f"/pro/patient?ins={ident.nir}").status_code == 403
+
+
+def test_patient_emergency_refusal_is_honoured(portal: Portal) -> None:
+    ident, pid = portal.record()
+    portal.publish(ident, title="Compte rendu")
+    me_patient = as_patient(portal.api, str(pid))
+    refusal = consent(str(pid), "emergency-btg", deny=True)
+    assert portal.api.post("Consent", refusal, who=me_patient).status_code == 201
+    b, me = logged_in(portal, "urgentist", "urgences@chu.test")
+    assert "Accès en urgence" in txt(b.get(f"/pro/patient?ins={ident.nir}"))  # offered: the policy decides
+    r = b.post(f"/pro/patient/urgence?ins={ident.nir}", ins=ident.nir, justification=WHY)
+    assert r.status_code == 403 and "le patient a refusé l'accès en bris de glace" in txt(r)
+    assert ("AC-13.refused-by-patient", WHY, "refused") in entries(portal, me, "access.refused")
+    assert entries(portal, me, "access.break_glass") == [] and notifications(portal, pid) == []
+    assert b.get(f"/pro/patient?ins={ident.nir}").status_code == 403
+
+
+def test_attestation_in_one_step_with_a_confirmation(portal: Portal) -> None:
+    ident, _ = portal.record()
+    portal.publish(ident, title="Lettre de liaison")
+    b, me = logged_in(portal, "doctor2", "david@chu.test")
+    refused = b.get(f"/pro/patient?ins={ident.nir}")
+    page = txt(refused)
+    # An explanation and the form, not an error banner.
+    assert "alerte-erreur" not in refused.text and "<title>Erreur" not in refused.text
+    assert "Le patient peut vous autoriser" in page and "n'a pas autorisé" in page
+    unchecked = b.post(f"/pro/patient/autorisation?ins={ident.nir}", ins=ident.nir)
+    assert unchecked.status_code == 400 and 'id="atteste-erreur"' in unchecked.text
+    assert entries(portal, me, "consent.change") == []
+    done = b.post(f"/pro/patient/autorisation?ins={ident.nir}", ins=ident.nir, atteste="oui")
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/pro/patient/autorisation/enregistree?ins={ident.nir}"
+    confirmation = b.get(done.headers["location"])
+    assert confirmation.status_code == 200 and "Autorisation enregistrée" in txt(confirmation)
+    assert f'href="/pro/patient?ins={ident.nir}"' in confirmation.text
+    assert entries(portal, me, "consent.change") == [("AC-02.attested", None, "success")]
+    assert "Lettre de liaison" in txt(b.get(f"/pro/patient?ins={ident.nir}"))
+    # An unknown record: the same answer as for a malformed INS.
+    assert b.get("/pro/patient/autorisation/enregistree?ins=123").status_code == 404
