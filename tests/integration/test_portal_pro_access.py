@@ -131,3 +131,34 @@ def test_attestation_in_one_step_with_a_confirmation(portal: Portal) -> None:
     assert "Lettre de liaison" in txt(b.get(f"/pro/patient?ins={ident.nir}"))
     # An unknown record: the same answer as for a malformed INS.
     assert b.get("/pro/patient/autorisation/enregistree?ins=123").status_code == 404
+
+
+def test_own_access_history_never_names_hidden_documents(portal: Portal) -> None:
+    ident, _ = portal.record()  # opened by the "doctor" card
+    seen = portal.publish(ident, title="Lettre de liaison")
+    masked = portal.publish(ident, title="Document masqué", flags=("MASQUE_PS",))
+    doctor, _ = logged_in(portal, "doctor", "dr@cabinet.test")
+    assert doctor.get(f"/pro/documents/{masked}").status_code == 200  # its author
+    david, me = logged_in(portal, "doctor2", "david@chu.test")
+    assert david.get(f"/pro/patient/mes-acces?ins={ident.nir}").status_code == 404  # not authorised yet
+    david.get(f"/pro/patient?ins={ident.nir}")
+    attested = david.post(f"/pro/patient/autorisation?ins={ident.nir}", ins=ident.nir, atteste="oui")
+    assert attested.status_code == 303
+    assert david.get(f"/pro/documents/{seen}").status_code == 200
+    assert david.get(f"/pro/documents/{masked}").status_code == 404  # refused, traced, hidden
+    page = david.get(f"/pro/patient/mes-acces?ins={ident.nir}")
+    assert page.status_code == 200 and "Mes accès à ce dossier" in txt(page)
+    lines = page.text.count("<tr") - 1  # the header row
+    with portal.runtime.engine.connect() as conn:
+        mine = conn.execute(
+            select(audit_entry.c.action, audit_entry.c.target_ids).where(audit_entry.c.actor_id == me)
+        ).all()
+    naming_masked = [m for m in mine if masked in str(m.target_ids)]
+    assert naming_masked  # the refused attempt is in the trail…
+    shown = [m for m in mine if masked not in str(m.target_ids) and m.action != "audit.read"]
+    assert lines == len(shown)  # …but not in the page: their own other entries only, no one else's
+    assert "a téléchargé" in txt(page) or "a consulté" in txt(page)
+    assert "Charles MULLER" not in txt(page)
+    # The history's link from the record page, and its own read traced.
+    assert f"/pro/patient/mes-acces?ins={ident.nir}" in david.get(f"/pro/patient?ins={ident.nir}").text
+    assert any(m.action == "audit.read" for m in mine)
