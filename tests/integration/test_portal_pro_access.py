@@ -162,3 +162,45 @@ def test_own_access_history_never_names_hidden_documents(portal: Portal) -> None
     # The history's link from the record page, and its own read traced.
     assert f"/pro/patient/mes-acces?ins={ident.nir}" in david.get(f"/pro/patient?ins={ident.nir}").text
     assert any(m.action == "audit.read" for m in mine)
+
+
+def test_find_a_patient_by_strict_traits_and_recent_patients(portal: Portal) -> None:
+    from datetime import date
+
+    from conftest import new_identity
+
+    born = date(1975, 3, 9)
+    ident, pid = portal.record(new_identity(family="LEFÈVRE-DURAND", given="Élodie", birth_date=born))
+    portal.record(new_identity(family="LEFÈVRE", given="Élodie", birth_date=born))  # no match
+    b, me = logged_in(portal, "doctor2", "david@chu.test")  # not authorised: still told (TD0.2)
+    assert "/pro/patients" in b.get("/pro").text
+    query = {"nom": "lefevre durand", "prenom": ident.given.lower().replace("é", "e"),
+             "naissance": "09/03/1975", "sexe": "female"}
+    found = b.get("/pro/patients", params=query)
+    page = txt(found)
+    assert found.status_code == 200 and "1 dossier(s) correspondant" in page
+    assert "LEFÈVRE-DURAND" in page and "Identité" in page and f"/pro/patient?ins={ident.nir}" in found.text
+    with portal.runtime.engine.connect() as conn:
+        checks = conn.execute(
+            select(audit_entry.c.patient_id).where(
+                audit_entry.c.actor_id == me, audit_entry.c.action == "record.check"
+            )
+        ).scalars().all()
+    assert checks == [pid]
+    none = b.get("/pro/patients", params={**query, "sexe": "male"})
+    assert none.status_code == 200 and "Aucun DMP ne correspond" in txt(none)
+    # Bad input: each error next to its field, the input kept.
+    wrong = {"nom": "", "prenom": "Élodie", "naissance": "31/02/1975", "sexe": "x"}
+    bad = b.get("/pro/patients", params=wrong)
+    assert bad.status_code == 400
+    for name in ("nom", "naissance", "sexe"):
+        assert f'id="{name}-erreur"' in bad.text and f'aria-describedby="{name}' in bad.text
+    assert 'id="prenom-erreur"' not in bad.text and 'value="Élodie"' in txt(bad)
+    assert 'value="31/02/1975"' in bad.text
+    # Recent patients: the records this session opened.
+    assert "apparaîtront ici" in txt(b.get("/pro/patients"))
+    doctor, _ = logged_in(portal, "doctor", "dr@cabinet.test")
+    assert doctor.get(f"/pro/patient?ins={ident.nir}").status_code == 200
+    recent = txt(doctor.get("/pro/patients"))
+    assert "Patients récents" in recent and f"/pro/patient?ins={ident.nir}" in recent
+    assert "/pro/patient?ins=" not in txt(b.get("/pro/patients"))  # the refused one is not « recent »

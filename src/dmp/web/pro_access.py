@@ -33,6 +33,8 @@ from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
 
 SPACE = PRO_SPACE
 EMERGENCY_KEY = "urgence"  # session data: {record id: {"purpose", "justification", "until"}}
+RECENT_KEY = "recents"  # session data: the ids of the records opened, most recent first
+RECENT_MAX = 10
 JUSTIFICATION_MAX = 1000  # as the API's assertion (auth.assertion)
 _MODES = {"bris_de_glace": PurposeOfUse.ETREAT, "centre_15": PurposeOfUse.CENTRE15}
 ATTEST_MISSING = "Cochez la case pour attester que le patient vous a autorisé(e)."
@@ -77,8 +79,24 @@ def record_actor(ctx: Ctx, acc: Account, record_id: UUID) -> Actor:
     return emergency_actor(actor, entry) if entry and _live(entry, ctx.now) else actor
 
 
+def recent_records(ctx: Ctx) -> list[str]:
+    """The ids of the records this session opened, most recent first (« patients récents »)."""
+    found = ctx.session.data.get(RECENT_KEY) if ctx.session is not None else None
+    return [str(i) for i in found] if isinstance(found, list) else []
+
+
+def _remember(ctx: Ctx, record_id: UUID) -> None:
+    recent = recent_records(ctx)
+    if ctx.session is None or recent[:1] == [str(record_id)]:
+        return
+    ctx.session.data[RECENT_KEY] = [str(record_id), *[i for i in recent if i != str(record_id)]][:RECENT_MAX]
+    sessions.save(ctx.conn, ctx.session)
+
+
 def record_extras(ctx: Ctx, record_id: UUID) -> dict[str, Any]:
-    """What the record page shows of this module's state: the live emergency mode, if any."""
+    """What the record page, once opened, shows of this module's state (the live emergency mode,
+    if any); the record joins the session's recent ones."""
+    _remember(ctx, record_id)
     entry = _emergencies(ctx).get(str(record_id))
     if not entry or not _live(entry, ctx.now):
         return {"emergency": None}
