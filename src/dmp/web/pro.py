@@ -20,7 +20,7 @@ from dmp.domain.actor import Actor
 from dmp.domain.ins import SYSTEM_NIA, SYSTEM_NIR, Ins, parse_ins
 from dmp.errors import DmpError
 from dmp.services import records
-from dmp.web import auth_pages, export, pro_access, pro_find, pro_history
+from dmp.web import auth_pages, export, pro_access, pro_find, pro_history, pro_publish
 from dmp.web.common import PRO_SPACE, Ctx, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param, read
 
@@ -135,6 +135,7 @@ def routes() -> list[Route]:
         *pro_access.routes(),  # refusal page: attestation, emergency access
         *pro_history.routes(),
         *pro_find.routes(),
+        *pro_publish.routes(),
         Route("/pro/patient/telecharger/archive", get(SPACE, export_archive, export.export_error),
               methods=["GET"]),
         Route("/pro/patient/telecharger/resume", get(SPACE, export_summary, export.export_error),
