@@ -118,6 +118,7 @@ def test_attestation_in_one_step_with_a_confirmation(portal: Portal) -> None:
     # An explanation and the form, not an error banner.
     assert "alerte-erreur" not in refused.text and "<title>Erreur" not in refused.text
     assert "Le patient peut vous autoriser" in page and "n'a pas autorisé" in page
+    assert "Action non autorisée" not in page  # the policy's reason, as a sentence
     unchecked = b.post(f"/pro/patient/autorisation?ins={ident.nir}", ins=ident.nir)
     assert unchecked.status_code == 400 and 'id="atteste-erreur"' in unchecked.text
     assert entries(portal, me, "consent.change") == []

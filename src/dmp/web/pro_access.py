@@ -164,7 +164,7 @@ def refusal_page(
         status=400 if field_errors else err.status,
         title="Dossier du patient",
         holder=_holder(row, ins),
-        reason=err.message,
+        reason=(err.detail or err.message).rstrip("."),  # the policy's reason, not « Action non autorisée »
         attest=access.may_attest(ctx.conn, ctx.rt, actor, row),
         break_glass=offer_emergency and may_break_glass(actor),
         regulate=offer_emergency and may_regulate(actor),
