@@ -205,3 +205,32 @@ def test_find_a_patient_by_strict_traits_and_recent_patients(portal: Portal) -> 
     recent = txt(doctor.get("/pro/patients"))
     assert "Patients récents" in recent and f"/pro/patient?ins={ident.nir}" in recent
     assert "/pro/patient?ins=" not in txt(b.get("/pro/patients"))  # the refused one is not « recent »
+
+
+def test_regulator_opens_in_centre_15_mode(portal: Portal) -> None:
+    """The card's practice setting SAMU_SMUR reaches the portal's Actor (account ``setting``):
+    the refusal page offers both modes; centre 15 is traced and told to the patient."""
+    ident, pid = portal.record()
+    portal.publish(ident, title="Compte rendu")
+    b, me = logged_in(portal, "regulator", "regulation@samu.test")
+    refused = b.get(f"/pro/patient?ins={ident.nir}")
+    assert refused.status_code == 403
+    assert 'value="centre_15"' in refused.text and 'value="bris_de_glace"' in refused.text
+    why = "Appel au 15 : douleur thoracique"
+    r = b.post(f"/pro/patient/urgence?ins={ident.nir}", ins=ident.nir, justification=why, mode="centre_15")
+    assert r.status_code == 303
+    page = txt(b.get(f"/pro/patient?ins={ident.nir}"))
+    assert "Compte rendu" in page and "régulation médicale (centre 15)" in page
+    assert entries(portal, me, "access.centre15") == [("AC-14.centre15", why, "success")]
+    notes = notifications(portal, pid)
+    assert len(notes) == 1 and "centre 15" in notes[0]
+    # A practice setting outside JDV_J04 is refused at the directory.
+    from dmp.accounts.service import DirectoryEntry
+    from dmp.errors import DmpError
+
+    try:
+        DirectoryEntry(rpps="10001234565", profession="10", name="X Y", setting="SAMU").validated()
+    except DmpError as err:
+        assert "JDV_J04" in err.message
+    else:
+        raise AssertionError("an unknown practice setting was accepted")

@@ -117,7 +117,7 @@ def _render(
         title="Publier un document",
         action=f"{PATH}?ins={quote(ins.value)}",
         record_url=record_url(ins.value),
-        form={**DEFAULTS, **{k: v for k, v in form.items() if v}},
+        form={**_defaults(ctx), **{k: v for k, v in form.items() if v}},
         field_errors=errors,
         max_mb=max(1, ctx.rt.settings.max_document_bytes // (1024 * 1024)),
         types=_type_options(),
@@ -126,6 +126,10 @@ def _render(
         settings_=_options("J04"),
         documents=_replaceable(ctx, acc, ins, row),
     )
+
+
+def _defaults(ctx: Ctx) -> dict[str, str]:
+    return {**DEFAULTS, "date_acte": f"{ctx.now.astimezone(PARIS):%d/%m/%Y}"}
 
 
 def form_page(ctx: Ctx) -> Response:
