@@ -774,15 +774,17 @@ def pro() -> None:
 @click.option("--specialty", default=None, help="Savoir-faire (ex. SM26).")
 @click.option("--structure-id", default=None)
 @click.option("--structure-name", default=None)
+@click.option("--setting", default=None, help="Cadre d'exercice TRE_A01 (ex. SAMU_SMUR pour la régulation).")
 @click.option("--email", required=True, help="Adresse électronique (lien d'activation).")
 def pro_add(rpps: str, profession: str, name: str, specialty: str | None, structure_id: str | None,
-            structure_name: str | None, email: str) -> None:
+            structure_name: str | None, setting: str | None, email: str) -> None:
     from dmp.accounts import DirectoryEntry, upsert_professional
     from dmp.errors import DmpError
 
     rt = _accounts_runtime()
     entry = DirectoryEntry(rpps=rpps, profession=profession, name=name, specialty=specialty,
-                           structure_id=structure_id, structure_name=structure_name, email=email)
+                           structure_id=structure_id, structure_name=structure_name, email=email,
+                           setting=setting)
     try:
         with _transaction(rt.engine) as conn:
             issued = upsert_professional(conn, entry, datetime.now(UTC), settings=rt.settings)

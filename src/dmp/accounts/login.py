@@ -164,5 +164,6 @@ def actor_for(acc: Account, *, source_address: str | None = None) -> Actor:
         specialty=acc.specialty,
         structure_id=acc.structure_id,
         structure_name=acc.structure_name,
+        setting=acc.setting,
         source_address=source_address,
     )

@@ -66,6 +66,7 @@ class Account:
     specialty: str | None
     structure_id: str | None
     structure_name: str | None
+    setting: str | None = None  # professionals: practice setting TRE_A01 (e.g. SAMU_SMUR)
 
     @property
     def rpps(self) -> str | None:
@@ -110,6 +111,7 @@ def _account(row: Any) -> Account:
         specialty=row.specialty,
         structure_id=row.structure_id,
         structure_name=row.structure_name,
+        setting=row.setting,
     )
 
 

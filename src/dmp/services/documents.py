@@ -291,3 +291,10 @@ def title_of(conn: Connection, patient_id: UUID, doc_id: UUID) -> str | None:
     return conn.execute(
         select(document.c.title).where(document.c.patient_id == patient_id, document.c.id == doc_id)
     ).scalar()
+
+
+def record_of(conn: Connection, doc_id: UUID) -> UUID | None:
+    """The record holding ``doc_id`` (None if none): a portal's record-scoped state (an emergency
+    mode) applies to that record's documents only. Says nothing the policy has not yet decided:
+    the caller then reads through ``retrieve``, which answers 404 for a hidden document."""
+    return locator.locate(conn, locator.DOCUMENT, doc_id)

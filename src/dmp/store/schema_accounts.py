@@ -54,6 +54,7 @@ account = Table(
     Column("specialty", String(16)),
     Column("structure_id", String(64)),
     Column("structure_name", Text),
+    Column("setting", String(16)),  # professionals: practice setting TRE_A01 (e.g. SAMU_SMUR)
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("last_login_at", UtcDateTime),
