@@ -24,6 +24,7 @@ from dmp.errors import DmpError
 from dmp.outbox import EMAIL, SMS, enqueue
 from dmp.outbox.privacy import normalize_recipient
 from dmp.settings import Settings
+from dmp.store import sealed_fields
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account
 
@@ -161,7 +162,7 @@ def _patient_row(conn: Connection, patient_id: UUID) -> Any:
     row = conn.execute(select(patient).where(patient.c.id == patient_id)).first()
     if row is None:
         raise DmpError("RECORD_NOT_FOUND")
-    return row
+    return sealed_fields.open_row(conn, row, "patient", sealed_fields.SEALED["patient"], patient_id=row.id)
 
 
 def patient_display_name(row: Any) -> str:

@@ -28,6 +28,7 @@ from dmp.services.context import Runtime
 from dmp.services.policy_sql import hidden_by_mask_condition
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
+from dmp.store import sealed_fields
 from dmp.store.schema import document, document_event, submission_set
 from dmp.terminology import valueset
 
@@ -475,14 +476,17 @@ def search_documents(conn: Connection, rt: Runtime, actor: Actor, params: Params
     filters = and_(*conds) if conds else true()
     visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
     where = and_(visible, filters)
-    rows = list(
+    rows: list[Any] = sealed_fields.open_rows(
+        conn,
         conn.execute(
             select(document.c.id, document.c.resource_json, document.c.patient_id)
             .where(where)
             .order_by(*_order(params))
             .limit(count + 1)
             .offset(offset)
-        )
+        ),
+        "document",
+        ("resource_json",),
     )
     more = count > 0 and len(rows) > count
     # Counts use the same policy condition: hidden documents are never counted.
@@ -549,14 +553,17 @@ def search_lists(conn: Connection, rt: Runtime, actor: Actor, params: Params) ->
     visible = or_(*(and_(document.c.patient_id == o.patient_id, o.condition()) for o in opened))
     has_visible = exists().where(visible, document.c.submission_set_id == s.id)
     matching = (s.patient_id.in_([o.patient_id for o in opened]), has_visible, *conds)
-    rows = list(
+    rows: list[Any] = sealed_fields.open_rows(
+        conn,
         conn.execute(
             select(s.id, s.resource_json, s.patient_id)
             .where(*matching)
             .order_by(s.submission_time.desc(), s.id)
             .limit(count + 1)
             .offset(offset)
-        )
+        ),
+        "submission_set",
+        ("resource_json",),
     )
     more = count > 0 and len(rows) > count
     rows = rows[:count]

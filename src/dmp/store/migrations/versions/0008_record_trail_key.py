@@ -1,0 +1,30 @@
+"""SE-02: ``record_key.trail_key``, the wrapped key that seals a record's trail free text.
+
+The trail is append-only (UPDATE refused by triggers) and outlives the record, so its sealed
+fields (the break-glass justification) cannot be re-encrypted when the record's data key is
+rotated: they use a key of their own, wrapped by the master key like the data key, re-wrapped
+by ``dmp keys rotate-master`` and never rotated with the record (docs/adr/0012). Existing rows
+get null: the key is created on first use. The sealed columns themselves keep their types
+(a marker prefix tells a sealed value from a clear one, ``dmp keys reseal`` seals old rows).
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("record_key", sa.Column("trail_key", sa.LargeBinary(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("record_key", "trail_key")
