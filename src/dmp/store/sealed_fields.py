@@ -212,6 +212,7 @@ SEALED: dict[str, tuple[str, ...]] = {
     "submission_set": ("title", "resource_json"),
     "emergency_access": ("justification",),
     "patient_notification": ("text",),
+    "account": ("display_name", "email", "phone"),  # a patient's account only (patient_id set)
 }
 
 
