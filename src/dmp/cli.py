@@ -669,9 +669,12 @@ def audit_protect(role: str | None) -> None:
 @click.option("--agent", default=None, help="Qui consulte (défaut : l'utilisateur du système) ; tracé.")
 def audit_history(patient: str, limit: int, agent: str | None) -> None:
     from dmp.audit import history, snapshot
+    from dmp.bootstrap import bind_keys
 
     pid = _patient_ref(patient)
-    with snapshot(_settings().db_url) as conn:
+    settings = _settings()
+    with snapshot(settings.db_url) as conn:
+        bind_keys(conn.engine, settings)  # the justifications shown opened (SE-02)
         items = history(conn, pid, limit=limit)
     _trace_audit_read(agent, pid, "commande dmp audit history", limit=limit)  # before anything is shown
     if not items:

@@ -269,3 +269,10 @@ def test_cli_reseal_and_rotate_record(api: Api, tmp_path: Path) -> None:
     assert unknown.exit_code == 1 and "dossier inconnu" in unknown.output
     rt.keyring.forget(uuid.UUID(pid_s))
     assert api.get(f"DocumentReference/{doc_id}").json()["content"][0]["attachment"]["title"] == TITLE
+    # The trail tools open the sealed justification with the instance's master key.
+    shown = runner.invoke(main, ["audit", "history", f"Patient/{pid_s}"], env=env)
+    assert shown.exit_code == 0 and JUSTIFICATION in shown.output, shown.output
+    out = tmp_path / "trail.ndjson"
+    args = ["audit", "export", "--patient", f"Patient/{pid_s}", "--out", str(out)]
+    exported = runner.invoke(main, args, env=env)
+    assert exported.exit_code == 0 and JUSTIFICATION in out.read_text(), exported.output

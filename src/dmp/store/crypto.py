@@ -1,9 +1,13 @@
-"""Envelope encryption of document bytes.
+"""Envelope encryption of a record's data (documents first).
 
 Each record has its own 256-bit data key (DEK), stored only wrapped by the instance
 master key (KEK) with AES key wrap (RFC 3394). Documents are sealed with AES-256-GCM
 under the record's DEK; the associated data binds a ciphertext to its record and to
 the plaintext hash, so a blob copied into another record does not decrypt.
+
+The same key seals the record's other health and identity columns through
+:mod:`dmp.store.sealed_fields` (docs/encryption.md); :meth:`KeyRing.blind_index` gives the
+keyed digests that equality look-ups of a sealed value use instead of the clear value.
 """
 
 from __future__ import annotations
