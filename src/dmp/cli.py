@@ -349,7 +349,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     import signal
     import threading
 
-    from dmp.bootstrap import make_engine, migrate
+    from dmp.bootstrap import bind_keys, make_engine, migrate
     from dmp.outbox import (
         DeliveryStats,
         MailSettings,
@@ -374,6 +374,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings, pool_size=2)
     migrate(engine)
+    bind_keys(engine, settings)  # a record's messages are sealed under its key (SE-02)
     transports = default_transports(mail, sms)
     if once:
         total = DeliveryStats()

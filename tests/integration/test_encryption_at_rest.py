@@ -5,7 +5,9 @@ database, read as files (SQLite; PostgreSQL's data directory when it is readable
 
 from __future__ import annotations
 
+import random
 import re
+import string
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,23 +19,33 @@ from sqlalchemy import Engine, inspect, select, text, update
 from test_policy_api import patient_id, publish
 
 from conftest import Api, Identity, new_identity, patient_resource
+from dmp.services import documents
 from dmp.services import keys as record_keys
 from dmp.store import crypto, sealed_fields
 from dmp.store.schema import document, patient, record_key
 from dmp.store.schema_audit import audit_entry
+from dmp.store.schema_outbox import outbox_message
 
-TITLE = "Scintigraphie Quetzalcoatl Xylophone"
-AUTHOR = "Barnabe OKONKWOLEFEBVRE"
-BIRTH_NAME = "ZORGLUBIENNE"
-USUAL_NAME = "VANDERKLOOTSMA"
-JUSTIFICATION = "syncope pangolin inexpliquee"
-SECRETS = (TITLE, AUTHOR, BIRTH_NAME, USUAL_NAME, JUSTIFICATION)
+# Unique to this run: the cluster's WAL is shared with every other database and run, so a value
+# found there must have been written by this test.
+RUN = "".join(random.choice(string.ascii_uppercase) for _ in range(8))
+TITLE = f"Scintigraphie Quetzalcoatl {RUN}"
+AUTHOR = f"Barnabe OKONKWO{RUN}"
+BIRTH_NAME = f"ZORGLUB{RUN}"
+USUAL_NAME = f"VANDERKLOOT{RUN}"
+JUSTIFICATION = f"syncope pangolin {RUN.lower()}"
+EMAIL = f"hortense.{RUN.lower()}@example.org"
+# What the reseal test writes in clear on purpose (a row as written before SE-02): not SECRETS.
+LEGACY_TITLE, LEGACY_AUTHOR, LEGACY_NAME = f"Ancien titre {RUN}", f"Ancien AUTEUR{RUN}", f"ANCIEN{RUN}"
+SECRETS = (TITLE, AUTHOR, BIRTH_NAME, USUAL_NAME, JUSTIFICATION, EMAIL)
 
 
 def _record(api: Api) -> tuple[Identity, str, uuid.UUID]:
     ident = new_identity(family=BIRTH_NAME, given="Hortensia")
     body = patient_resource(ident)
     body["name"].append({"use": "usual", "family": USUAL_NAME, "given": ["Hortense"]})
+    # A contact: the patient's account and the break-glass alert go through the outbox
+    body["telecom"] = [{"system": "email", "value": EMAIL}]
     assert api.post("Patient", body).status_code == 201
     doc_id = publish(api, ident, title=TITLE, author_name=AUTHOR)
     token = api.token("urgentist", purpose="ETREAT", justification=JUSTIFICATION)
@@ -97,6 +109,11 @@ def test_no_health_or_identity_text_in_clear_in_the_database(api: Api) -> None:
     dumped = _rows_as_text(engine)
     assert str(doc_id) in dumped  # the dump does see the rows
     assert [s for s in SECRETS if s in dumped or s.lower() in dumped] == []
+    with engine.connect() as conn:  # the outbox did get the alert, sealed: it opens with the record's key
+        query = select(outbox_message).where(outbox_message.c.template == "break_glass_alert")
+        rows = conn.execute(query).all()
+        [alert] = sealed_fields.open_rows(conn, rows, "outbox_message", ("recipient", "params"))
+    assert alert.recipient == EMAIL and JUSTIFICATION in alert.params
     files = _database_files(engine)
     if engine.dialect.name == "sqlite":
         assert files, "the SQLite file must be readable"
@@ -217,8 +234,9 @@ def test_reseal_seals_rows_written_in_clear_and_keeps_them_readable(api: Api) ->
     pid = uuid.UUID(pid_s)
     rt = api.runtime
     with rt.engine.begin() as conn:  # a row as written before SE-02
-        conn.execute(update(document).where(document.c.id == doc_id).values(title=TITLE, author_name=AUTHOR))
-        conn.execute(update(patient).where(patient.c.id == pid).values(birth_family_name=BIRTH_NAME))
+        legacy = {"title": LEGACY_TITLE, "author_name": LEGACY_AUTHOR}
+        conn.execute(update(document).where(document.c.id == doc_id).values(**legacy))
+        conn.execute(update(patient).where(patient.c.id == pid).values(birth_family_name=LEGACY_NAME))
     assert api.get(f"DocumentReference/{doc_id}").status_code == 200  # a clear row still reads
     with rt.engine.begin() as conn:
         assert record_keys.reseal_record(conn, rt.keyring, pid) == 3
@@ -229,6 +247,8 @@ def test_reseal_seals_rows_written_in_clear_and_keeps_them_readable(api: Api) ->
     assert sealed_fields.is_sealed_text(stored["patient"].birth_family_name)
     assert re.fullmatch("[0-9a-f]{64}", stored["patient"].traits_key)
     assert api.get(f"DocumentReference/{doc_id}").json()["content"][0]["attachment"]["title"] == TITLE
+    with rt.engine.connect() as conn:  # the resealed column opens to what it held in clear
+        assert documents.title_of(conn, pid, doc_id) == LEGACY_TITLE
 
 
 def test_trail_still_verifies_with_sealed_justifications(api: Api) -> None:

@@ -166,13 +166,9 @@ def test_majority_ends_representation_and_asks_the_holder_to_confirm(portal: Por
             )
         ).all()
         assert [(s, by) for s, by in statuses] == [("inactive", "systeme:majorite")]
-        notice = (
-            conn.execute(
-                select(outbox_message.c.recipient).where(outbox_message.c.template == "majority_notice")
-            )
-            .scalars()
-            .all()
-        )
+        query = select(outbox_message).where(outbox_message.c.template == "majority_notice")
+        rows = conn.execute(query).all()
+        notice = [m.recipient for m in sealed_fields.open_rows(conn, rows, "outbox_message", ("recipient",))]
         assert notice == ["ado@exemple.fr"]
         texts = [text for _, _, text in notifications.list_for(conn, pid)]  # SE-02: sealed
         assert any("majeur" in t for t in texts)

@@ -21,6 +21,7 @@ from dmp.store.blobs import BlobStore
 from dmp.store.crypto import KeyRing
 from dmp.store.schema import clinical_fact, document, patient, record_event, record_key, submission_set
 from dmp.store.schema_accounts import account
+from dmp.store.schema_outbox import outbox_message
 from dmp.store.schema_policy import emergency_access, patient_notification
 
 _TABLES = {
@@ -31,6 +32,7 @@ _TABLES = {
     "emergency_access": emergency_access,
     "patient_notification": patient_notification,
     "account": account,
+    "outbox_message": outbox_message,
 }
 
 

@@ -57,6 +57,17 @@ def keyring_of(conn: Connection) -> KeyRing:
     return ring
 
 
+def record_dek_if_any(conn: Connection, patient_id: UUID) -> bytes | None:
+    """The record's data key, or None when no key ring is bound or ``patient_id`` has no record
+    (record-less outbox messages, tools working on a bare database)."""
+    if not has_keyring(conn):
+        return None
+    wrapped = conn.execute(
+        select(record_key.c.wrapped_key).where(record_key.c.patient_id == patient_id)
+    ).scalar()
+    return keyring_of(conn).unwrap(patient_id, bytes(wrapped)) if wrapped is not None else None
+
+
 def record_dek(conn: Connection, patient_id: UUID, keyring: KeyRing | None = None) -> bytes:
     """The record's plain data key (cached by the key ring)."""
     ring = keyring or keyring_of(conn)
@@ -213,6 +224,7 @@ SEALED: dict[str, tuple[str, ...]] = {
     "emergency_access": ("justification",),
     "patient_notification": ("text",),
     "account": ("display_name", "email", "phone"),  # a patient's account only (patient_id set)
+    "outbox_message": ("recipient", "params"),  # messages about a record (record-less ones: clear)
 }
 
 
@@ -223,9 +235,11 @@ def open_rows(conn: Connection, rows: Iterable[Any], table: str, columns: Iterab
     out: list[OpenedRow] = []
     for row in rows:
         pid: UUID = row.patient_id
-        if pid not in keys:
+        values = row._mapping
+        sealed = any(is_sealed_text(values.get(n)) or is_sealed_bytes(values.get(n)) for n in names)
+        if pid not in keys and sealed:
             keys[pid] = record_dek(conn, pid)
-        opened = open_row(conn, row, table, names, dek=keys[pid])
+        opened = open_row(conn, row, table, names, dek=keys.get(pid))
         if opened is not None:
             out.append(opened)
     return out
