@@ -36,16 +36,15 @@ from dmp.store.schema_policy import record_consent
 
 def _record_with_consents(by_ins: bool) -> Any:
     """The patient row, one row per active consent (outer join), in one statement: by INS (every
-    search) or by record id, then with the record's wrapped data key (reads by document id)."""
+    search) or by record id, with the record's wrapped data key (reads by document id open the
+    blob with it; both open the sealed identity with it, SE-02, without another query)."""
     from sqlalchemy import bindparam
 
     from dmp.store.schema import ins_index, patient, record_key
 
     base = patient.join(ins_index, ins_index.c.patient_id == patient.c.id) if by_ins else patient
-    columns: list[Any] = [patient]
-    if not by_ins:
-        base = base.outerjoin(record_key, record_key.c.patient_id == patient.c.id)
-        columns.append(record_key.c.wrapped_key)
+    columns: list[Any] = [patient, record_key.c.wrapped_key]
+    base = base.outerjoin(record_key, record_key.c.patient_id == patient.c.id)
     joined = base.outerjoin(
         record_consent,
         and_(record_consent.c.patient_id == patient.c.id, record_consent.c.status == "active"),
