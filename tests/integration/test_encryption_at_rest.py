@@ -296,3 +296,36 @@ def test_cli_reseal_and_rotate_record(api: Api, tmp_path: Path) -> None:
     args = ["audit", "export", "--patient", f"Patient/{pid_s}", "--out", str(out)]
     exported = runner.invoke(main, args, env=env)
     assert exported.exit_code == 0 and JUSTIFICATION in out.read_text(), exported.output
+
+
+def test_cli_rotate_master_replaces_the_key_file(api: Api) -> None:
+    import base64
+
+    from click.testing import CliRunner
+
+    from dmp.cli import main
+
+    _, pid_s, doc_id = _record(api)
+    rt = api.runtime
+    env = {  # file-based master key: var/keys/master.key (written by the runtime fixture)
+        "DMP_DATABASE_URL": rt.engine.url.render_as_string(hide_password=False),
+        "DMP_VAR_DIR": str(rt.settings.var_dir),
+    }
+    key_file = rt.settings.keys_dir / "master.key"
+    old = key_file.read_bytes()
+    bad = rt.settings.var_dir / "bad.key"
+    bad.write_bytes(base64.b64encode(b"short") + b"\n")
+    refused = CliRunner().invoke(main, ["keys", "rotate-master", "--new-key-file", str(bad)], env=env)
+    assert refused.exit_code == 1 and "32 octets" in refused.output
+    assert key_file.read_bytes() == old
+    done = CliRunner().invoke(main, ["keys", "rotate-master"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "ré-enveloppé(s)" in done.output and "redémarrez" in done.output
+    new = base64.b64decode(key_file.read_bytes().strip())
+    assert key_file.read_bytes() != old and len(new) == 32
+    assert not (rt.settings.keys_dir / "master.key.new").exists()
+    # A server restarted on the new key reads the record.
+    restarted = crypto.KeyRing(new)
+    api.runtime.keyring = restarted
+    sealed_fields.bind_keyring(rt.engine, restarted)
+    assert api.get(f"DocumentReference/{doc_id}").json()["content"][0]["attachment"]["title"] == TITLE
