@@ -8,6 +8,7 @@ SQLite serializes writers anyway), so two records never wait for each other.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from dmp.audit.entry import (
     body_digest,
     storage_values,
 )
+from dmp.store import sealed_fields
 from dmp.store.schema_audit import audit_entry, audit_head
 
 
@@ -108,8 +110,43 @@ def _insert_head_if_absent(conn: Connection, patient_id: UUID, seq: int, hash_he
     return conn.execute(_NEW_HEAD[conn.dialect.name], params).first() is not None
 
 
+def _sealed(conn: Connection, entry: AuditRecord) -> AuditRecord:
+    """SE-02: the justification is stored sealed under the record's trail key; the hash is over
+    the stored (sealed) form, so ``dmp audit verify`` needs no key and older clear entries verify."""
+    if not entry.justification or entry.patient_id is None or not sealed_fields.has_keyring(conn):
+        return entry  # no key ring: a trail-only database (tools, tests of the chain)
+    if sealed_fields.is_sealed_text(entry.justification):
+        return entry
+    key = sealed_fields.trail_key(conn, entry.patient_id)
+    if key is None:  # no record behind the chain: nothing to seal it with
+        return entry
+    pid, text = entry.patient_id, entry.justification
+    sealed = sealed_fields.seal_text(key, pid, JUSTIFICATION_FIELD, entry.id, text)
+    return dataclasses.replace(entry, justification=sealed)
+
+
+JUSTIFICATION_FIELD = "audit_entry.justification"
+
+
+def opened(conn: Connection, entries: Iterable[StoredEntry]) -> list[StoredEntry]:
+    """The entries as read by people: the sealed justification opened (display, export)."""
+    keys: dict[UUID, bytes | None] = {}
+    out: list[StoredEntry] = []
+    for e in entries:
+        if sealed_fields.is_sealed_text(e.justification) and sealed_fields.has_keyring(conn):
+            if e.patient_id not in keys:
+                keys[e.patient_id] = sealed_fields.trail_key(conn, e.patient_id)
+            key = keys[e.patient_id]
+            if key is not None:
+                text = sealed_fields.open_text(key, e.patient_id, JUSTIFICATION_FIELD, e.id, e.justification)
+                e = dataclasses.replace(e, justification=text)
+        out.append(e)
+    return out
+
+
 def append(conn: Connection, entry: AuditRecord) -> StoredEntry:
     """Add ``entry`` at the end of its record's chain, in the caller's transaction."""
+    entry = _sealed(conn, entry)
     pid = entry.patient_id or NIL_PATIENT
     if conn.dialect.name == "postgresql":
         values = storage_values(entry)  # seq and link are chained by the database

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, not_, select
 
-from dmp.audit import AuditAction, HistoryItem, history, history_line, iter_entries, to_audit_event
+from dmp.audit import AuditAction, HistoryItem, history, history_line, iter_entries, opened, to_audit_event
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import trail_access
@@ -97,7 +97,7 @@ def audit_events(
     entries = entries[:count]
     _trace_read(conn, rt, actor, patient_id, len(entries))
     whole = allowed.only_actor is None and allowed.partial is False
-    return [to_audit_event(e, rt.fhir_base, chain=whole) for e in entries], more
+    return [to_audit_event(e, rt.fhir_base, chain=whole) for e in opened(conn, entries)], more
 
 
 def history_page(
