@@ -10,8 +10,9 @@ from portal import Browser, Portal, portal_fixture, txt  # noqa: F401  (fixture)
 from sqlalchemy import select
 from test_policy_api import as_patient, consent
 
+from dmp.store import sealed_fields
 from dmp.store.schema_audit import audit_entry
-from dmp.store.schema_policy import emergency_access, patient_notification
+from dmp.store.schema_policy import emergency_access
 
 WHY = "Patient inconscient aux urgences, pronostic vital engagé"
 
@@ -24,22 +25,26 @@ def logged_in(portal: Portal, card: str, email: str) -> tuple[Browser, str]:
 
 
 def entries(portal: Portal, actor_id: str, action: str) -> list[tuple[str | None, str | None, str]]:
+    """The trail entries of ``actor_id``'s ``action``, the justification opened as the trail's
+    readers open it (sealed under the record's trail key, SE-02)."""
+    from dmp.audit import StoredEntry, opened
+
     with portal.runtime.engine.connect() as conn:
         rows = conn.execute(
-            select(audit_entry.c.rule_id, audit_entry.c.justification, audit_entry.c.outcome)
+            select(audit_entry)
             .where(audit_entry.c.actor_id == actor_id, audit_entry.c.action == action)
             .order_by(audit_entry.c.at)
         ).all()
-    return [(r.rule_id, r.justification, r.outcome) for r in rows]
+        read = opened(conn, [StoredEntry.from_row(r) for r in rows])
+    return [(e.rule_id, e.justification, e.outcome) for e in read]
 
 
 def notifications(portal: Portal, pid: uuid.UUID) -> list[str]:
+    """The patient's notifications as their centre shows them (the text is sealed, SE-02)."""
+    from dmp.services import notifications as centre
+
     with portal.runtime.engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(patient_notification.c.text).where(patient_notification.c.patient_id == pid)
-            ).scalars()
-        )
+        return [text for _, _, text in centre.list_for(conn, pid)]
 
 
 def test_urgentist_breaks_the_glass_from_the_refusal_page(portal: Portal) -> None:
@@ -67,9 +72,11 @@ def test_urgentist_breaks_the_glass_from_the_refusal_page(portal: Portal) -> Non
     assert entries(portal, me, "access.break_glass") == [("AC-13.break-glass", WHY, "success")]
     notes = notifications(portal, pid)
     assert len(notes) == 1 and "bris de glace" in notes[0] and WHY in notes[0]
-    with portal.runtime.engine.connect() as conn:
-        kept = conn.execute(select(emergency_access.c.mode, emergency_access.c.justification)).all()
-    assert [tuple(k) for k in kept] == [("bris_de_glace", WHY)]
+    with portal.runtime.engine.connect() as conn:  # the justification is sealed (SE-02)
+        rows = conn.execute(select(emergency_access)).all()
+        kept = [(k.mode, k.justification) for k in sealed_fields.open_rows(
+            conn, rows, "emergency_access", ("justification",))]
+    assert kept == [("bris_de_glace", WHY)]
     # For that record only: another record stays refused.
     assert b.get(f"/pro/patient?ins={other.nir}").status_code == 403
     # For a bounded time: past the window, the record is refused again (the session kept alive).

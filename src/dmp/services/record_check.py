@@ -53,16 +53,13 @@ def _rows(conn: Connection, q: TraitsQuery) -> list[Any]:
     Cost: the records born that day of that sex (about 1,000 at national scale), each name opened
     (~20 µs); a blind index of (name, first given name, date, sex) would make it one lookup."""
     family, first = normalize_trait(q.birth_family_name), normalize_trait(q.first_given_name)
-    candidates = sealed_fields.open_rows(
-        conn,
-        conn.execute(
-            select(patient)
-            .where(patient.c.birth_date == q.birth_date, patient.c.sex == q.sex.value)
-            .order_by(patient.c.id)
-        ),
-        "patient",
-        ("birth_family_name", "birth_given_names"),
+    rows = conn.execute(
+        select(patient)
+        .where(patient.c.birth_date == q.birth_date, patient.c.sex == q.sex.value)
+        .order_by(patient.c.id)
     )
+    names = ("birth_family_name", "birth_given_names")
+    candidates = [sealed_fields.open_row(conn, r, "patient", names, patient_id=r.id) for r in rows]
     return [
         r for r in candidates
         if normalize_trait(r.birth_family_name) == family
