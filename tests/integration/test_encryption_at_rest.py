@@ -19,6 +19,7 @@ from sqlalchemy import Engine, inspect, select, text, update
 from test_policy_api import patient_id, publish
 
 from conftest import Api, Identity, new_identity, patient_resource
+from dmp.domain.actor import Actor, ActorKind
 from dmp.services import documents
 from dmp.services import keys as record_keys
 from dmp.store import crypto, sealed_fields
@@ -54,7 +55,12 @@ def _record(api: Api) -> tuple[Identity, str, uuid.UUID]:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert resp.status_code == 200, resp.text
-    return ident, patient_id(api, ident), uuid.UUID(doc_id)
+    pid = patient_id(api, ident)
+    # The patient reads their record: the trail names them (actor_name), sealed too.
+    api.person_token(Actor(ActorKind.PATIENT, pid, f"Hortensia {BIRTH_NAME}"))
+    mine = api.get("DocumentReference", who=f"person:{pid}", params={"patient": f"Patient/{pid}"})
+    assert mine.status_code == 200, mine.text
+    return ident, pid, uuid.UUID(doc_id)
 
 
 def _history(api: Api, pid: str | uuid.UUID) -> str:
@@ -126,6 +132,7 @@ def test_no_health_or_identity_text_in_clear_in_the_database(api: Api) -> None:
     record = api.get(f"Patient/{pid}").json()
     assert BIRTH_NAME in str(record["name"]) and USUAL_NAME in str(record["name"])
     assert JUSTIFICATION in _history(api, pid)
+    assert f"Hortensia {BIRTH_NAME}" in _history(api, pid)  # the patient, named in their history
 
 
 def test_postgres_raw_files_checked_when_readable(api: Api) -> None:

@@ -127,7 +127,7 @@ def own_history_page(
         conn, patient_id, newest_first=True, limit=count + 1, offset=offset,
         actor_id=allowed.only_actor, hide_targets=allowed.hide_targets,
     )
-    items = [history_line(e) for e in entries]
+    items = [history_line(e) for e in opened(conn, entries)]
     _trace_read(conn, rt, actor, patient_id, min(len(items), count))
     return items[:count], len(items) > count
 
