@@ -105,7 +105,7 @@ def seal_contact(
     for the accounts that belong to no record (professionals, representatives: docs/encryption.md)."""
     if patient_id is None:
         return dict(values)
-    dek = sealed_fields.record_dek(conn, patient_id)
+    dek = sealed_fields.write_dek(conn, patient_id)
     return sealed_fields.seal_columns(dek, patient_id, "account", acc_id, **values)
 
 

@@ -197,7 +197,7 @@ def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, n
             version_id=version,
             last_updated=now,
             **sealed_fields.seal_columns(
-                sealed_fields.record_dek(conn, row.patient_id, rt.keyring),
+                sealed_fields.write_dek(conn, row.patient_id, rt.keyring),
                 row.patient_id,
                 "document",
                 doc_id,
