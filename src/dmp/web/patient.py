@@ -17,7 +17,15 @@ from dmp.errors import DmpError
 from dmp.services import notifications, records, synthesis, trail_read
 from dmp.web import auth_pages, export, patient_access, patient_settings
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
-from dmp.web.documents import download, download_error, list_documents, offset_param, read, search_words
+from dmp.web.documents import (
+    download,
+    download_error,
+    list_documents,
+    offset_param,
+    piece,
+    read,
+    search_words,
+)
 
 SPACE = PERSON_SPACE
 HISTORY_PAGE = 50
@@ -138,6 +146,13 @@ def document_read(ctx: Ctx) -> Response:
         return consulted
     raw = ctx.request.path_params["id"]
     return read(ctx, consulted[1], raw, "/documents/" + quote(raw))
+
+
+def document_piece(ctx: Ctx) -> Response:
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    return piece(ctx, consulted[1], ctx.request.path_params["id"], ctx.request.path_params["key"])
 
 
 def analyte_page(ctx: Ctx) -> Response:
@@ -316,6 +331,7 @@ def routes() -> list[Route]:
         Route("/", get(SPACE, home, record_error), methods=["GET"]),
         Route("/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         Route("/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
+        Route("/documents/{id}/pieces/{key}", get(SPACE, document_piece, download_error), methods=["GET"]),
         Route("/telecharger/archive", get(SPACE, export_archive, export.export_error), methods=["GET"]),
         Route("/telecharger/resume", get(SPACE, export_summary, export.export_error), methods=["GET"]),
         Route("/analyse", get(SPACE, analyte_page, record_error), methods=["GET"]),
