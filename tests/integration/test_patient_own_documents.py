@@ -125,7 +125,7 @@ def _choices(b: Browser, **fields: str) -> Any:
 def test_trusted_person_and_donation_saved_and_read_by_an_authorised_professional_only(
     portal: Portal,
 ) -> None:
-    b, ident, _ = _patient(portal)
+    b, ident, pid = _patient(portal)
     page = txt(b.get("/mes-choix"))
     assert "registre national des refus" in page and "Je ne me prononce pas" in page
     bad = _choices(b, don="refus", confiance_nom="", confiance_lien="fille", confiance_tel="pas un numéro")
@@ -151,6 +151,14 @@ def test_trusted_person_and_donation_saved_and_read_by_an_authorised_professiona
     assert related[0]["relationship"][0]["text"] == "Personne de confiance"
     consent = [e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == "Consent"]
     assert consent[0]["provision"]["type"] == "permit"
+    # The structured record: the trusted person is a RelatedPerson fact of the record.
+    from dmp.domain.actor import Actor, ActorKind
+    from dmp.services import facts
+
+    with portal.runtime.engine.begin() as conn:
+        me = Actor(ActorKind.PATIENT, str(pid), "Marie")
+        rows = facts.record_facts(conn, portal.runtime, me, pid, ("RelatedPerson",))
+    assert [json.loads(r.resource_json)["name"][0]["text"] for r in rows] == ["Claire MARTIN"]
     # On the professional's record page too.
     pro, _ = logged_in(portal, "doctor", "dr@cabinet.test")
     assert "Mes choix : don d'organes" in txt(pro.get(f"/pro/patient?ins={ident.nir}"))

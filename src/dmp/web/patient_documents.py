@@ -295,13 +295,14 @@ def _parse_choices(form: dict[str, str]) -> tuple[pc.Choices, dict[str, str]]:
     return pc.Choices(donation, trusted, contacts), errors
 
 
-def choices_post(ctx: Ctx, actor: Actor, pid: UUID, form: dict[str, str]) -> Response:
+def choices_post(
+    ctx: Ctx, actor: Actor, pid: UUID, form: dict[str, str], tracked: blob_hygiene.TrackedBlobs
+) -> Response:
     choices, errors = _parse_choices(form)
     if errors:
         return _choices_page(ctx, form, errors, 400)
     previous, _ = _current_choices(ctx, actor, pid)
     name = _author_name(ctx)
-    tracked = blob_hygiene.TrackedBlobs(ctx.rt.blobs)  # a rollback leaves at most an orphan blob
     replaces = f"DocumentReference/{previous}" if previous else None
     today = ctx.now.astimezone(PARIS).date()
 
@@ -327,13 +328,25 @@ def routes(space: Space, consulted: Consulted) -> list[Route]:
     async def add_endpoint(request: Request) -> Response:
         return await _multipart_endpoint(request, space, consulted, add_post, add_error)
 
+    async def choices_endpoint(request: Request) -> Response:
+        rt = request.app.state.web.runtime
+        tracked = blob_hygiene.TrackedBlobs(rt.blobs)
+        post = on_record_post(space, consulted, choices_error)
+
+        def work(ctx: Ctx, actor: Actor, pid: UUID, form: dict[str, str]) -> Response:
+            return choices_post(ctx, actor, pid, form, tracked)
+
+        response = await post(work)(request)
+        if tracked.written and response.status_code != 303:  # rolled back: no row names them
+            await run_in_threadpool(blob_hygiene.discard_after_rollback, rt, list(tracked.written))
+        return response
+
     get = on_record_get(space, consulted, None)
     cget = on_record_get(space, consulted, choices_error)
-    cpost = on_record_post(space, consulted, choices_error)
     return [
         Route(ADD_PATH, get(add_form), methods=["GET"]),
         Route(ADD_PATH, add_endpoint, methods=["POST"]),
         Route(f"{ADD_PATH}/fait", get(add_done), methods=["GET"]),
         Route(CHOICES_PATH, cget(choices_get), methods=["GET"]),
-        Route(CHOICES_PATH, cpost(choices_post), methods=["POST"]),
+        Route(CHOICES_PATH, choices_endpoint, methods=["POST"]),
     ]
