@@ -95,6 +95,12 @@ def test_directives_anticipees_and_image_and_text_with_their_type(portal: Portal
     assert da["content"][0]["attachment"]["contentType"] == "text/plain"
     carnet = _by_title(bundle, "Carnet de vaccination")
     assert carnet["content"][0]["attachment"]["contentType"] == "image/png"
+    # The patient reads them in the page and downloads them (no 500 on any format).
+    read = b.get(f"/documents/{da['id']}/lecture")
+    assert read.status_code == 200 and "acharnement" in txt(read)
+    assert b.get(f"/documents/{carnet['id']}/lecture").status_code == 200
+    got = b.get(f"/documents/{carnet['id']}")
+    assert got.status_code == 200 and got.content == png
 
 
 def test_a_bad_upload_is_refused_with_the_form_kept(portal: Portal) -> None:
@@ -137,6 +143,7 @@ def test_trusted_person_and_donation_saved_and_read_by_an_authorised_professiona
                   urgence1_tel="+33 1 23 45 67 89")
     assert ok.status_code == 303, txt(ok)
     shown = b.get(ok.headers["location"])
+    assert "Vos choix sont enregistrés" in txt(shown)
     assert 'value="Claire MARTIN"' in shown.text and 'value="Paul DURAND"' in shown.text
     # Changed: the new statement replaces the old one (one current choices document).
     assert _choices(b, don="donneur", confiance_nom="Claire MARTIN", confiance_lien="fille",
@@ -151,6 +158,8 @@ def test_trusted_person_and_donation_saved_and_read_by_an_authorised_professiona
     assert related[0]["relationship"][0]["text"] == "Personne de confiance"
     consent = [e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == "Consent"]
     assert consent[0]["provision"]["type"] == "permit"
+    page = b.get(f"/documents/{dr['id']}/lecture")  # the patient reads the statement in the page
+    assert page.status_code == 200 and "Claire MARTIN" in txt(page)
     # The structured record: the trusted person is a RelatedPerson fact of the record.
     from dmp.domain.actor import Actor, ActorKind
     from dmp.services import facts

@@ -45,3 +45,14 @@ def test_the_clinical_reader_takes_the_trusted_person_only() -> None:
     trusted = [f for f in extraction.facts if f.kind == "trusted_person"]
     assert [(f.name, f.telecom) for f in trusted] == [("Claire MARTIN", ("tel:06 12 34 56 78",))]
     assert extraction.failed_entries == 0
+
+
+def test_the_document_renders_as_sanitised_html() -> None:
+    from dmp.clinical.render import render_document
+
+    page = render_document(_document(), "application/fhir+json")
+    assert pc.TITLE.replace("'", "") in page.replace("&#39;", "").replace("'", "")
+    assert "Claire MARTIN" in page and "Je refuse le prélèvement" in page
+    hostile = _document(pc.Choices(pc.UNDECIDED, pc.Person("<script>x()</script>", "", ""), ()))
+    assert "<script" not in render_document(hostile, "application/fhir+json")
+    assert "illisible" in render_document(b"{pas un document", "application/fhir+json")
