@@ -174,3 +174,30 @@ def test_trusted_person_and_donation_saved_and_read_by_an_authorised_professiona
     # An unauthorised professional reads none of it.
     assert _docs(portal, "doctor2", ident).status_code == 403
     assert portal.api.get(f"Binary/{dr['id']}", who="doctor2").status_code == 404
+
+
+def test_a_closed_record_takes_no_document_nor_choice(portal: Portal) -> None:
+    from dmp.domain.actor import Actor, ActorKind
+    from dmp.services import records
+
+    b, ident, pid = _patient(portal)
+    form_page = b.get("/mes-documents/ajouter")
+    choices_page = b.get("/mes-choix")
+    with portal.runtime.engine.begin() as conn:
+        desk = Actor(ActorKind.OPERATOR, "guichet", "Agent TEST")
+        records.close(conn, desk, pid, "test", portal.clock.now)
+    data = {"csrf": csrf_of(form_page.text), "type": "DOCPAT03", "titre": "Après fermeture",
+            "date_document": "02/11/2026"}
+    refused = b.client.post("/mes-documents/ajouter", data=data,
+                            files={"fichier": ("a.pdf", PDF, "application/pdf")})
+    assert refused.status_code == 409 and "Le document n'est pas ajouté" in txt(refused), refused.text
+    b.last = choices_page
+    again = b.post("/mes-choix", don="donneur")
+    assert again.status_code == 409 and "Vos choix ne sont pas enregistrés" in txt(again), again.text
+    with portal.runtime.engine.connect() as conn:
+        from sqlalchemy import func, select
+
+        from dmp.store.schema import document
+
+        count = conn.execute(select(func.count()).select_from(document).where(document.c.patient_id == pid))
+        assert count.scalar_one() == 0
