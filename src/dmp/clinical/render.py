@@ -27,6 +27,7 @@ import nh3
 from lxml import etree
 
 from dmp.cda import hardened_parser
+from dmp.clinical.render_fhir import fhir_document_html
 
 MAX_BYTES = 20 * 1024 * 1024
 V3 = "urn:hl7-org:v3"
@@ -287,10 +288,13 @@ def _narrative(el: etree._Element) -> str:
 
 
 def render_document(data: bytes, mime_type: str, media_base: str | None = None) -> str:
-    """A stored document of any MIME type: CDA (XML) rendered, plain text in ``<pre>``, else a note."""
+    """A stored document of any MIME type: CDA (XML) or FHIR document rendered, plain text in
+    ``<pre>``, else a note."""
     mime = mime_type.lower()
     if "xml" in mime:
         return render_cda(data, media_base)
+    if mime in ("application/fhir+json", "application/json"):
+        return sanitise(fhir_document_html(data, MAX_BYTES))
     if mime == "text/plain":
         return sanitise(f"<pre>{escape(data[:MAX_BYTES].decode('utf-8', 'replace'))}</pre>")
     if mime == "application/pdf":

@@ -15,7 +15,7 @@ from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
 from dmp.services import notifications, records, synthesis, trail_read
-from dmp.web import auth_pages, export, patient_access, patient_settings
+from dmp.web import auth_pages, export, patient_access, patient_documents, patient_settings
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
 from dmp.web.documents import (
     download,
@@ -345,5 +345,6 @@ def routes() -> list[Route]:
         Route("/inscription", post(SPACE, proofing_post), methods=["POST"]),
         *patient_access.routes(SPACE, _consulted),
         *patient_settings.routes(SPACE, _consulted),
+        *patient_documents.routes(SPACE, _consulted),
         *auth_pages.routes(SPACE, after_login),
     ]
