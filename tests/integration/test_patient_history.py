@@ -209,3 +209,26 @@ def test_exports_need_a_signed_in_patient(portal: Portal) -> None:
     anonymous = portal.browser()
     r = anonymous.get("/historique/export.csv")
     assert r.status_code in (302, 303) and "connexion" in r.headers["location"]
+
+
+def test_a_representative_exports_without_the_document_hidden_from_representatives(portal: Portal) -> None:
+    from datetime import date
+
+    from conftest import new_identity
+
+    ident, pid = portal.record(new_identity(given="Léo", birth_date=date(2016, 4, 12)))
+    portal.publish(ident, title="Carnet de vaccination")
+    secret = portal.publish(
+        ident, title="Consultation confidentielle", flags=("INVISIBLE_REPRESENTANTS_LEGAUX",)
+    )
+    code = portal.representative(pid, "parent@exemple.fr")
+    assert code is not None
+    parent = portal.browser()
+    portal.activate(parent, "parent@exemple.fr", code)
+    rows = _csv(parent.get("/historique/export.csv?mes_consultations=oui"))
+    assert [r[5] for r in rows[1:]].count("a ajouté un document") == 1
+    pdf = parent.get("/historique/export.pdf?mes_consultations=oui")
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Charles MULLER" in text and text.count("a ajouté un document") == 1
+    for exported in (pdf.content.decode("latin-1"), text, "\n".join(";".join(r) for r in rows)):
+        assert secret not in exported and "Consultation confidentielle" not in exported
