@@ -232,3 +232,21 @@ def test_a_representative_exports_without_the_document_hidden_from_representativ
     assert "Charles MULLER" in text and text.count("a ajouté un document") == 1
     for exported in (pdf.content.decode("latin-1"), text, "\n".join(";".join(r) for r in rows)):
         assert secret not in exported and "Consultation confidentielle" not in exported
+
+
+def test_pages_keep_the_filters(portal: Portal) -> None:
+    ident, pid = portal.record()
+    b = portal.browser()
+    portal.activate(b, ident.nir, portal.patient_account(pid))
+    for _ in range(55):  # each reading of the history is one more own consultation
+        b.get("/historique")
+    first = b.get("/historique?mes_consultations=oui&type=consultation").text
+    assert len(_rows(first)) == 50
+    found = re.search(r'href="(/historique\?[^"]*page_debut=50[^"]*)"', first)
+    assert found, first[-3000:]
+    link = found.group(1).replace("&amp;", "&")
+    assert "mes_consultations=oui" in link and "type=consultation" in link
+    older = b.get(link)
+    assert older.status_code == 200 and 1 <= len(_rows(older.text)) <= 50
+    # Hidden by default: only what is not an own consultation (the creation, the login…).
+    assert all("a consulté l'historique" not in r for r in _rows(b.get("/historique").text))

@@ -39,8 +39,9 @@ class Filters:
     errors: dict[str, str] = field(default_factory=dict)
 
     def query(self, **extra: str) -> str:
-        kept = {k: v for k, v in self.values.items() if v}
-        return urlencode({**kept, **extra})
+        """« ?professionnel=…&du=… » with the filters set (and ``extra``), or nothing."""
+        kept = {k: v for k, v in {**self.values, **extra}.items() if v}
+        return f"?{urlencode(kept)}" if kept else ""
 
 
 def _day(raw: str, label: str, errors: dict[str, str], key: str) -> date | None:
@@ -117,24 +118,19 @@ def page(holder_name: Callable[[Ctx, UUID], str]) -> Callable[[Ctx, Actor, UUID]
             title="Historique des accès",
             items=items,
             more=more,
-            next_url=f"{PAGE}?{f.query(page_debut=str(offset + HISTORY_PAGE))}",
+            next_url=PAGE + f.query(page_debut=str(offset + HISTORY_PAGE)),
             holder=holder_name(ctx, pid),
             professionals=pros,
             kinds=KINDS,
             values=f.values,
             field_errors=f.errors,
             hidden_own=hidden,
-            toggle_url=f"{PAGE}?{_toggled(f)}",
-            csv_url=f"{PAGE}/export.csv?{f.query()}",
-            pdf_url=f"{PAGE}/export.pdf?{f.query()}",
+            toggle_url=PAGE + f.query(mes_consultations="" if f.wanted.own_consultations else "oui"),
+            csv_url=f"{PAGE}/export.csv{f.query()}",
+            pdf_url=f"{PAGE}/export.pdf{f.query()}",
         )
 
     return history_page
-
-
-def _toggled(f: Filters) -> str:
-    values = {**f.values, "mes_consultations": "" if f.wanted.own_consultations else "oui"}
-    return urlencode({k: v for k, v in values.items() if v})
 
 
 def _download(content: bytes, media_type: str, name: str) -> Response:
