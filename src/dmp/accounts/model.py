@@ -79,6 +79,7 @@ class AuthResult:
     outcome: Outcome
     account: Account | None = None
     until: datetime | None = None  # end of the lock, for LOCKED
+    previous_login: datetime | None = None  # OK second step: the login before this one (« quoi de neuf »)
 
     @property
     def ok(self) -> bool:

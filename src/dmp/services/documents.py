@@ -299,6 +299,16 @@ def list_lines(conn: Connection, patient_id: UUID, ids: list[UUID]) -> list[Any]
     ]
 
 
+def submitted_since(conn: Connection, patient_id: UUID, ids: list[UUID], since: datetime) -> set[UUID]:
+    """Which of ``ids`` (documents of ``patient_id`` already found visible) were published at or
+    after ``since``."""
+    if not ids:
+        return set()
+    d = document.c
+    q = select(d.id).where(d.patient_id == patient_id, d.id.in_(ids), d.submission_time >= since)
+    return set(conn.execute(q).scalars())
+
+
 def title_of(conn: Connection, patient_id: UUID, doc_id: UUID) -> str | None:
     stored = conn.execute(
         select(document.c.title).where(document.c.patient_id == patient_id, document.c.id == doc_id)

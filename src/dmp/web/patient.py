@@ -14,8 +14,16 @@ from dmp.accounts.service import PATIENT, REPRESENTATIVE, Account
 from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
-from dmp.services import notifications, records, synthesis, trail_read
-from dmp.web import auth_pages, export, patient_access, patient_documents, patient_settings
+from dmp.services import notifications, records, synthesis
+from dmp.web import (
+    auth_pages,
+    export,
+    patient_access,
+    patient_documents,
+    patient_history,
+    patient_settings,
+    whats_new,
+)
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
 from dmp.web.documents import (
     download,
@@ -28,7 +36,6 @@ from dmp.web.documents import (
 )
 
 SPACE = PERSON_SPACE
-HISTORY_PAGE = 50
 
 
 def after_login(ctx: Ctx, acc: Account) -> str:
@@ -103,6 +110,7 @@ def home(ctx: Ctx) -> Response:
         "home.html",
         title="Mon DMP",
         page=page,
+        news=whats_new.since_last_visit(ctx, actor, pid),
         syn=synthesis.record_synthesis(ctx.conn, ctx.rt, actor, pid, ctx.now),
         holder=_holder_name(ctx, pid),
         representative=acc.kind == REPRESENTATIVE,
@@ -181,24 +189,6 @@ def notifications_page(ctx: Ctx) -> Response:
     notifications.mark_all_read(ctx.conn, pid)
     return ctx.render(
         "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, pid)
-    )
-
-
-def history_page(ctx: Ctx) -> Response:
-    """TR-01/TR-02: every access to the record since its creation, in plain French."""
-    consulted = _consulted(ctx)
-    if isinstance(consulted, Response):
-        return consulted
-    _, actor, pid = consulted
-    offset = offset_param(ctx)
-    items, more = trail_read.history_page(ctx.conn, ctx.rt, actor, pid, count=HISTORY_PAGE, offset=offset)
-    return ctx.render(
-        "history.html",
-        title="Historique des accès",
-        items=items,
-        more=more,
-        next_offset=offset + HISTORY_PAGE,
-        holder=_holder_name(ctx, pid),
     )
 
 
@@ -336,13 +326,13 @@ def routes() -> list[Route]:
         Route("/telecharger/resume", get(SPACE, export_summary, export.export_error), methods=["GET"]),
         Route("/analyse", get(SPACE, analyte_page, record_error), methods=["GET"]),
         Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
-        Route("/historique", get(SPACE, history_page), methods=["GET"]),
         Route("/dossiers", get(SPACE, records_get), methods=["GET"]),
         Route("/dossiers", post(SPACE, records_post), methods=["POST"]),
         Route("/majorite", get(SPACE, majority_get), methods=["GET"]),
         Route("/majorite", post(SPACE, majority_post), methods=["POST"]),
         Route("/inscription", get(SPACE, proofing_get), methods=["GET"]),
         Route("/inscription", post(SPACE, proofing_post), methods=["POST"]),
+        *patient_history.routes(SPACE, _consulted, _holder_name),
         *patient_access.routes(SPACE, _consulted),
         *patient_settings.routes(SPACE, _consulted),
         *patient_documents.routes(SPACE, _consulted),
