@@ -17,6 +17,7 @@ import copy
 import http.client
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from conftest import Identity, new_identity, patient_resource
 
 SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 FHIR_JSON = "application/fhir+json"
+# uvicorn closes a keep-alive connection idle this long (its timeout_keep_alive, 5 s), less a margin.
+IDLE_CLOSE_SECONDS = 4.0
 
 
 def _fuzz(examples: int) -> Any:
@@ -56,6 +59,7 @@ class Fuzzer:
     conn: http.client.HTTPConnection
     sent: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    last_answer: float = field(default_factory=time.monotonic)
 
     def request(
         self,
@@ -70,13 +74,25 @@ class Fuzzer:
             headers["Content-Type"] = content_type
         what = f"{method} {path[:300]!r} body={body[:300] if body else body!r}"
         try:
-            self.conn.request(method, path, body=body, headers=headers)
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server closes a keep-alive connection idle longer than its timeout (uvicorn:
+                # 5 s), as HTTP allows; a loaded machine can leave it idle that long between two
+                # examples. Only that case is retried, on a new connection; a connection lost
+                # while the server answers stays an error.
+                if time.monotonic() - self.last_answer < IDLE_CLOSE_SECONDS:
+                    raise
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+                self.conn.request(method, path, body=body, headers=headers)
             resp = self.conn.getresponse()
             data = resp.read()
         except (http.client.HTTPException, OSError) as exc:
             self.conn.close()
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
             raise AssertionError(f"connection lost after {what}: {exc!r}") from exc
+        self.last_answer = time.monotonic()
         self.sent += 1
         self.statuses[resp.status] = self.statuses.get(resp.status, 0) + 1
         assert resp.status < 500, f"{resp.status} for {what}: {data[:500]!r}"
