@@ -47,6 +47,9 @@ class Opened:
     access: RecordAccess
     ctx: Context
     actor: Actor
+    # The record's wrapped data key when its row carried it (read with the record): a search then
+    # opens its sealed rows without reading the key again.
+    wrapped_key: bytes | None = None
 
     @property
     def decision(self) -> Decision:
@@ -130,7 +133,11 @@ def open_record(
         trail.record(conn, actor, action, patient_id=patient_row.id, at=now, decision=access.decision)
     elif not access.decision.obligations:
         alerts.first_access(conn, actor, patient_row.id, now)
-    return Opened(patient_row.id, facts, access, context(rt, history=history), actor)
+    wrapped = getattr(patient_row, "wrapped_key", None)
+    return Opened(
+        patient_row.id, facts, access, context(rt, history=history), actor,
+        bytes(wrapped) if wrapped is not None else None,
+    )
 
 
 def _refusal(decision: Decision, hide_refusal: bool = False) -> DmpError:

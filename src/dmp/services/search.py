@@ -519,6 +519,38 @@ def document_query(
     return DocumentQuery(source, and_(where, document.c.patient_id == opened[0].patient_id), order)
 
 
+@dataclass(frozen=True)
+class _DocumentRow:
+    id: UUID
+    resource_json: bytes
+    patient_id: UUID
+
+
+class _RecordKeys:
+    """The data keys of the records a search opened, from the wrapped key their rows carried
+    (no statement), else read once per record; the served JSON of a page opened eagerly."""
+
+    def __init__(self, conn: Connection, rt: Runtime, opened: list[access.Opened]) -> None:
+        self._conn, self._rt = conn, rt
+        self._wrapped = {o.patient_id: o.wrapped_key for o in opened}
+        self._keys: dict[UUID, bytes] = {}
+
+    def of(self, pid: UUID) -> bytes:
+        if pid not in self._keys:
+            wrapped = self._wrapped.get(pid)
+            if wrapped is not None:
+                self._keys[pid] = self._rt.keyring.unwrap(pid, wrapped)
+            else:
+                self._keys[pid] = record_dek(self._conn, self._rt, pid)
+        return self._keys[pid]
+
+    def open_json(self, pid: UUID, doc_id: UUID, stored: Any) -> bytes:
+        raw = bytes(stored)
+        if not sealed_fields.is_sealed_bytes(raw):
+            return raw  # written before SE-02
+        return sealed_fields.open_bytes(self.of(pid), pid, "document.resource_json", doc_id, raw)
+
+
 def search_documents(
     conn: Connection, rt: Runtime, actor: Actor, params: Params, *, snippets: bool = False
 ) -> Page:
@@ -533,23 +565,22 @@ def search_documents(
     if not opened:
         return Page(None, [], 0, None, offset, count)
     filters = and_(*conds) if conds else true()
+    keys = _RecordKeys(conn, rt, opened)
     # With _content, one record (a patient is named): its key hashes the words.
-    dek = record_dek(conn, rt, opened[0].patient_id) if stems is not None else b""
+    dek = keys.of(opened[0].patient_id) if stems is not None else b""
     q = document_query(opened, filters, params, stems, dek)
     source, where = q.source, q.where
-    rows: list[Any] = sealed_fields.open_rows(
-        conn,
-        conn.execute(
+    rows: list[Any] = [
+        _DocumentRow(r.id, keys.open_json(r.patient_id, r.id, r.resource_json), r.patient_id)
+        for r in conn.execute(
             select(document.c.id, document.c.resource_json, document.c.patient_id)
             .select_from(source)
             .where(where)
             .order_by(*q.order)
             .limit(count + 1)
             .offset(offset)
-        ),
-        "document",
-        ("resource_json",),
-    )
+        )
+    ]
     more = count > 0 and len(rows) > count
     # Counts use the same policy condition: hidden documents are never counted.
     total = page_total(
