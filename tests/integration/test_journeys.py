@@ -44,7 +44,9 @@ from dmp.outbox import EMAIL, MailSettings, SmtpTransport, deliver_due
 from dmp.services import records
 from dmp.store.schema_accounts import account
 
-pytestmark = [pytest.mark.slow, pytest.mark.parametrize("engine", ["postgresql"], indirect=True)]
+pytestmark = pytest.mark.slow
+# One database is enough for journeys through the pages (the services are tested on both).
+ON_POSTGRESQL = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
 PATIENT_EMAIL = "dominique.pat-trois@example.org"
 DOCUMENTS = re.compile("^Documents")
@@ -52,14 +54,18 @@ LAB_LINK = "Lire « Compte rendu d'examens de biologie médicale"
 PRO = {a.slug: a for a in DEMO_PRO_ACCOUNTS}
 
 
-@pytest.fixture()
-def demo(engine: Engine, tmp_path: Path) -> Iterator[DemoServer]:
+def _require_tools() -> None:
     missing = missing_tools()
     if missing:
         reason = "navigateur indisponible : " + " ; ".join(missing)
         if os.environ.get("CI") == "true":
             pytest.fail(reason + " — obligatoire en CI")
         pytest.skip(reason)
+
+
+@pytest.fixture()
+def demo(engine: Engine, tmp_path: Path) -> Iterator[DemoServer]:
+    _require_tools()
     truncate(engine)
     url = engine.url.render_as_string(hide_password=False)
     with demo_server(url, tmp_path / "var") as server:
@@ -68,6 +74,7 @@ def demo(engine: Engine, tmp_path: Path) -> Iterator[DemoServer]:
 
 @pytest.fixture()
 def browser() -> Iterator[Any]:
+    _require_tools()
     with chromium() as b:
         yield b
 
@@ -118,6 +125,18 @@ class Journey:
         self.page.wait_for_load_state()
 
 
+def test_the_checks_catch_a_page_that_breaks_them(browser: Any) -> None:
+    page = new_page(browser)
+    page.set_content('<html><body><input type="text"><p>' + "x" * 300 + "</p></body></html>")
+    found = page_problems(page)
+    for width in (390, 1280):
+        for rule in ("html-has-lang", "document-title", "label", "landmark-one-main", "page-has-heading-one"):
+            assert any(p.startswith(f"{width} px, axe ") and f" {rule} (" in p for p in found), (width, rule)
+    assert any(p.startswith("390 px : page plus large que l'écran") for p in found)
+    assert not any(p.startswith("1280 px : page plus large") for p in found)  # checked at phone width
+    page.context.close()
+
+
 def _pro_login(j: Journey, slug: str) -> None:
     acc, pro = PRO[slug], demo_professional(slug)
     j.login("pro", pro.rpps, acc.password, lambda: totp_now(acc.totp_secret))
@@ -154,6 +173,7 @@ def _patient_login(j: Journey, demo: DemoServer, port: int, box: Mailbox) -> Non
     j.check("accueil patient")
 
 
+@ON_POSTGRESQL
 def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
     demo: DemoServer, browser: Any
 ) -> None:
@@ -165,6 +185,8 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
         # Read the lab report in the page.
         me.click("link", LAB_LINK, "lecture d'un document")
         assert "glycémie" in me.page.content().lower()
+        me.goto("/notifications", "notifications")
+        me.goto("/alertes", "mes alertes")
         # Mask a document from professionals, through its confirmation page.
         me.goto("/gerer", "gérer mon dossier")
         me.click("link", "Masquer des documents", "masquage")
@@ -208,6 +230,8 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
     gp.click("button", "Rechercher", "recherche glycémie", exact=True)
     found = gp.page.get_by_role("table", name=DOCUMENTS).inner_text()
     assert "glycémie à jeun" in found
+    gp.click("link", LAB_LINK, "lecture par le professionnel")
+    assert "Glycémie" in gp.page.content()
     gp.assert_clean()
     me.goto("/acces", "qui a accès après attestation")
     assert "ROUX" in me.page.get_by_role("region", name="Professionnels autorisés").inner_text()
@@ -219,6 +243,7 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
     me.assert_clean()
 
 
+@ON_POSTGRESQL
 def test_the_representative_does_not_see_what_is_hidden_from_parents(demo: DemoServer, browser: Any) -> None:
     mum = Journey(browser, demo)
     mum.login("patient", DEMO_REPRESENTATIVE_EMAIL, DEMO_REPRESENTATIVE_PASSWORD,
@@ -233,6 +258,7 @@ def test_the_representative_does_not_see_what_is_hidden_from_parents(demo: DemoS
     mum.assert_clean()
 
 
+@ON_POSTGRESQL
 def test_the_patient_closes_her_record_and_the_desk_reactivates_it(demo: DemoServer, browser: Any) -> None:
     with smtp_server() as (port, box):
         _email_codes(demo)
