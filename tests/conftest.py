@@ -198,10 +198,22 @@ class Api:
         )
 
 
+def share_master_key(settings: Settings, key: bytes) -> None:
+    """The CLI run on this instance's DMP_VAR_DIR finds the server's master key (SE-02: the names
+    the commands read are sealed under keys it wraps), as on a real deployment."""
+    import base64
+
+    path = settings.keys_dir / "master.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64encode(key) + b"\n")
+    path.chmod(0o600)
+
+
 @pytest.fixture()
 def runtime(engine: Engine, tmp_path: Path) -> Runtime:
     truncate(engine)
     settings = Settings(var_dir=tmp_path, base_url=BASE, database_url=str(engine.url))
+    share_master_key(settings, b"k" * 32)
     return Runtime(
         settings=settings,
         engine=engine,

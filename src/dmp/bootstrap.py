@@ -7,6 +7,9 @@ The CLI and the API get their engine, migrations and blob store from here, never
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from sqlalchemy import Engine
 
 from dmp.services.context import Runtime
@@ -47,3 +50,30 @@ def asgi_app() -> object:
     from dmp.api.app import create_app
 
     return create_app(build_runtime(Settings.from_env()))
+
+
+def new_master_keyring(path: Path) -> KeyRing:
+    """The key ring of a new master key read from ``path`` (32 bytes, base64), created there if
+    absent (0600): the target of ``dmp keys rotate-master``."""
+    import base64
+    import secrets
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
+    try:
+        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except ValueError:
+        raise ValueError(f"{path} : clé maîtresse en base64 attendue") from None
+    if len(key) != 32:
+        raise ValueError(f"{path} : la clé maîtresse doit faire 32 octets")
+    return KeyRing(key)
+
+
+def bind_keys(engine: Engine, settings: Settings) -> None:
+    """Let readers on ``engine`` open sealed fields (tools with their own engine: audit export)."""
+    from dmp.store import sealed_fields
+
+    sealed_fields.bind_keyring(engine, KeyRing(settings.master_key()))

@@ -352,7 +352,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     import signal
     import threading
 
-    from dmp.bootstrap import make_engine, migrate
+    from dmp.bootstrap import bind_keys, make_engine, migrate
     from dmp.outbox import (
         DeliveryStats,
         MailSettings,
@@ -377,6 +377,7 @@ def outbox_deliver(once: bool, poll: float, batch: int) -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings, pool_size=2)
     migrate(engine)
+    bind_keys(engine, settings)  # a record's messages are sealed under its key (SE-02)
     transports = default_transports(mail, sms)
     if once:
         total = DeliveryStats()
@@ -456,6 +457,99 @@ def ingestion_status(limit: int) -> None:
 
 
 # ---- audit trail (issue 5) ------------------------------------------------------------------
+
+
+@main.group(help="Clés de chiffrement : scellement des lignes anciennes, rotation (dossier, clé maîtresse).")
+def keys() -> None:
+    pass
+
+
+def _each_record(rt: Runtime, desc: str, work: Any, only: UUID | None = None) -> int:
+    """``work(conn, pid)`` for every record (or one), one transaction per record, with progress."""
+    from tqdm import tqdm
+
+    from dmp.services import keys as record_keys
+
+    ids = [only] if only is not None else record_keys.record_ids(rt.engine)
+    done = 0
+    with tqdm(total=len(ids), unit=" dossier(s)", desc=desc, disable=None) as bar:
+        for pid in ids:
+            with _transaction(rt.engine) as conn:
+                if work(conn, pid):
+                    done += 1
+            bar.update(1)
+    return done
+
+
+@keys.command("reseal", help="Chiffre les champs encore en clair (lignes écrites avant SE-02) ; relançable.")
+def keys_reseal() -> None:
+    from dmp.bootstrap import build_runtime
+    from dmp.services import keys as record_keys
+
+    rt = build_runtime(_settings(), pool_size=1)
+    try:
+        n = _each_record(rt, "Scellement", lambda conn, pid: record_keys.reseal_record(conn, rt.keyring, pid))
+    finally:
+        rt.engine.dispose()
+    click.echo(f"{n} dossier(s) avaient des champs en clair, désormais chiffrés.")
+
+
+@keys.command("rotate-record", help="Nouvelle clé d'un dossier : tout rechiffré, l'ancienne clé détruite.")
+@click.argument("patient")
+def keys_rotate_record(patient: str) -> None:
+    from dmp.bootstrap import build_runtime
+    from dmp.services import keys as record_keys
+
+    pid = _audit_patient(patient)
+    rt = build_runtime(_settings(), pool_size=1)
+    stale: list[str] = []
+    try:
+        with _transaction(rt.engine) as conn:
+            if not record_keys.record_ids_exist(conn, pid):
+                _fail(f"dossier inconnu : Patient/{pid}")
+            done = record_keys.rotate_record(conn, rt.keyring, rt.blobs, pid)  # type: ignore[arg-type]
+        stale = done.stale_blobs
+        for key in stale:  # the commit made them unreachable: the old ciphertexts go too
+            rt.blobs.delete(key)
+    finally:
+        rt.engine.dispose()
+    click.echo(
+        f"Clé du dossier Patient/{pid} renouvelée : {done.fields} champ(s), {done.blobs} document(s), "
+        f"{done.facts} fait(s) clinique(s) rechiffrés ; l'ancienne clé est détruite."
+    )
+
+
+@keys.command("rotate-master", help="Nouvelle clé maîtresse : chaque clé de dossier est ré-enveloppée.")
+@click.option(
+    "--new-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Nouvelle clé (32 octets en base64) ; par défaut générée dans <var>/keys/master.key.new.",
+)
+def keys_rotate_master(new_key_file: Path | None) -> None:
+    from dmp.bootstrap import build_runtime, new_master_keyring
+    from dmp.services import keys as record_keys
+
+    settings = _settings()
+    rt = build_runtime(settings, pool_size=1)
+    path = new_key_file or settings.keys_dir / "master.key.new"
+    try:
+        new_ring = new_master_keyring(path)
+        def rewrap(conn: Any, pid: UUID) -> bool:
+            return record_keys.rewrap_record(conn, rt.keyring, new_ring, pid)
+
+        n = _each_record(rt, "Ré-enveloppement", rewrap)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        rt.engine.dispose()
+    click.echo(f"{n} dossier(s) ré-enveloppé(s) sous la clé maîtresse {new_ring.kek_id}.")
+    if settings.master_key_b64:
+        click.echo(f"Remplacez DMP_MASTER_KEY par le contenu de {path}, puis effacez ce fichier.")
+    else:
+        path.replace(settings.keys_dir / "master.key")
+        click.echo("La nouvelle clé remplace var/keys/master.key (l'ancienne est effacée) ; redémarrez.")
 
 
 @main.group(help="Journal d'audit (traçabilité) : vérification, ancrage signé, export, protection.")
@@ -572,11 +666,13 @@ def audit_export(
     from tqdm import tqdm
 
     from dmp.audit import count_entries, export_ndjson, snapshot
+    from dmp.bootstrap import bind_keys
 
     settings = _settings()
     pid = _audit_patient(patient)
     start, end = _audit_instant(since, "--since"), _audit_instant(until, "--until")
     with snapshot(settings.db_url) as conn, out.open("wb") as f:
+        bind_keys(conn.engine, settings)  # the export shows the justifications opened (SE-02)
         total = count_entries(conn, pid, start, end)
         with tqdm(total=total, unit=" entrées", desc="Export", disable=None) as bar:
             n = export_ndjson(
@@ -615,9 +711,12 @@ def audit_protect(role: str | None) -> None:
 @click.option("--agent", default=None, help="Qui consulte (défaut : l'utilisateur du système) ; tracé.")
 def audit_history(patient: str, limit: int, agent: str | None) -> None:
     from dmp.audit import history, snapshot
+    from dmp.bootstrap import bind_keys
 
     pid = _patient_ref(patient)
-    with snapshot(_settings().db_url) as conn:
+    settings = _settings()
+    with snapshot(settings.db_url) as conn:
+        bind_keys(conn.engine, settings)  # the justifications shown opened (SE-02)
         items = history(conn, pid, limit=limit)
     _trace_audit_read(agent, pid, "commande dmp audit history", limit=limit)  # before anything is shown
     if not items:
@@ -774,15 +873,17 @@ def pro() -> None:
 @click.option("--specialty", default=None, help="Savoir-faire (ex. SM26).")
 @click.option("--structure-id", default=None)
 @click.option("--structure-name", default=None)
+@click.option("--setting", default=None, help="Cadre d'exercice TRE_A01 (ex. SAMU_SMUR pour la régulation).")
 @click.option("--email", required=True, help="Adresse électronique (lien d'activation).")
 def pro_add(rpps: str, profession: str, name: str, specialty: str | None, structure_id: str | None,
-            structure_name: str | None, email: str) -> None:
+            structure_name: str | None, setting: str | None, email: str) -> None:
     from dmp.accounts import DirectoryEntry, upsert_professional
     from dmp.errors import DmpError
 
     rt = _accounts_runtime()
     entry = DirectoryEntry(rpps=rpps, profession=profession, name=name, specialty=specialty,
-                           structure_id=structure_id, structure_name=structure_name, email=email)
+                           structure_id=structure_id, structure_name=structure_name, email=email,
+                           setting=setting)
     try:
         with _transaction(rt.engine) as conn:
             issued = upsert_professional(conn, entry, datetime.now(UTC), settings=rt.settings)

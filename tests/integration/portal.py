@@ -126,7 +126,7 @@ class Portal:
     def professional(self, card: str = "doctor", email: str = "dr@cabinet.test") -> tuple[str, str]:
         from conftest import CARDS
 
-        rpps, profession, specialty, name, *_ = CARDS[card]
+        rpps, profession, specialty, name, *rest = CARDS[card]
         entry = DirectoryEntry(
             rpps=rpps,
             profession=profession,
@@ -135,6 +135,7 @@ class Portal:
             structure_id=f"S-{card}",
             structure_name=f"Structure {card}",
             email=email,
+            setting=rest[0] if rest else None,  # the card's practice setting (SAMU_SMUR, ESSMS)
         )
         with self.runtime.engine.begin() as conn:
             issued = service.upsert_professional(conn, entry, self.clock.now, settings=self.runtime.settings)

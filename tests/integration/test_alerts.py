@@ -13,18 +13,19 @@ from conftest import Api, Identity, new_identity, patient_resource
 from dmp.accounts.service import create_patient_account, upsert_professional
 from dmp.outbox import LoggingSmsTransport, deliver_due
 from dmp.services import alerts
+from dmp.store import sealed_fields
 from dmp.store.schema_outbox import outbox_message
 
 
 def messages(api: Api, pid: str) -> list[Any]:
     with api.runtime.engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(outbox_message)
-                .where(outbox_message.c.patient_id == uuid.UUID(pid))
-                .order_by(outbox_message.c.created_at)
-            )
+        rows = conn.execute(
+            select(outbox_message)
+            .where(outbox_message.c.patient_id == uuid.UUID(pid))
+            .order_by(outbox_message.c.created_at)
         )
+        # SE-02: a record's messages are sealed under its key; read through the seam
+        return list(sealed_fields.open_rows(conn, rows, "outbox_message", ("recipient", "params")))
 
 
 def with_account(api: Api, ident: Identity, **contact: str) -> str:

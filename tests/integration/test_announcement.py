@@ -19,6 +19,7 @@ from conftest import Api, Identity
 from dmp.accounts import DirectoryEntry, upsert_professional
 from dmp.cli import main
 from dmp.services.announcement import send_reminders
+from dmp.store import sealed_fields
 from dmp.store.schema import document
 from dmp.store.schema_outbox import outbox_message
 
@@ -42,9 +43,9 @@ def _lift(api: Api, doc_id: str, who: str = "doctor") -> Any:
 
 def _reminders(api: Api) -> list[Any]:
     with api.runtime.engine.connect() as conn:
-        return list(
-            conn.execute(select(outbox_message).where(outbox_message.c.template == "announcement_reminder"))
-        )
+        query = select(outbox_message).where(outbox_message.c.template == "announcement_reminder")
+        rows = conn.execute(query)
+        return list(sealed_fields.open_rows(conn, rows, "outbox_message", ("recipient", "params")))  # SE-02
 
 
 def test_an_old_unannounced_document_never_reaches_the_patient(api: Api, patient: Identity) -> None:

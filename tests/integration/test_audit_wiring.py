@@ -14,7 +14,8 @@ from sqlalchemy import select
 from test_policy_api import as_patient, consent, patient_id, publish
 
 from conftest import Api, Identity
-from dmp.audit import AuditAction, count_entries, verify
+from dmp.audit import AuditAction, StoredEntry, count_entries, opened, verify
+from dmp.store import sealed_fields
 from dmp.store.schema_audit import audit_entry
 
 
@@ -144,7 +145,11 @@ def test_break_glass_is_traced_with_its_justification(api: Api, patient: Identit
     added = new_entries(api, pid, n)
     assert [e.action for e in added] == [AuditAction.BREAK_GLASS.value, AuditAction.RECORD_SEARCH.value]
     assert all(e.access_mode == "bris_de_glace" for e in added)
-    assert added[0].justification == "coma, aucun proche joignable"
+    # SE-02: stored sealed under the record's trail key, read through the trail's reader
+    assert sealed_fields.is_sealed_text(added[0].justification)
+    with api.runtime.engine.connect() as conn:
+        read = opened(conn, [StoredEntry.from_row(e) for e in added])
+    assert read[0].justification == "coma, aucun proche joignable"
 
 
 def test_a_read_that_cannot_be_traced_is_not_served(

@@ -38,7 +38,7 @@ from dmp.domain.ins import OID_NIR
 from dmp.services import records
 from dmp.services.context import Runtime
 from dmp.services.publish import record_dek
-from dmp.store import crypto
+from dmp.store import crypto, sealed_fields
 from dmp.store.blobs import BlobStore
 from dmp.store.schema import document, patient
 
@@ -69,10 +69,11 @@ class FailingBlobs:
 
 
 def documents_of(rt: Runtime, pid: UUID) -> list[tuple[Any, bytes]]:
-    """Each document row of the record with its decrypted bytes."""
+    """Each document row of the record (sealed columns opened, SE-02) with its decrypted bytes."""
     with rt.engine.connect() as conn:
         dek = record_dek(conn, rt, pid)
-        rows = conn.execute(select(document).where(document.c.patient_id == pid)).all()
+        stored = conn.execute(select(document).where(document.c.patient_id == pid)).all()
+        rows = sealed_fields.open_rows(conn, stored, "document", sealed_fields.SEALED["document"])
     return [(r, crypto.open_sealed(dek, pid, r.sha256_hex, rt.blobs.get(r.blob_key))) for r in rows]
 
 

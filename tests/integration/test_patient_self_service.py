@@ -13,6 +13,7 @@ from sqlalchemy import select
 from test_policy_api import consent, ids, search
 
 from conftest import Identity
+from dmp.store import sealed_fields
 from dmp.store.schema import patient, record_event
 from dmp.store.schema_audit import audit_entry
 from dmp.store.schema_outbox import outbox_message
@@ -262,12 +263,12 @@ def test_close_my_record(portal: Portal) -> None:
     assert closed.json()["issue"][0]["details"]["coding"][0]["code"] == "RECORD_CLOSED"
     last = _trail(portal, pid)[-1]
     assert (last.action, last.outcome, last.actor_id) == ("record.close", "success", str(pid))
-    with portal.runtime.engine.connect() as conn:
-        events = conn.execute(
-            select(record_event.c.kind, record_event.c.actor_id, record_event.c.detail).where(
-                record_event.c.patient_id == pid
-            )
-        ).all()
+    with portal.runtime.engine.connect() as conn:  # the detail is sealed under the record's key
+        rows = conn.execute(select(record_event).where(record_event.c.patient_id == pid)).all()
+        events = [
+            (e.kind, e.actor_id, e.detail)
+            for e in sealed_fields.open_rows(conn, rows, "record_event", ("detail",))
+        ]
     assert ("closed", str(pid), "à la demande du titulaire, en ligne : Je quitte la France") in events
     assert b.get("/").status_code == 409
     assert "accueil de votre caisse" in txt(b.get("/reactivation"))

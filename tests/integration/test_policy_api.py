@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from helpers import CDA, bundle, doc
 from sqlalchemy import select
@@ -10,7 +11,9 @@ from sqlalchemy import select
 from conftest import Api, Identity
 from dmp.domain.actor import Actor, ActorKind
 from dmp.fhir.consent import IDNPS, IDNST, KIND_SYSTEM
-from dmp.store.schema_policy import emergency_access, patient_notification
+from dmp.services import notifications
+from dmp.store import sealed_fields
+from dmp.store.schema_policy import emergency_access
 
 
 def code_of(resp: Any) -> str:
@@ -221,9 +224,11 @@ def test_break_glass_notifies_the_patient_once(api: Api, patient: Identity) -> N
     assert first.status_code == 200 and ids(first) == [doc_id]
     assert api.client.get(f"/fhir/Binary/{doc_id}", headers=headers).status_code == 200
     pid = patient_id(api, patient)
-    with api.runtime.engine.connect() as conn:
-        notes = conn.execute(select(patient_notification.c.text)).scalars().all()
-        sessions = conn.execute(select(emergency_access.c.mode, emergency_access.c.justification)).all()
+    with api.runtime.engine.connect() as conn:  # SE-02: sealed, read through the seam
+        notes = [text for _, _, text in notifications.list_for(conn, UUID(pid))]
+        stored = conn.execute(select(emergency_access)).all()
+        sessions = sealed_fields.open_rows(conn, stored, "emergency_access", ("justification",))
+    assert all(sealed_fields.is_sealed_text(s.justification) for s in stored)
     assert len(notes) == 1 and "bris de glace" in notes[0] and "patient inconscient" in notes[0]
     assert [(s.mode, s.justification) for s in sessions] == [
         ("bris_de_glace", "patient inconscient aux urgences")
@@ -251,9 +256,10 @@ def test_centre15_access_and_refusal(api: Api, patient: Identity) -> None:
     url = f"/fhir/DocumentReference?patient.identifier={patient.system}|{patient.nir}"
     resp = api.client.get(url, headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200 and ids(resp) == [doc_id]
-    with api.runtime.engine.connect() as conn:
-        assert "centre 15" in conn.execute(select(patient_notification.c.text)).scalar_one()
     pid = patient_id(api, patient)
+    with api.runtime.engine.connect() as conn:
+        [(_, _, note)] = notifications.list_for(conn, UUID(pid))
+        assert "centre 15" in note
     api.post("Consent", consent(pid, "emergency-samu", deny=True), who=as_patient(api, pid))
     assert api.client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 403
 

@@ -16,8 +16,10 @@ from sqlalchemy import select
 from conftest import new_identity
 from dmp.cli import main
 from dmp.outbox.templates import PARIS
+from dmp.services import notifications
+from dmp.store import sealed_fields
 from dmp.store.schema_outbox import outbox_message
-from dmp.store.schema_policy import patient_notification, record_consent
+from dmp.store.schema_policy import record_consent
 
 
 def _env(portal: Portal) -> dict[str, str]:
@@ -75,9 +77,9 @@ def test_representative_sees_the_child_record_but_not_hidden_documents(portal: P
     with portal.runtime.engine.connect() as conn:
         from dmp.store.schema import document
 
-        hidden = conn.execute(
-            select(document.c.id).where(document.c.title == "Consultation confidentielle")
-        ).scalar_one()
+        stored = conn.execute(select(document).where(document.c.patient_id == pid)).all()
+        rows = sealed_fields.open_rows(conn, stored, "document", ("title",))  # SE-02: titles sealed
+        [hidden] = [r.id for r in rows if r.title == "Consultation confidentielle"]
     assert b.get(f"/documents/{hidden}").status_code == 404
     # The holder's own account sees both.
     child_code = portal.patient_account(pid)
@@ -164,19 +166,11 @@ def test_majority_ends_representation_and_asks_the_holder_to_confirm(portal: Por
             )
         ).all()
         assert [(s, by) for s, by in statuses] == [("inactive", "systeme:majorite")]
-        notice = (
-            conn.execute(
-                select(outbox_message.c.recipient).where(outbox_message.c.template == "majority_notice")
-            )
-            .scalars()
-            .all()
-        )
+        query = select(outbox_message).where(outbox_message.c.template == "majority_notice")
+        rows = conn.execute(query).all()
+        notice = [m.recipient for m in sealed_fields.open_rows(conn, rows, "outbox_message", ("recipient",))]
         assert notice == ["ado@exemple.fr"]
-        texts = (
-            conn.execute(select(patient_notification.c.text).where(patient_notification.c.patient_id == pid))
-            .scalars()
-            .all()
-        )
+        texts = [text for _, _, text in notifications.list_for(conn, pid)]  # SE-02: sealed
         assert any("majeur" in t for t in texts)
     # The holder is asked to confirm at the next login, and sees nothing before.
     h = portal.browser()

@@ -28,6 +28,7 @@ def test_read_only_patient_app_token_cannot_write(api: Api, patient: Identity) -
 def test_creation_returns_the_activation_code_and_sends_it(api: Api) -> None:
     from sqlalchemy import select
 
+    from dmp.store import sealed_fields
     from dmp.store.schema_outbox import outbox_message
 
     ident = new_identity()
@@ -38,7 +39,9 @@ def test_creation_returns_the_activation_code_and_sends_it(api: Api) -> None:
     code = resp.headers["DMP-Activation-Code"]
     assert len(code.replace("-", "")) >= 12 and resp.headers["Cache-Control"] == "no-store"
     with api.runtime.engine.connect() as conn:
-        sent = conn.execute(select(outbox_message.c.template, outbox_message.c.recipient)).all()
+        rows = conn.execute(select(outbox_message)).all()
+        opened = sealed_fields.open_rows(conn, rows, "outbox_message", ("recipient",))  # SE-02: sealed
+        sent = [(m.template, m.recipient) for m in opened]
     assert [(t, r) for t, r in sent] == [("account_activation", "marie@example.org")]
     bad = patient_resource(new_identity(family="AUTRE"))
     bad["telecom"] = [{"system": "email", "value": "pas-une-adresse"}]

@@ -13,12 +13,14 @@ from conftest import Api, Identity
 from dmp.fhir.validate import validate
 
 IPS = {
-    "48765-2": "AllergyIntolerance",
-    "11450-4": "Condition",
-    "10160-0": "MedicationStatement",
-    "11369-6": "Immunization",
-    "30954-2": "Observation",
-    "8716-3": "Observation",
+    "48765-2": {"AllergyIntolerance"},
+    "11450-4": {"Condition"},
+    "10160-0": {"MedicationStatement"},
+    "11369-6": {"Immunization"},
+    "30954-2": {"Observation", "DiagnosticReport"},
+    "8716-3": {"Observation"},
+    "46264-8": {"DeviceUseStatement"},
+    "42348-3": {"Consent"},
 }
 
 
@@ -69,12 +71,13 @@ def test_the_summary_is_a_valid_ips_document(api: Api, patient: Identity) -> Non
         assert section["text"]["div"].startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
         for ref in section.get("entry", []):
             assert ref["reference"] in resources  # every fact referenced is in the bundle
-            assert resources[ref["reference"]]["resourceType"] == IPS[code]
+            assert resources[ref["reference"]]["resourceType"] in IPS[code]
         assert ("entry" in section) != ("emptyReason" in section)
     results = sections["30954-2"]
     glucose = [
         resources[r["reference"]] for r in results["entry"]
-        if resources[r["reference"]]["code"]["coding"][0]["code"] == GLUCOSE
+        if resources[r["reference"]]["resourceType"] == "Observation"
+        and resources[r["reference"]]["code"]["coding"][0]["code"] == GLUCOSE
     ]
     assert [g["valueQuantity"]["value"] for g in glucose] == [1.32]
     assert "1.32 g/L" in results["text"]["div"]
@@ -119,3 +122,38 @@ def test_an_unauthorised_professional_is_refused(api: Api, patient: Identity) ->
     refused = api.get(f"Patient/{pid}/$summary", who="doctor2")
     assert refused.status_code == 403, refused.text
     assert api.get("Patient/00000000-0000-0000-0000-000000000000/$summary").status_code == 404
+
+
+def _fixture_cda(name: str, ident: Identity) -> bytes:
+    """An ANS corpus example from tests/fixtures/cda, its recordTarget naming the test record."""
+    from helpers import FIXTURES
+    from test_publication_coherence import ANS_TEST_INS
+
+    raw = (FIXTURES / "cda" / name).read_bytes()
+    assert ANS_TEST_INS in raw
+    return raw.replace(ANS_TEST_INS, f'<id extension="{ident.nir}" root="1.2.250.1.213.1.4.8"/>'.encode(), 1)
+
+
+def test_devices_advance_directives_and_lab_reports_have_their_sections(api: Api, patient: Identity) -> None:
+    """Each IPS section present in the data is carried: medical devices (LDL-SES), advance
+    directives (DLU-EHPAD), and the lab report grouping its results in « Résultats »."""
+    pid = patient_id(api, patient)
+    for name in ("LDL-SES_2022.01.xml", "DLU-EHPAD-DLU_2022.01.xml"):
+        resp = api.post("", cda_bundle(patient, _fixture_cda(name, patient)))
+        assert resp.status_code == 200, resp.text
+    _lab_report(api, patient, glucose="1.32", day="18")
+    bundle = _summary(api, pid)
+    validate(bundle, "Bundle")
+    sections, resources = _sections(bundle), _resources(bundle)
+    devices = sections["46264-8"]
+    assert devices["title"] == "Dispositifs médicaux" and devices["entry"]
+    assert {resources[e["reference"]]["resourceType"] for e in devices["entry"]} == {"DeviceUseStatement"}
+    directives = sections["42348-3"]
+    assert directives["title"] == "Directives anticipées" and directives["entry"]
+    for e in directives["entry"]:
+        consent_fact = resources[e["reference"]]
+        assert consent_fact["resourceType"] == "Consent"
+        assert consent_fact["scope"]["coding"][0]["code"] == "adr"
+    results = {resources[e["reference"]]["resourceType"] for e in sections["30954-2"]["entry"]}
+    assert results == {"Observation", "DiagnosticReport"}
+    assert "résultat(s)" in sections["30954-2"]["text"]["div"]

@@ -24,6 +24,8 @@ from dmp.policy import (
     RecordFacts,
     closes_record,
     decide,
+    may_break_glass,
+    may_regulate,
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -993,3 +995,39 @@ def test_majority_refusal_is_only_for_who_may_open_the_record() -> None:
         "deny",
         "LC-08.majority-unconfirmed",
     )
+
+
+EMERGENCY_NURSE = Actor(ActorKind.PROFESSIONAL, "810001111110", "Mme Smur", profession="60", specialty="SI05")
+SAMU_DOCTOR = replace(REGULATOR, purpose=PurposeOfUse.TREAT)
+
+
+@pytest.mark.parametrize(
+    ("name", "actor", "breaks_glass", "regulates"),
+    [
+        ("AC-13 médecine d'urgence (SM59)", replace(URGENTIST, purpose=PurposeOfUse.TREAT), True, False),
+        ("AC-13 emergency nursing (SI05)", EMERGENCY_NURSE, True, False),
+        ("AC-13/AC-14 SAMU_SMUR setting", SAMU_DOCTOR, True, True),
+        ("AC-13 a GP is not emergency staff", DOCTOR, False, False),
+        ("AC-13 a pharmacist is not", PHARMACIST, False, False),
+        ("AC-14 an ESMS setting does not regulate", ESMS_DOCTOR, False, False),
+        ("the patient never breaks the glass", PATIENT, False, False),
+        ("nor the operator", OPERATOR, False, False),
+        (
+            "nor a professional-looking operator",
+            replace(OPERATOR, specialty="SM59", setting="SAMU_SMUR"),
+            False,
+            False,
+        ),
+    ],
+)
+def test_who_is_offered_emergency_access(
+    name: str, actor: Actor, breaks_glass: bool, regulates: bool
+) -> None:
+    """``may_break_glass``/``may_regulate`` (what the portal offers) agree with ``decide``."""
+    assert may_break_glass(actor) is breaks_glass, name
+    assert may_regulate(actor) is regulates, name
+    if actor.kind is ActorKind.PROFESSIONAL:
+        etreat = replace(actor, purpose=PurposeOfUse.ETREAT, justification="urgence vitale")
+        c15 = replace(actor, purpose=PurposeOfUse.CENTRE15, justification="appel au 15")
+        assert decide(etreat, Action.READ, record(), doc(), CTX).permitted is breaks_glass, name
+        assert decide(c15, Action.READ, record(), doc(), CTX).permitted is regulates, name

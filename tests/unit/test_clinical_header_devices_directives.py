@@ -44,7 +44,7 @@ DIRECTIVES = b"""<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.
 
 def test_advance_directives_their_date_and_document() -> None:
     e = extract(DIRECTIVES)
-    assert e.counts == {"advance_directive": 2}
+    assert e.counts == {"directive": 2}
     assert e.skipped_entries == 1  # « no directives » (42348-3 false) is no directive
     generic, refusal = e.facts
     assert (generic.effective_start, generic.value_text) == ("2018-02-21", "true")
@@ -116,7 +116,18 @@ def test_no_report_for_other_documents() -> None:
 
 def test_the_ans_ehpad_liaison_document_names_its_directives() -> None:
     e = extract((CDA_DIR / "DLU-EHPAD-DLU_2022.01.xml").read_bytes())
-    (directive,) = [f for f in e.facts if f.kind == "advance_directive"]
+    (directive,) = [f for f in e.facts if f.kind == "directive"]
     assert (directive.value_text, directive.effective_start) == ("true", "2018-02-21")
     assert directive.documents == ("FB56FC8D-5DC2-4A75-8681-C307336F60E1",)
     assert directive.provenance.section_title == "Directives anticipées"
+
+
+def test_every_fact_kind_fits_its_column() -> None:
+    """PostgreSQL enforces the column's length (SQLite does not): a kind longer than
+    ``clinical_fact.kind`` would make every publication carrying it lose its facts there."""
+    from dmp.clinical.model import KINDS
+    from dmp.store.schema import clinical_fact
+
+    width = clinical_fact.c.kind.type.length
+    assert width is not None
+    assert [k for k in KINDS if len(k) > width] == []

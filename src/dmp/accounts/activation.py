@@ -27,6 +27,7 @@ from dmp.accounts.model import (
     _account,
     get,
     normalize_login,
+    seal_contact,
 )
 from dmp.accounts.passwords import hash_password, password_problems
 from dmp.errors import DmpError
@@ -36,6 +37,7 @@ from dmp.settings import Settings
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account, account_recovery_code
 
+_CONTACT_COLUMN = {EMAIL: "email", SMS: "phone"}
 
 def check_activation(
     conn: Connection, keys: AccountKeys, realm: str, login: str, code: str, now: datetime, address: str
@@ -60,7 +62,7 @@ def check_activation(
     if not valid:
         return _fail(conn, id_key, addr_key, now)
     throttle.clear(conn, id_key)
-    return AuthResult(Outcome.OK, _account(row))
+    return AuthResult(Outcome.OK, _account(row, conn))
 
 
 def set_password(
@@ -137,7 +139,9 @@ def confirm_contact_setup(
         update(account)
         .where(account.c.id == acc.id)
         .values(
-            second_factor=channel, updated_at=now, **{"email" if channel == EMAIL else "phone": recipient}
+            second_factor=channel,
+            updated_at=now,
+            **seal_contact(conn, acc.patient_id, acc.id, **{_CONTACT_COLUMN[channel]: recipient}),
         )
     )
     s.code_hash = None

@@ -60,7 +60,7 @@ def login_password(
         conn.execute(
             update(account).where(account.c.id == row.id).values(password_hash=hash_password(password))
         )
-    return AuthResult(Outcome.OK, _account(row))
+    return AuthResult(Outcome.OK, _account(row, conn))
 
 
 def send_login_code(
@@ -106,7 +106,7 @@ def verify_second_factor(
         return _code_failure(conn, keys, s, acc, now, address)
     throttle.clear(conn, id_key)
     conn.execute(update(account).where(account.c.id == acc.id).values(last_login_at=now))
-    return AuthResult(Outcome.OK, _account(row))
+    return AuthResult(Outcome.OK, _account(row, conn))
 
 
 def use_recovery_code(
@@ -164,5 +164,6 @@ def actor_for(acc: Account, *, source_address: str | None = None) -> Actor:
         specialty=acc.specialty,
         structure_id=acc.structure_id,
         structure_name=acc.structure_name,
+        setting=acc.setting,
         source_address=source_address,
     )

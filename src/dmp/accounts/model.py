@@ -24,6 +24,7 @@ from dmp.errors import DmpError
 from dmp.outbox import EMAIL, SMS, enqueue
 from dmp.outbox.privacy import normalize_recipient
 from dmp.settings import Settings
+from dmp.store import sealed_fields
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account
 
@@ -66,6 +67,7 @@ class Account:
     specialty: str | None
     structure_id: str | None
     structure_name: str | None
+    setting: str | None = None  # professionals: practice setting TRE_A01 (e.g. SAMU_SMUR)
 
     @property
     def rpps(self) -> str | None:
@@ -92,7 +94,24 @@ class Issued:
     activation_code: str | None  # None when no new code was issued (account already active)
 
 
-def _account(row: Any) -> Account:
+# SE-02: a patient account's name and contact details are sealed under the record's key.
+_SEALED_CONTACT = sealed_fields.SEALED["account"]
+
+
+def seal_contact(
+    conn: Connection, patient_id: UUID | None, acc_id: UUID, **values: str | None
+) -> dict[str, Any]:
+    """``values`` (display_name, email, phone) as stored: sealed for a patient's account; in clear
+    for the accounts that belong to no record (professionals, representatives: docs/encryption.md)."""
+    if patient_id is None:
+        return dict(values)
+    dek = sealed_fields.record_dek(conn, patient_id)
+    return sealed_fields.seal_columns(dek, patient_id, "account", acc_id, **values)
+
+
+def _account(row: Any, conn: Connection) -> Account:
+    if row.patient_id is not None:
+        row = sealed_fields.open_row(conn, row, "account", _SEALED_CONTACT, patient_id=row.patient_id)
     return Account(
         id=row.id,
         realm=row.realm,
@@ -110,6 +129,7 @@ def _account(row: Any) -> Account:
         specialty=row.specialty,
         structure_id=row.structure_id,
         structure_name=row.structure_name,
+        setting=row.setting,
     )
 
 
@@ -125,21 +145,21 @@ def normalize_login(realm: str, raw: str) -> str:
 
 def get(conn: Connection, account_id: UUID) -> Account | None:
     row = conn.execute(select(account).where(account.c.id == account_id)).first()
-    return _account(row) if row else None
+    return _account(row, conn) if row else None
 
 
 def find(conn: Connection, realm: str, login: str) -> Account | None:
     row = conn.execute(
         select(account).where(account.c.realm == realm, account.c.login == normalize_login(realm, login))
     ).first()
-    return _account(row) if row else None
+    return _account(row, conn) if row else None
 
 
 def patient_account(conn: Connection, patient_id: UUID) -> Account | None:
     row = conn.execute(
         select(account).where(account.c.kind == PATIENT, account.c.patient_id == patient_id)
     ).first()
-    return _account(row) if row else None
+    return _account(row, conn) if row else None
 
 
 def _contact(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
@@ -161,7 +181,7 @@ def _patient_row(conn: Connection, patient_id: UUID) -> Any:
     row = conn.execute(select(patient).where(patient.c.id == patient_id)).first()
     if row is None:
         raise DmpError("RECORD_NOT_FOUND")
-    return row
+    return sealed_fields.open_row(conn, row, "patient", sealed_fields.SEALED["patient"], patient_id=row.id)
 
 
 def patient_display_name(row: Any) -> str:
@@ -230,9 +250,7 @@ def _new_person_account(
             kind=kind,
             login=login,
             patient_id=patient_id,
-            display_name=display_name,
-            email=email,
-            phone=phone,
+            **seal_contact(conn, patient_id, acc_id, display_name=display_name, email=email, phone=phone),
             status=PENDING,
             majority_confirmation=False,
             created_at=now,

@@ -19,6 +19,7 @@ from dmp.accounts.model import (
     _send_activation,
     patient_account,
     patient_display_name,
+    seal_contact,
 )
 from dmp.errors import DmpError
 from dmp.settings import Settings
@@ -57,7 +58,8 @@ def create_patient_account(
         if phone_n:
             values["phone"] = phone_n
         if values:
-            conn.execute(update(account).where(account.c.id == existing.id).values(**values))
+            sealed = seal_contact(conn, patient_id, existing.id, **values)
+            conn.execute(update(account).where(account.c.id == existing.id).values(**sealed))
         code = _new_activation(conn, keys, existing.id, now)
         _send_activation(
             conn,

@@ -29,6 +29,7 @@ from dmp.outbox import EMAIL, NO_RECORD
 from dmp.outbox.privacy import normalize_recipient
 from dmp.settings import Settings
 from dmp.store.schema_accounts import account
+from dmp.terminology import valueset
 from dmp.terminology.professions import validate_specialty
 
 
@@ -41,6 +42,7 @@ class DirectoryEntry:
     structure_id: str | None = None
     structure_name: str | None = None
     email: str | None = None
+    setting: str | None = None  # practice setting (TRE_A01, JDV_J04), e.g. SAMU_SMUR
 
     def validated(self) -> DirectoryEntry:
         """The entry with its codes checked (DmpError/ValueError with a French message)."""
@@ -50,6 +52,9 @@ class DirectoryEntry:
         if not self.name.strip():
             raise DmpError("MISSING_ELEMENT", "nom du professionnel")
         email = normalize_recipient(EMAIL, self.email) if self.email else None
+        setting = (self.setting or "").strip().upper() or None
+        if setting is not None and not valueset("J04").lookup(setting):
+            raise DmpError("INVALID_VALUE", f"cadre d'exercice « {setting} » absent de JDV_J04")
         return DirectoryEntry(
             rpps,
             profession,
@@ -58,6 +63,7 @@ class DirectoryEntry:
             (self.structure_id or "").strip() or None,
             (self.structure_name or "").strip() or None,
             email,
+            setting,
         )
 
 
@@ -78,6 +84,7 @@ def upsert_professional(
         "specialty": e.specialty,
         "structure_id": e.structure_id,
         "structure_name": e.structure_name,
+        "setting": e.setting,
         "updated_at": now,
     }
     if e.email:

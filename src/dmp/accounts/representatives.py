@@ -35,6 +35,7 @@ from dmp.outbox import NO_RECORD, enqueue
 from dmp.outbox.templates import PARIS
 from dmp.services import consents, trail
 from dmp.settings import Settings
+from dmp.store import sealed_fields
 from dmp.store.schema import patient
 from dmp.store.schema_accounts import account
 from dmp.store.schema_policy import record_consent
@@ -222,7 +223,9 @@ def represented_records(conn: Connection, account_id: UUID) -> list[RepresentedR
         )
         .order_by(patient.c.birth_date, patient.c.id)
     ).all()
-    return [RepresentedRecord(r.id, patient_display_name(r), r.birth_date) for r in rows]
+    names = sealed_fields.SEALED["patient"]
+    opened = [sealed_fields.open_row(conn, r, "patient", names, patient_id=r.id) for r in rows]
+    return [RepresentedRecord(r.id, patient_display_name(r), r.birth_date) for r in opened if r is not None]
 
 
 def check_majority(conn: Connection, patient_id: UUID, now: datetime) -> bool:

@@ -361,7 +361,8 @@ async def patient_summary(request: Request) -> Response:
         found = consents.record_by_id(conn, pid)
         if found is None or not access.may_see_patient(actor, *found):
             raise DmpError("NOT_FOUND")
-        return found[0], facts.record_facts(conn, rt, actor, pid)
+        # The searchable facts and the advance directives (Consent facts, not searchable).
+        return found[0], facts.record_facts(conn, rt, actor, pid, (*facts.FACT_TYPES, "Consent"))
 
     row, shown = await _in_transaction(state, work)
     resources = [orjson.loads(f.resource_json) for f in shown]

@@ -29,7 +29,15 @@ from dmp.audit.protect import (
     uninstall_protection,
 )
 from dmp.audit.snapshot import snapshot
-from dmp.audit.trail import AuditWriteError, append, append_committed, count_entries, get_entry, iter_entries
+from dmp.audit.trail import (
+    AuditWriteError,
+    append,
+    append_committed,
+    count_entries,
+    get_entry,
+    iter_entries,
+    opened,
+)
 from dmp.audit.verify import Break, BreakKind, VerifyReport, verify
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "StoredEntry", "VerifyReport", "action_info", "append", "append_committed", "canonical_bytes",
     "count_entries", "entry_hash", "export_ndjson", "get_entry", "heads_root", "history", "history_line",
     "install_postgres_protection", "install_protection", "install_sqlite_protection", "iter_entries",
+    "opened",
     "latest_anchor", "load_or_create_key", "make_anchor", "merkle_root", "restrict_role", "snapshot",
     "to_audit_event", "uninstall_protection", "verification_keys", "verify",
 ]

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import Connection
 
 from dmp.audit.fhir import to_audit_event
-from dmp.audit.trail import iter_entries
+from dmp.audit.trail import iter_entries, opened
 
 
 def export_ndjson(
@@ -26,7 +26,8 @@ def export_ndjson(
 ) -> int:
     """Write the entries (record order, then position) with ``start <= at < end``; return their number."""
     n = 0
-    for entry in iter_entries(conn, patient_id, start, end):
+    for stored in iter_entries(conn, patient_id, start, end):
+        entry = opened(conn, [stored])[0]
         out.write(orjson.dumps(to_audit_event(entry, base_url)))
         out.write(b"\n")
         n += 1

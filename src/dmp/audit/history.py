@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from dmp.audit.actions import ACCESS_MODE_LABELS, AccessMode, Outcome, action_info
 from dmp.audit.entry import StoredEntry
-from dmp.audit.trail import iter_entries
+from dmp.audit.trail import iter_entries, opened
 from dmp.domain.actor import ActorKind
 from dmp.domain.professional import PROFESSIONS
 
@@ -132,4 +132,4 @@ def history(
     entries = iter_entries(
         conn, patient_id, newest_first=True, limit=limit, offset=offset, hide_targets=hide_targets
     )
-    return [history_line(e) for e in entries]
+    return [history_line(e) for e in opened(conn, entries)]

@@ -8,6 +8,7 @@ SQLite serializes writers anyway), so two records never wait for each other.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from dmp.audit.entry import (
     body_digest,
     storage_values,
 )
+from dmp.store import sealed_fields
 from dmp.store.schema_audit import audit_entry, audit_head
 
 
@@ -108,8 +110,65 @@ def _insert_head_if_absent(conn: Connection, patient_id: UUID, seq: int, hash_he
     return conn.execute(_NEW_HEAD[conn.dialect.name], params).first() is not None
 
 
+JUSTIFICATION_FIELD = "audit_entry.justification"
+# The patient's (or a representative's) name is identity data: sealed like the justification.
+# A professional's name is the public directory's (RPPS), kept in clear for the operators' reads.
+PERSON_KINDS = frozenset({"patient", "representative"})
+
+
+def _fields_to_seal(entry: AuditRecord | StoredEntry) -> tuple[str, ...]:
+    names = ["justification"]
+    if entry.actor_kind in PERSON_KINDS:
+        names += ["actor_name", "on_behalf_of_name"]
+    return tuple(names)
+
+
+def _sealed(conn: Connection, entry: AuditRecord) -> AuditRecord:
+    """SE-02: the justification, and a patient's or representative's name, are stored sealed
+    under the record's trail key; the hash is over the stored (sealed) form, so ``dmp audit
+    verify`` needs no key and older clear entries verify."""
+    if entry.patient_id is None or not sealed_fields.has_keyring(conn):
+        return entry  # no key ring: a trail-only database (tools, tests of the chain)
+    clear = {
+        name: getattr(entry, name)
+        for name in _fields_to_seal(entry)
+        if getattr(entry, name) and not sealed_fields.is_sealed_text(getattr(entry, name))
+    }
+    if not clear:
+        return entry
+    key = sealed_fields.trail_key(conn, entry.patient_id)
+    if key is None:  # no record behind the chain: nothing to seal it with
+        return entry
+    pid = entry.patient_id
+    sealed: dict[str, Any] = {
+        n: sealed_fields.seal_text(key, pid, f"audit_entry.{n}", entry.id, v) for n, v in clear.items()
+    }
+    return dataclasses.replace(entry, **sealed)
+
+
+def opened(conn: Connection, entries: Iterable[StoredEntry]) -> list[StoredEntry]:
+    """The entries as read by people: their sealed fields opened (display, export)."""
+    keys: dict[UUID, bytes | None] = {}
+    out: list[StoredEntry] = []
+    for e in entries:
+        names = [n for n in _fields_to_seal(e) if sealed_fields.is_sealed_text(getattr(e, n))]
+        if names and sealed_fields.has_keyring(conn):
+            if e.patient_id not in keys:
+                keys[e.patient_id] = sealed_fields.trail_key(conn, e.patient_id)
+            key = keys[e.patient_id]
+            if key is not None:
+                values: dict[str, Any] = {
+                    n: sealed_fields.open_text(key, e.patient_id, f"audit_entry.{n}", e.id, getattr(e, n))
+                    for n in names
+                }
+                e = dataclasses.replace(e, **values)
+        out.append(e)
+    return out
+
+
 def append(conn: Connection, entry: AuditRecord) -> StoredEntry:
     """Add ``entry`` at the end of its record's chain, in the caller's transaction."""
+    entry = _sealed(conn, entry)
     pid = entry.patient_id or NIL_PATIENT
     if conn.dialect.name == "postgresql":
         values = storage_values(entry)  # seq and link are chained by the database

@@ -568,7 +568,7 @@ class _Reader:
         docs = tuple(i for ext in el.findall(f"{H}reference/{H}externalDocument") for i in _ids(ext))
         self.facts.append(
             Fact(
-                kind="advance_directive",
+                kind="directive",
                 provenance=prov,
                 code=code,
                 status=status_el.get("code") if status_el is not None else None,

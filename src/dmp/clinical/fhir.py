@@ -52,7 +52,7 @@ RESOURCE_TYPES = {
     "blood_group": "Observation",
     "immunization": "Immunization",
     "device": "DeviceUseStatement",
-    "advance_directive": "Consent",
+    "directive": "Consent",
     "trusted_person": "RelatedPerson",
     "lab_report": "DiagnosticReport",
 }

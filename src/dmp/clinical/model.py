@@ -18,7 +18,7 @@ Kind = Literal[
     "immunization",
     "blood_group",
     "device",
-    "advance_directive",
+    "directive",
     "trusted_person",
     "lab_report",
 ]
@@ -31,7 +31,7 @@ KINDS: tuple[Kind, ...] = (
     "immunization",
     "blood_group",
     "device",  # an implanted or used medical device (CI-SIS « Dispositifs médicaux »)
-    "advance_directive",  # « Directives anticipées »: their existence, date and document
+    "directive",  # « Directives anticipées »: their existence, date and document
     "trusted_person",  # « Personne de confiance » of the header
     "lab_report",  # the report of a lab document, grouping its lab results
 )

@@ -67,6 +67,29 @@ def _observed(r: Json) -> tuple[str, str, str]:
     return _label(r.get("code")), _value(r), _when(r, "effectiveDateTime", "effectivePeriod")
 
 
+def _reported(r: Json) -> tuple[str, str, str]:
+    """A DiagnosticReport: its title, how many results it groups, its date."""
+    count = len(r.get("result") or [])
+    detail = f"{count} résultat(s)" if count else ""
+    return _label(r.get("code")), detail, _when(r, "effectiveDateTime", "issued")
+
+
+def _device(r: Json) -> tuple[str, str, str]:
+    label = str((r.get("device") or {}).get("display") or "")
+    if not label:
+        devices = [c for c in r.get("contained", []) if c.get("resourceType") == "Device"]
+        label = _label(devices[0].get("type")) if devices else ""
+    return label, str(r.get("status") or ""), _when(r, "timingPeriod", "recordedOn")
+
+
+def _directive(r: Json) -> tuple[str, str, str]:
+    provision = r.get("provision") or {}
+    codes = provision.get("code") or []
+    what = _label(codes[0]) if codes else "Directives anticipées"
+    decision = {"permit": "oui", "deny": "non"}.get(str(provision.get("type")), "")
+    return what, decision, _when(r, "dateTime", "period") or _when(provision, "period")
+
+
 def _dosage(res: Json) -> str:
     dosage = res.get("dosage") or [{}]
     return str(dosage[0].get("text") or "")
@@ -101,16 +124,24 @@ SECTIONS = (
     Section("results", "Résultats d'examens", "30954-2",
             "Relevant diagnostic tests/laboratory data Narrative",
             ("Examen", "Résultat", "Date"),
-            _observed, False),
+            lambda r: _reported(r) if r.get("resourceType") == "DiagnosticReport" else _observed(r), False),
     Section("vital-signs", "Signes vitaux", "8716-3", "Vital signs",
             ("Mesure", "Valeur", "Date"),
             _observed, False),
+    Section("devices", "Dispositifs médicaux", "46264-8", "History of medical device use",
+            ("Dispositif", "Statut", "Période"),
+            _device, False),
+    Section("advance-directives", "Directives anticipées", "42348-3", "Advance directives",
+            ("Directive", "Souhait exprimé", "Date"),
+            _directive, False),
 )
 _BY_TYPE = {
     "AllergyIntolerance": "allergies",
     "Condition": "problems",
     "MedicationStatement": "medications",
     "Immunization": "immunizations",
+    "DiagnosticReport": "results",
+    "DeviceUseStatement": "devices",
 }
 
 
@@ -120,6 +151,9 @@ def section_of(res: Json) -> str | None:
     if rtype == "Observation":
         cats = {c.get("code") for cat in res.get("category", []) for c in cat.get("coding", [])}
         return "vital-signs" if "vital-signs" in cats else "results"
+    if rtype == "Consent":  # only the patient's advance directives are facts (scope adr)
+        scope = {c.get("code") for c in (res.get("scope") or {}).get("coding", [])}
+        return "advance-directives" if "adr" in scope else None
     return _BY_TYPE.get(str(rtype))
 
 

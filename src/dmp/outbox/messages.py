@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from dmp.outbox.privacy import EMAIL, SMS, normalize_recipient
 from dmp.outbox.templates import ParamValue, prepare_params
+from dmp.store import sealed_fields
 from dmp.store.schema_outbox import NO_RECORD, outbox_message
 from dmp.store.shard import is_nil_key, nil_key, partition_of
 
@@ -76,7 +77,7 @@ def enqueue(
         "dedup_key": dedup_key,
         "partition": partition_of(patient_id),
     }
-    return _insert(conn, values)
+    return _insert(conn, _sealed(conn, values, ("recipient", "params")))
 
 
 def record_undeliverable(
@@ -116,7 +117,18 @@ def record_undeliverable(
         "dedup_key": dedup_key,
         "partition": partition_of(patient_id),
     }
-    return _insert(conn, values)
+    return _insert(conn, _sealed(conn, values, ("params",)))  # no address: nothing to seal there
+
+
+def _sealed(conn: Connection, values: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """SE-02: a record's message keeps its address and parameters (a name, a break-glass reason)
+    sealed under the record's key; a record-less message, or a bare outbox database, in clear."""
+    pid: UUID = values["patient_id"]
+    dek = None if is_nil_key(pid) else sealed_fields.record_dek_if_any(conn, pid)
+    if dek is None:
+        return values
+    clear = {name: values[name] for name in columns}
+    return {**values, **sealed_fields.seal_columns(dek, pid, "outbox_message", values["id"], **clear)}
 
 
 def _insert(conn: Connection, values: dict[str, Any]) -> UUID:

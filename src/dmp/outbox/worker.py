@@ -41,6 +41,7 @@ from dmp.outbox.transports import (
     Transport,
     TransportUnavailable,
 )
+from dmp.store import sealed_fields
 from dmp.store.schema_outbox import outbox_message as t
 from dmp.store.shard import all_partitions
 
@@ -130,7 +131,9 @@ def claim_due(
         query = query.where(t.c.partition.in_(sorted(set(partitions))))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rows = conn.execute(query).all()
+    rows: list[Any] = list(conn.execute(query).all())
+    if sealed_fields.has_keyring(conn):  # SE-02: a record's messages are sealed under its key
+        rows = sealed_fields.open_rows(conn, rows, "outbox_message", ("recipient", "params"))
     by_key = t.c.patient_id == bindparam("k_patient"), t.c.id == bindparam("k_id")
     claimed: list[ClaimedMessage] = []
     exhausted: list[dict[str, Any]] = []

@@ -83,9 +83,22 @@ def _professional_mode(actor: Actor, record: RecordFacts) -> tuple[Decision, boo
     return _consented_mode(actor, record.consents)
 
 
+def may_break_glass(actor: Actor) -> bool:
+    """AC-13: is ``actor`` one of the emergency professionals who may break the glass (with a
+    written justification, unless the patient refused it)? What a portal offers, before asking."""
+    if actor.kind is not ActorKind.PROFESSIONAL:
+        return False
+    return (actor.specialty or "") in EMERGENCY_SPECIALTIES or (actor.setting or "") in EMERGENCY_SETTINGS
+
+
+def may_regulate(actor: Actor) -> bool:
+    """AC-14: is ``actor`` a centre 15 regulator (the structure's practice setting says so)?"""
+    return actor.kind is ActorKind.PROFESSIONAL and (actor.setting or "") in REGULATION_SETTINGS
+
+
 def _centre15_mode(actor: Actor, c: RecordConsents) -> tuple[Decision, bool]:
     """AC-14: centre 15 regulation, unless the patient refused the SAMU's emergency access."""
-    if (actor.setting or "") not in REGULATION_SETTINGS:
+    if not may_regulate(actor):
         return deny(
             "AC-14.regulator-only", "mode centre 15 réservé à la régulation médicale (SAMU)"
         ), False
@@ -98,10 +111,7 @@ def _centre15_mode(actor: Actor, c: RecordConsents) -> tuple[Decision, bool]:
 
 def _break_glass_mode(actor: Actor, c: RecordConsents) -> tuple[Decision, bool]:
     """AC-13: an emergency professional's written break-glass, unless the patient refused it."""
-    emergency = (actor.specialty or "") in EMERGENCY_SPECIALTIES or (
-        actor.setting or ""
-    ) in EMERGENCY_SETTINGS
-    if not emergency:
+    if not may_break_glass(actor):
         return deny(
             "AC-13.emergency-only", "le bris de glace est réservé aux professionnels de l'urgence"
         ), False

@@ -30,22 +30,21 @@ from dmp.policy import (
 from dmp.policy.model import Context, Decision
 from dmp.services import trail
 from dmp.services.record_status import require_open
-from dmp.store import locator
+from dmp.store import locator, sealed_fields
 from dmp.store.schema_policy import record_consent
 
 
 def _record_with_consents(by_ins: bool) -> Any:
     """The patient row, one row per active consent (outer join), in one statement: by INS (every
-    search) or by record id, then with the record's wrapped data key (reads by document id)."""
+    search) or by record id, with the record's wrapped data key (reads by document id open the
+    blob with it; both open the sealed identity with it, SE-02, without another query)."""
     from sqlalchemy import bindparam
 
     from dmp.store.schema import ins_index, patient, record_key
 
     base = patient.join(ins_index, ins_index.c.patient_id == patient.c.id) if by_ins else patient
-    columns: list[Any] = [patient]
-    if not by_ins:
-        base = base.outerjoin(record_key, record_key.c.patient_id == patient.c.id)
-        columns.append(record_key.c.wrapped_key)
+    columns: list[Any] = [patient, record_key.c.wrapped_key]
+    base = base.outerjoin(record_key, record_key.c.patient_id == patient.c.id)
     joined = base.outerjoin(
         record_consent,
         and_(record_consent.c.patient_id == patient.c.id, record_consent.c.status == "active"),
@@ -113,7 +112,7 @@ def build(rows: Iterable[Any]) -> RecordConsents:
 
 def record_by_ins(conn: Connection, ins_oid: str, ins_value: str) -> tuple[Any, RecordFacts] | None:
     """The record of an INS and its facts in one round trip (the hot path of every search)."""
-    return _with_facts(conn.execute(_RECORD_BY_INS, {"oid": ins_oid, "value": ins_value}).all())
+    return _with_facts(conn, conn.execute(_RECORD_BY_INS, {"oid": ins_oid, "value": ins_value}).all())
 
 
 def insert_consent(
@@ -153,13 +152,15 @@ def insert_consent(
 def record_by_id(conn: Connection, patient_id: UUID) -> tuple[Any, RecordFacts] | None:
     """The record, its facts and its wrapped data key (``row.wrapped_key``) in one round trip
     (the hot path of every read by document id)."""
-    return _with_facts(conn.execute(_RECORD_BY_ID, {"pid": patient_id}).all())
+    return _with_facts(conn, conn.execute(_RECORD_BY_ID, {"pid": patient_id}).all())
 
 
-def _with_facts(rows: Sequence[Any]) -> tuple[Any, RecordFacts] | None:
+def _with_facts(conn: Connection, rows: Sequence[Any]) -> tuple[Any, RecordFacts] | None:
     if not rows:
         return None
-    first = rows[0]
+    # SE-02: the identity columns open (lazily) under the record's key
+    names = sealed_fields.SEALED["patient"]
+    first = sealed_fields.open_row(conn, rows[0], "patient", names, patient_id=rows[0].id)
     consents = build((r.c_kind, r.c_subject, r.c_permit) for r in rows)
     return first, RecordFacts(
         str(first.id), first.record_status == "open", consents, first.majority_pending_since

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from dmp.settings import Settings
+from dmp.store import sealed_fields
 from dmp.store.blobs import BlobStore
 from dmp.store.crypto import KeyRing
 
@@ -20,6 +21,10 @@ class Runtime:
     keyring: KeyRing
     blobs: BlobStore
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        # Readers holding only a connection open sealed fields with this ring (SE-02).
+        sealed_fields.bind_keyring(self.engine, self.keyring)
 
     def now(self) -> datetime:
         return self.clock()

@@ -21,8 +21,10 @@ from dmp.policy import Action, decide
 from dmp.services import access, consents, records, trail
 from dmp.services.context import Runtime
 from dmp.services.trail import AuditAction
-from dmp.store import crypto, locator
+from dmp.store import crypto, locator, sealed_fields
 from dmp.store.schema import document, submission_set
+
+_SEALED = sealed_fields.SEALED["document"]
 
 # PDSm st_maj: only these may change; anything else is 405.
 PATCHABLE = ("status", "securityLabel", "extension", "meta")
@@ -52,6 +54,7 @@ def _visible_row(
     """
     pid = locator.locate(conn, locator.DOCUMENT, doc_id)
     row = conn.execute(_DOCUMENT_BY_KEY, {"pid": pid, "id": doc_id}).first() if pid is not None else None
+    row = sealed_fields.open_row(conn, row, "document", _SEALED)
     if row is None:
         raise DmpError("NOT_FOUND")  # same answer for "does not exist" and "may not see"
     found = consents.record_by_id(conn, row.patient_id)
@@ -193,7 +196,13 @@ def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, n
             flags=int(flags),
             version_id=version,
             last_updated=now,
-            resource_json=body,
+            **sealed_fields.seal_columns(
+                sealed_fields.record_dek(conn, row.patient_id, rt.keyring),
+                row.patient_id,
+                "document",
+                doc_id,
+                resource_json=body,
+            ),
         )
     )
     if done.rowcount != 1:
@@ -270,24 +279,38 @@ def stored_resource(conn: Connection, patient_id: UUID, doc_id: UUID) -> bytes:
     """The stored DocumentReference JSON of a document (e.g. just published, same transaction),
     read by its record's key (ADR 0009)."""
     d = document.c
-    return bytes(
-        conn.execute(select(d.resource_json).where(d.patient_id == patient_id, d.id == doc_id)).scalar_one()
-    )
+    query = select(d.resource_json).where(d.patient_id == patient_id, d.id == doc_id)
+    stored = conn.execute(query).scalar_one()
+    dek = sealed_fields.record_dek(conn, patient_id)
+    return sealed_fields.open_bytes(dek, patient_id, "document.resource_json", doc_id, stored)
 
 
 def list_lines(conn: Connection, patient_id: UUID, ids: list[UUID]) -> list[Any]:
     """The columns a document list shows, for documents of ``patient_id`` already found visible."""
     d = document.c
-    return list(
-        conn.execute(
-            select(d.id, d.title, d.creation_time, d.type_code, d.author_name, d.mime_type).where(
-                d.patient_id == patient_id, d.id.in_(ids)
-            )
+    rows = conn.execute(
+        select(d.id, d.title, d.creation_time, d.type_code, d.author_name, d.mime_type).where(
+            d.patient_id == patient_id, d.id.in_(ids)
         )
     )
+    dek = sealed_fields.record_dek(conn, patient_id) if ids else b""
+    return [
+        sealed_fields.open_row(conn, r, "document", _SEALED, patient_id=patient_id, dek=dek) for r in rows
+    ]
 
 
 def title_of(conn: Connection, patient_id: UUID, doc_id: UUID) -> str | None:
-    return conn.execute(
+    stored = conn.execute(
         select(document.c.title).where(document.c.patient_id == patient_id, document.c.id == doc_id)
     ).scalar()
+    if stored is None:
+        return None
+    dek = sealed_fields.record_dek(conn, patient_id)
+    return sealed_fields.open_text(dek, patient_id, "document.title", doc_id, stored)
+
+
+def record_of(conn: Connection, doc_id: UUID) -> UUID | None:
+    """The record holding ``doc_id`` (None if none): a portal's record-scoped state (an emergency
+    mode) applies to that record's documents only. Says nothing the policy has not yet decided:
+    the caller then reads through ``retrieve``, which answers 404 for a hidden document."""
+    return locator.locate(conn, locator.DOCUMENT, doc_id)

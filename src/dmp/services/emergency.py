@@ -12,6 +12,7 @@ from dmp.domain.actor import Actor
 from dmp.policy import AccessMode, Decision, Obligation
 from dmp.services import alerts
 from dmp.services.notifications import notify
+from dmp.store import sealed_fields
 from dmp.store.schema_policy import emergency_access
 
 EMERGENCY_WINDOW = timedelta(hours=1)
@@ -47,7 +48,10 @@ def apply_emergency_obligations(
             actor_id=actor.id,
             actor_name=actor.name,
             mode=decision.mode.value,
-            justification=actor.justification,
+            justification=sealed_fields.seal_text(
+                sealed_fields.record_dek(conn, patient_id), patient_id, "emergency_access.justification",
+                session_id, actor.justification,
+            ),
             started_at=now,
             expires_at=now + EMERGENCY_WINDOW,
         )

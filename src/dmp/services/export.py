@@ -39,6 +39,7 @@ from dmp.fhir.patient import patient_resource
 from dmp.services import access, consents, documents, facts, search
 from dmp.services.context import Runtime
 from dmp.services.trail import AuditAction
+from dmp.store import sealed_fields
 from dmp.store.schema import document
 from dmp.terminology import valueset
 
@@ -123,10 +124,15 @@ def _visible_documents(conn: Connection, o: access.Opened) -> list[ExportedDocum
     d = document.c
     rows = [
         r
-        for r in conn.execute(
-            select(*(d[name] for name in _ROW_COLUMNS))
-            .where(d.patient_id == o.patient_id, o.condition())
-            .order_by(d.creation_time.desc(), d.id.desc())
+        for r in sealed_fields.open_rows(  # the DocumentReference is sealed (SE-02)
+            conn,
+            conn.execute(
+                select(*(d[name] for name in _ROW_COLUMNS))
+                .where(d.patient_id == o.patient_id, o.condition())
+                .order_by(d.creation_time.desc(), d.id.desc())
+            ),
+            "document",
+            ("resource_json",),
         )
         if access.document_visible_for(o, r)  # the policy's decision agrees with its SQL
     ]

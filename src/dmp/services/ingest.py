@@ -31,7 +31,7 @@ from dmp.clinical.fhir import RESOURCE_TYPES, system_uri, to_fhir
 from dmp.clinical.pdftext import pdf_text
 from dmp.fhir.common import dumps
 from dmp.services import fulltext
-from dmp.store import crypto
+from dmp.store import crypto, sealed_fields
 from dmp.store.schema import clinical_fact, clinical_ingestion, document, document_text, document_token
 
 # 2: lab values in one unit per analyte (ADR 0013); 3: FHIR documents, devices, directives (ADR 0016).
@@ -95,10 +95,11 @@ def readable_text(title: str | None, content: bytes) -> str:
     return fulltext.indexed_text(title, e, body)
 
 
-def _titles(conn: Connection, pid: UUID, ids: list[UUID]) -> dict[UUID, str | None]:
+def _titles(conn: Connection, pid: UUID, dek: bytes, ids: list[UUID]) -> dict[UUID, str | None]:
+    """The documents' titles, opened (sealed under the record's key, SE-02)."""
     d = document.c
     rows = conn.execute(select(d.id, d.title).where(d.patient_id == pid, d.id.in_(ids)))
-    return {r.id: r.title for r in rows}
+    return {r.id: sealed_fields.open_text(dek, pid, "document.title", r.id, r.title) for r in rows}
 
 
 def _outcome(e: Extraction) -> tuple[str, str | None]:
@@ -118,7 +119,7 @@ def ingest_documents(
     for a document's content; a database failure while writing one document's facts is recorded too."""
     out: list[Ingested] = []
     docs = list(documents)
-    titles = _titles(conn, pid, [i for i, _ in docs])
+    titles = _titles(conn, pid, dek, [i for i, _ in docs])
     for doc_id, content in docs:
         rows: list[dict[str, object]] = []
         detail: str | None

@@ -24,8 +24,8 @@ from dmp.services import access, alerts, blob_hygiene, coherence, consents, inge
 from dmp.services.context import Runtime
 from dmp.services.subjects import parse_uuid, resolve_subject
 from dmp.services.trail import AuditAction
-from dmp.store import crypto, locator, reservations
-from dmp.store.schema import document, document_event, record_key, submission_set
+from dmp.store import crypto, locator, reservations, sealed_fields
+from dmp.store.schema import document, document_event, submission_set
 
 # Built once: the hot path only binds values (no statement construction per request).
 _INSERT_DOCUMENT = insert(document)
@@ -40,10 +40,7 @@ class Published:
 
 
 def record_dek(conn: Connection, rt: Runtime, patient_id: UUID) -> bytes:
-    wrapped = conn.execute(
-        select(record_key.c.wrapped_key).where(record_key.c.patient_id == patient_id)
-    ).scalar_one()
-    return rt.keyring.unwrap(patient_id, wrapped)
+    return sealed_fields.record_dek(conn, patient_id, rt.keyring)
 
 
 def blob_key(dek: bytes, patient_id: UUID, sha256_hex: str) -> str:
@@ -216,9 +213,11 @@ def _store_submission_set(
             submission_time=now,
             author_id=actor.id,
             content_type_code=_designation(sub),
-            title=sub.get("title"),
             archived=False,
-            resource_json=dumps(sub_resource),
+            **sealed_fields.seal_columns(
+                record_dek(conn, rt, plan.pid), plan.pid, "submission_set", plan.set_id,
+                title=sub.get("title"), resource_json=dumps(sub_resource),
+            ),
         ),
     )
 
@@ -343,7 +342,6 @@ def _store_document(
             confidentiality=e.confidentiality.value,
             flags=int(e.flags),
             author_id=a.id,
-            author_name=a.name,
             author_role=a.role,
             author_specialty=a.specialty,
             author_org_id=a.org_id,
@@ -352,7 +350,6 @@ def _store_document(
             period_end=e.period_end,
             submission_time=now,
             submission_set_id=set_id,
-            title=e.title,
             mime_type=e.mime_type,
             language=e.language,
             size=e.size,
@@ -364,7 +361,10 @@ def _store_document(
             published_by=actor.id,
             occupational=is_occupational(actor) or _occupational(conn, pid, replaces),
             last_updated=now,
-            resource_json=dumps(resource),
+            # SE-02: sealed under the record's key (dmp.store.sealed_fields)
+            **sealed_fields.seal_columns(
+                dek, pid, "document", doc_id, title=e.title, author_name=a.name, resource_json=dumps(resource)
+            ),
         ),
     )
     if e.event_codes:
@@ -399,7 +399,10 @@ def _replace(
         if old is None:
             raise DmpError("REPLACED_UNKNOWN", target)
         cond = document.c.id == old
-    old_row = conn.execute(select(document).where(document.c.patient_id == pid, cond)).first()
+    old_row = sealed_fields.open_row(
+        conn, conn.execute(select(document).where(document.c.patient_id == pid, cond)).first(), "document",
+        sealed_fields.SEALED["document"],
+    )
     if old_row is None or old_row.availability == Availability.DELETED.value:
         raise DmpError("REPLACED_UNKNOWN", target)
     if actor.id not in (old_row.author_id, old_row.published_by):
@@ -438,7 +441,10 @@ def _replace(
             replaced_by_id=new_id,
             version_id=version,
             last_updated=now,
-            resource_json=dumps(resource),
+            **sealed_fields.seal_columns(
+                sealed_fields.record_dek(conn, pid, rt.keyring), pid, "document", old_row.id,
+                resource_json=dumps(resource),
+            ),
         )
     )
     if done.rowcount != 1:

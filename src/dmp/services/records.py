@@ -21,7 +21,8 @@ from dmp.services.context import Runtime
 from dmp.services.record_status import CLOSED as CLOSED
 from dmp.services.record_status import OPEN as OPEN
 from dmp.services.record_status import require_open as require_open
-from dmp.store import reservations
+from dmp.store import reservations, sealed_fields
+from dmp.store.crypto import KeyRing
 from dmp.store.schema import ins_index, patient, record_event, record_key
 
 _BY_INS = (
@@ -31,25 +32,40 @@ _BY_INS = (
 )
 
 
+_SEALED = sealed_fields.SEALED["patient"]
+
+
+def _opened(conn: Connection, row: Any) -> Any | None:
+    """The patient row with its identity opened (SE-02: the names are sealed under the record's key)."""
+    return sealed_fields.open_row(conn, row, "patient", _SEALED, patient_id=row.id) if row else None
+
+
 def find_by_ins(conn: Connection, ins: Ins) -> Any | None:
-    return conn.execute(_BY_INS, {"oid": ins.oid, "value": ins.value}).first()
+    return _opened(conn, conn.execute(_BY_INS, {"oid": ins.oid, "value": ins.value}).first())
 
 
 def find_by_ins_value(conn: Connection, ins_value: str) -> Any | None:
     """The record whose INS value (NIR/NIA, any OID) is ``ins_value``: the patients' proofing form."""
-    return conn.execute(select(patient).where(patient.c.ins_value == ins_value)).first()
+    return _opened(conn, conn.execute(select(patient).where(patient.c.ins_value == ins_value)).first())
 
 
 def get(conn: Connection, patient_id: UUID, *, for_update: bool = False) -> Any | None:
     q = select(patient).where(patient.c.id == patient_id)
     if for_update and conn.dialect.name == "postgresql":
         q = q.with_for_update()
-    return conn.execute(q).first()
+    return _opened(conn, conn.execute(q).first())
 
 
-def _same_traits_other_ins(conn: Connection, req: CreationRequest) -> Any | None:
-    # Normalised in Python (accents, hyphens, case) the same way on both engines.
-    return conn.execute(select(patient.c.id).where(patient.c.traits_key == req.traits.key)).first()
+def traits_index(keyring: KeyRing, traits_key: str) -> str:
+    """The keyed blind index of the strict traits (the names stay sealed; equality still works)."""
+    return sealed_fields.blind_index(keyring, "patient.traits_key", traits_key)
+
+
+def _same_traits_other_ins(conn: Connection, rt: Runtime, req: CreationRequest) -> Any | None:
+    # Normalised in Python (accents, hyphens, case) the same way on both engines; a row not yet
+    # resealed (`dmp keys reseal`) still carries the clear key.
+    keys = (traits_index(rt.keyring, req.traits.key), req.traits.key)
+    return conn.execute(select(patient.c.id).where(patient.c.traits_key.in_(keys))).first()
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,7 @@ def create(
         suffix = f" ; de plus les traits diffèrent : {', '.join(conflicts)}" if conflicts else ""
         raise DmpError("RECORD_EXISTS", f"Patient/{existing.id}{suffix}")
     check_ins_against_traits(req.ins, req.traits)
-    twin = _same_traits_other_ins(conn, req)
+    twin = _same_traits_other_ins(conn, rt, req)
     if twin is not None:
         raise DmpError(
             "IDENTITY_MISMATCH",
@@ -103,27 +119,31 @@ def create(
         raise DmpError("RECORD_EXISTS", "créé en parallèle par une autre transaction")
     pid = reserved.patient_id
     t = req.traits
+    dek, wrapped = rt.keyring.new_record_key()
+    rt.keyring.remember(pid, wrapped, dek)
     conn.execute(
         insert(patient).values(
             id=pid,
             ins_oid=req.ins.oid,
             ins_value=req.ins.value,
-            birth_family_name=t.birth_family_name,
-            birth_given_names=" ".join(t.birth_given_names),
-            usual_family_name=req.usual_family_name,
-            usual_given_name=req.usual_given_name,
+            **sealed_fields.seal_columns(
+                dek, pid, "patient", pid,
+                birth_family_name=t.birth_family_name,
+                birth_given_names=" ".join(t.birth_given_names),
+                usual_family_name=req.usual_family_name,
+                usual_given_name=req.usual_given_name,
+            ),
             sex=t.sex.value,
             birth_date=t.birth_date,
             birth_place_insee=t.birth_place_insee,
             identity_status=req.identity_status.value,
-            traits_key=t.key,
+            traits_key=traits_index(rt.keyring, t.key),
             record_status=OPEN,
             created_at=now,
             updated_at=now,
             version=1,
         )
     )
-    _, wrapped = rt.keyring.new_record_key()
     conn.execute(insert(record_key).values(patient_id=pid, wrapped_key=wrapped, kek_id=rt.keyring.kek_id))
     if req.medecin_traitant:
         # Designated by the patient at creation; active at once when that doctor opens the
@@ -174,7 +194,13 @@ def close(conn: Connection, actor: Actor, patient_id: UUID, reason: str | None, 
         .values(
             record_status=CLOSED,
             closed_at=now,
-            closure_reason=reason,
+            closure_reason=sealed_fields.seal_text(
+                sealed_fields.record_dek(conn, patient_id),
+                patient_id,
+                "patient.closure_reason",
+                patient_id,
+                reason,
+            ),
             updated_at=now,
             version=patient.c.version + 1,
         )
@@ -209,11 +235,10 @@ def reactivate(conn: Connection, actor: Actor, patient_id: UUID, now: datetime) 
 
 
 def history(conn: Connection, patient_id: UUID) -> list[Any]:
-    return list(
-        conn.execute(
-            select(record_event).where(record_event.c.patient_id == patient_id).order_by(record_event.c.at)
-        )
+    rows = conn.execute(
+        select(record_event).where(record_event.c.patient_id == patient_id).order_by(record_event.c.at)
     )
+    return sealed_fields.open_rows(conn, rows, "record_event", sealed_fields.SEALED["record_event"])
 
 
 _TRAIL = {"created": "RECORD_CREATE", "closed": "RECORD_CLOSE", "reactivated": "RECORD_REACTIVATE"}
@@ -239,16 +264,19 @@ def _event(
         at=now,
         detail=f"canal : {channel}" if channel else None,
     )
+    event_id = uuid.uuid4()
     conn.execute(
         insert(record_event).values(
             patient_id=pid,
-            id=uuid.uuid4(),
+            id=event_id,
             at=now,
             kind=kind,
             actor_id=actor.id,
             actor_name=actor.name,
             channel=channel,
-            detail=detail,
+            detail=sealed_fields.seal_text(
+                sealed_fields.record_dek(conn, pid), pid, "record_event.detail", event_id, detail
+            ),
         )
     )
 

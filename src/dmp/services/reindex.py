@@ -22,7 +22,7 @@ from dmp.services import fulltext
 from dmp.services.context import Runtime
 from dmp.services.ingest import readable_text
 from dmp.services.publish import record_dek
-from dmp.store import crypto
+from dmp.store import crypto, sealed_fields
 from dmp.store.schema import document, document_text, document_token
 
 _log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def index_record(conn: Connection, rt: Runtime, pid: UUID, report: Report) -> No
             _log.exception("document %s unreadable for the full-text index", r.id)
             report.unreadable += 1
             continue
-        index = fulltext.index_rows(pid, r.id, dek, readable_text(r.title, content))
+        title = sealed_fields.open_text(dek, pid, "document.title", r.id, r.title)  # SE-02
+        index = fulltext.index_rows(pid, r.id, dek, readable_text(title, content))
         if index.tokens:
             conn.execute(insert(document_token), index.tokens)
         conn.execute(insert(document_text), index.text)

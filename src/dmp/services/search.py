@@ -29,7 +29,7 @@ from dmp.services.policy_sql import hidden_by_mask_condition
 from dmp.services.publish import record_dek
 from dmp.services.subjects import parse_uuid
 from dmp.services.trail import AuditAction
-from dmp.store import locator
+from dmp.store import locator, sealed_fields
 from dmp.store.schema import document, document_event, submission_set
 from dmp.terminology import valueset
 
@@ -537,7 +537,8 @@ def search_documents(
     dek = record_dek(conn, rt, opened[0].patient_id) if stems is not None else b""
     q = document_query(opened, filters, params, stems, dek)
     source, where = q.source, q.where
-    rows = list(
+    rows: list[Any] = sealed_fields.open_rows(
+        conn,
         conn.execute(
             select(document.c.id, document.c.resource_json, document.c.patient_id)
             .select_from(source)
@@ -545,7 +546,9 @@ def search_documents(
             .order_by(*q.order)
             .limit(count + 1)
             .offset(offset)
-        )
+        ),
+        "document",
+        ("resource_json",),
     )
     more = count > 0 and len(rows) > count
     # Counts use the same policy condition: hidden documents are never counted.
@@ -626,14 +629,17 @@ def lists_page(
     s = submission_set.c
     visible = _visible_documents(opened)
     matching = (*_lists_with_visible_members(opened, visible), *conds)
-    rows = list(
+    rows: list[Any] = sealed_fields.open_rows(
+        conn,
         conn.execute(
             select(s.id, s.resource_json, s.patient_id)
             .where(*matching)
             .order_by(s.submission_time.desc(), s.id)
             .limit(count + 1)
             .offset(offset)
-        )
+        ),
+        "submission_set",
+        ("resource_json",),
     )
     more = count > 0 and len(rows) > count
     rows = rows[:count]
@@ -698,12 +704,15 @@ def record_lists(conn: Connection, opened: access.Opened) -> list[ListRow]:
     first), untraced: the caller traces the use case it serves (an export)."""
     s = submission_set.c
     visible = _visible_documents([opened])
-    rows = list(
+    rows: list[Any] = sealed_fields.open_rows(
+        conn,
         conn.execute(
             select(s.id, s.resource_json, s.patient_id)
             .where(*_lists_with_visible_members([opened], visible))
             .order_by(s.submission_time, s.id)
-        )
+        ),
+        "submission_set",
+        ("resource_json",),
     )
     return _shown_lists(conn, visible, rows)
 

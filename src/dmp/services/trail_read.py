@@ -16,7 +16,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, not_, select
 
-from dmp.audit import AuditAction, HistoryItem, history, iter_entries, to_audit_event
+from dmp.audit import AuditAction, HistoryItem, history, history_line, iter_entries, opened, to_audit_event
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.policy import trail_access
@@ -97,7 +97,7 @@ def audit_events(
     entries = entries[:count]
     _trace_read(conn, rt, actor, patient_id, len(entries))
     whole = allowed.only_actor is None and allowed.partial is False
-    return [to_audit_event(e, rt.fhir_base, chain=whole) for e in entries], more
+    return [to_audit_event(e, rt.fhir_base, chain=whole) for e in opened(conn, entries)], more
 
 
 def history_page(
@@ -110,6 +110,24 @@ def history_page(
     items = history(
         conn, patient_id, limit=count + 1, offset=offset, hide_targets=allowed.hide_targets
     )
+    _trace_read(conn, rt, actor, patient_id, min(len(items), count))
+    return items[:count], len(items) > count
+
+
+def own_history_page(
+    conn: Connection, rt: Runtime, actor: Actor, patient_id: UUID, *, count: int, offset: int
+) -> tuple[list[HistoryItem], bool]:
+    """The professionals' portal « mon historique d'accès » (TR-03): their own actions on the
+    record, newest first, never the entries naming a document hidden from them; on a record they
+    may not open, the answer of a record that does not exist."""
+    allowed = scope(conn, rt, actor, patient_id)
+    if allowed.only_actor is None:  # the patient's and the security role's views are elsewhere
+        raise DmpError("NOT_FOUND")
+    entries = iter_entries(
+        conn, patient_id, newest_first=True, limit=count + 1, offset=offset,
+        actor_id=allowed.only_actor, hide_targets=allowed.hide_targets,
+    )
+    items = [history_line(e) for e in opened(conn, entries)]
     _trace_read(conn, rt, actor, patient_id, min(len(items), count))
     return items[:count], len(items) > count
 

@@ -100,6 +100,9 @@ record_key = Table(
     Column("patient_id", Uuid, primary_key=True),
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("kek_id", String(32), nullable=False),
+    # Seals the record's trail free text (break-glass justification): the trail is append-only,
+    # so this key is not rotated with the data key; created on first use (docs/encryption.md).
+    Column("trail_key", LargeBinary),
     ForeignKeyConstraint(["patient_id"], ["patient.id"]),
 )
 

@@ -38,8 +38,10 @@ account = Table(
     Column("login", String(254), nullable=False),  # NIR/NIA, e-mail address, or RPPS
     Column("patient_id", Uuid),  # a patient account's record
     Column("display_name", Text, nullable=False),
-    Column("email", String(254)),
-    Column("phone", String(20)),  # E.164
+    # Sealed for a patient's account (SE-02, longer than the clear value): TEXT on PostgreSQL; SQLite
+    # does not enforce a VARCHAR length and keeps its original DDL (no table copy, see migration).
+    Column("email", String(254).with_variant(Text(), "postgresql")),
+    Column("phone", String(20).with_variant(Text(), "postgresql")),  # E.164 when clear
     Column("status", String(12), nullable=False),  # pending | active | suspended
     Column("password_hash", Text),  # argon2id
     Column("password_changed_at", UtcDateTime),
@@ -54,6 +56,7 @@ account = Table(
     Column("specialty", String(16)),
     Column("structure_id", String(64)),
     Column("structure_name", Text),
+    Column("setting", String(16)),  # professionals: practice setting TRE_A01 (e.g. SAMU_SMUR)
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("last_login_at", UtcDateTime),

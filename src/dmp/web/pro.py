@@ -17,12 +17,11 @@ from starlette.routing import Route
 from dmp.accounts import service
 from dmp.accounts.service import Account
 from dmp.domain.actor import Actor
-from dmp.domain.consent import ConsentKind
 from dmp.domain.ins import SYSTEM_NIA, SYSTEM_NIR, Ins, parse_ins
 from dmp.errors import DmpError
-from dmp.services import access, consents, records, synthesis
-from dmp.web import auth_pages, export
-from dmp.web.common import PRO_SPACE, Ctx, form_handler, page_handler
+from dmp.services import records, synthesis
+from dmp.web import auth_pages, export, pro_access, pro_find, pro_history, pro_publish
+from dmp.web.common import PRO_SPACE, Ctx, page_handler
 from dmp.web.documents import download, download_error, list_documents, offset_param, read, search_words
 
 SPACE = PRO_SPACE
@@ -70,7 +69,7 @@ def patient_page(ctx: Ctx) -> Response:
     if row is None:
         return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
     # Refusals (policy, closed record) propagate: rolled back, traced, rendered by patient_error.
-    actor = ctx.actor(acc)
+    actor = pro_access.record_actor(ctx, acc, row.id)
     page = list_documents(
         ctx,
         actor,
@@ -86,81 +85,8 @@ def patient_page(ctx: Ctx) -> Response:
         syn=synthesis.record_synthesis(ctx.conn, ctx.rt, actor, row.id, ctx.now),
         attest=False,
         ins_query=quote(ins.value),
+        **pro_access.record_extras(ctx, row.id),
     )
-
-
-def analyte_page(ctx: Ctx) -> Response:
-    """« Courbe » of one analyte: every value the professional may see, in one unit."""
-    acc = ctx.full_account()
-    if acc is None:
-        return ctx.to_login()
-    try:
-        ins = _parse(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
-    except DmpError as err:
-        return _search_form(ctx, 400, "", err.message)
-    row = records.find_by_ins(ctx.conn, ins)
-    if row is None:
-        return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
-    key = ctx.request.query_params.get("analyte", "")[:200]
-    hist = synthesis.analyte_history(ctx.conn, ctx.rt, ctx.actor(acc), row.id, key)
-    return ctx.render(
-        "analyte_history.html",
-        title=f"Évolution : {hist.label}" if hist.label else "Évolution d'une analyse",
-        hist=hist,
-        read_base="/pro/documents/",
-        back_url="/pro/patient?ins=" + quote(ins.value),
-    )
-
-
-def patient_error(ctx: Ctx, err: DmpError) -> Response | None:
-    """A refused search: the reason, and the attestation form when the patient's authorisation
-    is what is missing (AC-01)."""
-    acc = ctx.full_account()
-    if acc is None:
-        return None
-    ins = _parse(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
-    row = records.find_by_ins(ctx.conn, ins)
-    if row is None:
-        return None
-    # The attestation form is offered where the policy would let this professional attest.
-    may_attest = access.may_attest(ctx.conn, ctx.rt, ctx.actor(acc), row)
-    return ctx.render(
-        "pro_patient.html",
-        status=err.status,
-        title="Dossier du patient",
-        holder=_holder(row, ins),
-        page=None,
-        syn=None,
-        attest=err.code == "FORBIDDEN" and may_attest,
-        errors=[err.message],
-    )
-
-
-def attest(ctx: Ctx, form: dict[str, str]) -> Response:
-    """« Le patient m'a autorisé » (AC-02), through the consent service: the policy decides."""
-    acc = ctx.full_account()
-    if acc is None:
-        return ctx.to_login()
-    try:
-        ins = _parse(form.get("ins", ""), ctx.rt.settings.test_instance)
-    except DmpError as err:
-        return _search_form(ctx, 400, "", err.message)
-    row = records.find_by_ins(ctx.conn, ins)
-    if row is None:
-        return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
-    back = SPACE.url("/patient") + "?ins=" + quote(ins.value)
-    if form.get("atteste") != "oui":
-        return ctx.redirect(back)
-    actor = ctx.actor(acc)
-    consents.add(
-        ctx.conn, actor, consents.facts(ctx.conn, row), ConsentKind.AUTHORISATION, actor.id, True,
-        access.context(ctx.rt),
-    )
-    return ctx.redirect(back)
-
-
-def attest_error(ctx: Ctx, err: DmpError) -> Response | None:
-    return ctx.error_page(err.status, "Attestation refusée", err.message)
 
 
 def _exported(ctx: Ctx, produce: Callable[[Ctx, Actor, UUID], Response]) -> Response:
@@ -187,11 +113,37 @@ def export_summary(ctx: Ctx) -> Response:
     return _exported(ctx, export.summary)
 
 
+def analyte_page(ctx: Ctx) -> Response:
+    """« Courbe » of one analyte: every value the professional may see, in one unit."""
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    try:
+        ins = _parse(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
+    except DmpError as err:
+        return _search_form(ctx, 400, "", err.message)
+    row = records.find_by_ins(ctx.conn, ins)
+    if row is None:
+        return _search_form(ctx, 404, ins.value, "Aucun DMP n'existe pour cet INS.")
+    key = ctx.request.query_params.get("analyte", "")[:200]
+    hist = synthesis.analyte_history(
+        ctx.conn, ctx.rt, pro_access.record_actor(ctx, acc, row.id), row.id, key
+    )
+    return ctx.render(
+        "analyte_history.html",
+        title=f"Évolution : {hist.label}" if hist.label else "Évolution d'une analyse",
+        hist=hist,
+        read_base="/pro/documents/",
+        back_url="/pro/patient?ins=" + quote(ins.value),
+    )
+
+
 def document_download(ctx: Ctx) -> Response:
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
-    return download(ctx, ctx.actor(acc), ctx.request.path_params["id"])
+    raw = ctx.request.path_params["id"]
+    return download(ctx, pro_access.document_actor(ctx, acc, raw), raw)
 
 
 def document_read(ctx: Ctx) -> Response:
@@ -199,17 +151,20 @@ def document_read(ctx: Ctx) -> Response:
     if acc is None:
         return ctx.to_login()
     raw = ctx.request.path_params["id"]
-    return read(ctx, ctx.actor(acc), raw, "/pro/documents/" + quote(raw))
+    return read(ctx, pro_access.document_actor(ctx, acc, raw), raw, "/pro/documents/" + quote(raw))
 
 
 def routes() -> list[Route]:
-    get, post = page_handler, form_handler
+    get = page_handler
     return [
         Route("/pro", get(SPACE, home), methods=["GET"]),
         Route("/pro/", get(SPACE, home), methods=["GET"]),
-        Route("/pro/patient", get(SPACE, patient_page, patient_error), methods=["GET"]),
-        Route("/pro/patient/analyse", get(SPACE, analyte_page, patient_error), methods=["GET"]),
-        Route("/pro/patient/autorisation", post(SPACE, attest, attest_error), methods=["POST"]),
+        Route("/pro/patient", get(SPACE, patient_page, pro_access.patient_error), methods=["GET"]),
+        Route("/pro/patient/analyse", get(SPACE, analyte_page, pro_access.patient_error), methods=["GET"]),
+        *pro_access.routes(),  # refusal page: attestation, emergency access
+        *pro_history.routes(),
+        *pro_find.routes(),
+        *pro_publish.routes(),
         Route("/pro/patient/telecharger/archive", get(SPACE, export_archive, export.export_error),
               methods=["GET"]),
         Route("/pro/patient/telecharger/resume", get(SPACE, export_summary, export.export_error),
