@@ -98,6 +98,7 @@ def _patient_pages(cam: Camera, browser: Any, base: str) -> None:
         ("/acces", "patient-qui-a-acces"),
         ("/masquage", "patient-masquage"),
         ("/alertes", "patient-alertes"),
+        ("/notifications", "patient-notifications"),
         ("/fermeture", "patient-fermeture"),
     ):
         page.goto(base + path)
@@ -107,14 +108,21 @@ def _patient_pages(cam: Camera, browser: Any, base: str) -> None:
 
 def _pro_pages(cam: Camera, browser: Any, base: str) -> None:
     accounts = {a.slug: a for a in DEMO_PRO_ACCOUNTS}
-    for slug, name in (("dr-muller", "pro-dossier-synthese"), ("dr-roux", "pro-attestation")):
+    record = f"{base}/pro/patient?ins={SHOWCASE_NIR}"
+    shots = {  # each professional's pages: (address, name)
+        "dr-muller": [(f"{base}/pro", "pro-recherche"), (f"{base}/pro/patients", "pro-recherche-traits"),
+                      (record, "pro-dossier-synthese"),
+                      (f"{base}/pro/patient/publier?ins={SHOWCASE_NIR}", "pro-publier")],
+        "dr-roux": [(record, "pro-attestation")],
+        "dr-berenger": [(record, "pro-refus-bris-de-glace")],
+    }
+    for slug, pages in shots.items():
         page = new_page(browser)
         acc, pro = accounts[slug], demo_professional(slug)
         _login(page, base, "/pro", pro.rpps, acc.password, acc.totp_secret)
-        if slug == "dr-muller":
-            cam.shoot(page, "pro-recherche")
-        page.goto(f"{base}/pro/patient?ins={SHOWCASE_NIR}")
-        cam.shoot(page, name)
+        for url, name in pages:
+            page.goto(url)
+            cam.shoot(page, name)
         page.context.close()
 
 

@@ -43,6 +43,7 @@ from dmp.domain.ins import SYSTEM_NIR, parse_ins
 from dmp.outbox import EMAIL, MailSettings, SmtpTransport, deliver_due
 from dmp.services import records
 from dmp.store.schema_accounts import account
+from dmp.terminology import valueset
 
 pytestmark = pytest.mark.slow
 # One database is enough for journeys through the pages (the services are tested on both).
@@ -50,6 +51,9 @@ ON_POSTGRESQL = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
 PATIENT_EMAIL = "dominique.pat-trois@example.org"
 DOCUMENTS = re.compile("^Documents")
+PUBLISHED_TITLE = "Consultation de suivi du diabète"
+WHY = "Patiente inconsciente aux urgences, antécédents et traitements à connaître"
+CONSULTATION = next(f"{c.system}|{c.code}" for c in valueset("J66") if c.code == "11488-4")
 LAB_LINK = "Lire « Compte rendu d'examens de biologie médicale"
 PRO = {a.slug: a for a in DEMO_PRO_ACCOUNTS}
 
@@ -135,6 +139,16 @@ def test_the_checks_catch_a_page_that_breaks_them(browser: Any) -> None:
     assert any(p.startswith("390 px : page plus large que l'écran") for p in found)
     assert not any(p.startswith("1280 px : page plus large") for p in found)  # checked at phone width
     page.context.close()
+
+
+def _pdf(title: str) -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=14)
+    pdf.cell(text=title)
+    return bytes(pdf.output())
 
 
 def _pro_login(j: Journey, slug: str) -> None:
@@ -224,7 +238,8 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
     _pro_login(gp, "dr-roux")
     _open_record(gp, SHOWCASE_NIR)
     gp.page.get_by_label("J'atteste que le patient m'a autorisé(e) à consulter son DMP").check()
-    gp.click("button", "Enregistrer l'autorisation", "dossier ouvert après attestation")
+    gp.click("button", "Enregistrer l'autorisation", "attestation enregistrée")
+    gp.click("link", "Ouvrir le dossier", "dossier ouvert après attestation")
     assert gp.page.get_by_role("heading", name="Synthèse du dossier").is_visible()
     gp.page.get_by_label("Rechercher dans le texte des documents").fill("glycémie")
     gp.click("button", "Rechercher", "recherche glycémie", exact=True)
@@ -232,14 +247,49 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
     assert "glycémie à jeun" in found
     gp.click("link", LAB_LINK, "lecture par le professionnel")
     assert "Glycémie" in gp.page.content()
+    # She publishes a PDF from the record page.
+    gp.page.go_back()
+    gp.click("link", "Publier un document", "formulaire de publication")
+    gp.page.get_by_label("Fichier du document", exact=False).set_input_files(
+        {"name": "consultation.pdf", "mimeType": "application/pdf", "buffer": _pdf(PUBLISHED_TITLE)}
+    )
+    gp.page.get_by_label("Type de document").select_option(value=CONSULTATION)
+    gp.page.get_by_label("Classe du document").select_option(value="10")
+    gp.page.get_by_label("Titre").fill(PUBLISHED_TITLE)
+    gp.page.get_by_label("Date de l'acte").fill(datetime.now(UTC).strftime("%d/%m/%Y"))
+    gp.page.get_by_label("Type de structure").select_option(value="SA07")
+    gp.page.get_by_label("Cadre d'exercice").select_option(value="AMBULATOIRE")
+    gp.click("button", "Publier le document", "document publié")
+    assert "Document publié" in gp.page.get_by_role("main").inner_text()
     gp.assert_clean()
+
+    # An emergency physician, not authorised, breaks the glass from the refusal page.
+    urgent = Journey(browser, demo)
+    _pro_login(urgent, "dr-berenger")
+    _open_record(urgent, SHOWCASE_NIR)
+    refusal = urgent.page.get_by_role("main").inner_text()
+    assert "Le patient en sera informé" in refusal
+    urgent.page.get_by_label("Justification de l'accès en urgence", exact=False).fill(WHY)
+    urgent.click("button", "Accéder au dossier en urgence", "dossier ouvert en urgence")
+    assert "Accès en urgence (bris de glace)" in urgent.page.get_by_role("main").inner_text()
+    assert urgent.page.get_by_role("heading", name="Synthèse du dossier").is_visible()
+    urgent.assert_clean()
+
+    # The patient sees the published PDF, who attested, and is told of the emergency access.
+    me.goto("/", "accueil patient après les professionnels")
+    assert PUBLISHED_TITLE in me.page.get_by_role("table", name=DOCUMENTS).inner_text()
+    me.click("link", f"Lire « {PUBLISHED_TITLE}", "lecture du PDF publié")
     me.goto("/acces", "qui a accès après attestation")
     assert "ROUX" in me.page.get_by_role("region", name="Professionnels autorisés").inner_text()
+    me.goto("/notifications", "notifications après l'accès en urgence")
+    told = me.page.get_by_role("main").inner_text()
+    assert WHY in told and "BÉRENGER" in told
     # Her access history shows both professionals: the refusal and the attested access.
     me.goto("/", "accueil patient")
     me.click("link", "Historique des accès", "historique des accès")
     history = me.page.get_by_role("table", name=re.compile("^Historique des accès")).inner_text()
     assert "Claire ROUX" in history and "Charles DAVID" in history
+    assert "Hélène BÉRENGER" in history and WHY in history
     me.assert_clean()
 
 
