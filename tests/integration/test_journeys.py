@@ -262,6 +262,11 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
     gp.page.get_by_label("Cadre d'exercice").select_option(value="AMBULATOIRE")
     gp.click("button", "Publier le document", "document publié")
     assert "Document publié" in gp.page.get_by_role("main").inner_text()
+    gp.click("link", "Retour au dossier", "dossier après publication")
+    assert PUBLISHED_TITLE in gp.page.get_by_role("table", name=DOCUMENTS).inner_text()
+    gp.click("link", "Mon historique d'accès à ce dossier", "mon historique d'accès")
+    assert "a ajouté un document" in gp.page.get_by_role("main").inner_text()
+    gp.goto("/pro/patients", "recherche par traits")
     gp.assert_clean()
 
     # An emergency physician, not authorised, breaks the glass from the refusal page.
