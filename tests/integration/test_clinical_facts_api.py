@@ -153,3 +153,21 @@ def test_a_fhir_document_yields_facts(api: Api, patient: Identity) -> None:
     }
     meds = api.get("MedicationStatement", params={"patient": f"Patient/{pid}", "code": "108774000"}).json()
     assert meds["total"] == 1
+
+
+def test_facts_searched_by_last_updated(api: Api, patient: Identity) -> None:
+    """``_lastUpdated`` on a fact is the publication of its document (meta.lastUpdated)."""
+    from datetime import timedelta
+
+    from dmp.fhir.common import instant
+
+    pid = patient_id(api, patient)
+    _lab_report(api, patient)
+    now = api.runtime.now()
+    found = _observations(api, pid, _lastUpdated=f"ge{(now - timedelta(hours=1)).date().isoformat()}")
+    stamps = {e["resource"]["meta"]["lastUpdated"] for e in found["entry"]}
+    assert found["entry"] and all(s[:10] >= instant(now - timedelta(hours=1))[:10] for s in stamps)
+    later = _observations(api, pid, _lastUpdated=f"gt{(now + timedelta(days=2)).date().isoformat()}")
+    assert later.get("entry", []) == []
+    bad = api.get("Observation", params={"patient": f"Patient/{pid}", "_lastUpdated": "hier"})
+    assert bad.status_code == 400

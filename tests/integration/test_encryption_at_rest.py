@@ -336,3 +336,38 @@ def test_cli_rotate_master_replaces_the_key_file(api: Api) -> None:
     api.runtime.keyring = restarted
     sealed_fields.bind_keyring(rt.engine, restarted)
     assert api.get(f"DocumentReference/{doc_id}").json()["content"][0]["attachment"]["title"] == TITLE
+
+
+def test_a_value_sealed_during_a_rotation_opens_with_the_new_key(api: Api) -> None:
+    """A writer sealing under the record's key while ``rotate-record`` runs waits for it (the key
+    lock), then seals under the new key: nothing is left under the destroyed one."""
+    import threading
+    import time
+
+    from dmp.services import notifications
+
+    _, pid_s, _ = _record(api)
+    pid = uuid.UUID(pid_s)
+    rt = api.runtime
+    sealed_at: list[float] = []
+
+    def writer() -> None:
+        with rt.engine.begin() as conn:
+            notifications.notify(conn, pid, "info", f"pendant la rotation {RUN}", rt.now())
+        sealed_at.append(time.monotonic())
+
+    with rt.engine.begin() as conn:
+        done = record_keys.rotate_record(conn, rt.keyring, rt.blobs, pid)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        time.sleep(0.8)
+        assert sealed_at == []  # the writer waits for the rotation
+        committed = time.monotonic()
+    thread.join(timeout=30)
+    for key in done.stale_blobs:
+        rt.blobs.delete(key)
+    assert sealed_at and sealed_at[0] >= committed
+    rt.keyring.forget(pid)
+    with rt.engine.connect() as conn:
+        texts = [t for _, _, t in notifications.list_for(conn, pid)]
+    assert f"pendant la rotation {RUN}" in texts

@@ -95,3 +95,49 @@ def test_patient_reads_own_document(portal: Portal) -> None:
     page = b.get(f"/documents/{doc_id}/lecture")
     assert page.status_code == 200 and "Bilan du patient" in txt(page) and "HbA1c" in txt(page)
     assert "<script" not in page.text.lower()
+
+
+def test_a_level1_pdf_is_shown_in_the_page_and_attached_pdfs_are_linked(portal: Portal) -> None:
+    """The level-1 imaging report's PDF is framed in its « Lire » page (served by the server,
+    same policy and trail as a download); an advance-directives CDA links its attached PDFs;
+    a document one may not see has no pieces either."""
+    from pathlib import Path
+
+    from test_publication_coherence import ANS_TEST_INS, cda_bundle, example_cda
+
+    ident, pid = portal.record()
+    api: Api = portal.api
+    level1 = example_cda("IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml", ident)
+    resp = api.post("", cda_bundle(ident, level1))
+    assert resp.status_code == 200, resp.text
+    img_id = resp.json()["entry"][1]["response"]["location"].split("/")[1]
+    raw = (Path(__file__).parent.parent / "fixtures" / "cda" / "DLU-EHPAD-DLU_2022.01.xml").read_bytes()
+    dlu = raw.replace(ANS_TEST_INS, f'<id extension="{ident.nir}" root="1.2.250.1.213.1.4.8"/>'.encode(), 1)
+    resp = api.post("", cda_bundle(ident, dlu))
+    assert resp.status_code == 200, resp.text
+    dlu_id = resp.json()["entry"][1]["response"]["location"].split("/")[1]
+    rpps, code = portal.professional("doctor")
+    b = portal.browser("/pro")
+    portal.activate(b, rpps, code)
+    page = b.get(f"/pro/documents/{img_id}/lecture")
+    assert page.status_code == 200, page.text
+    frame = f'<iframe class="document-pdf" src="/pro/documents/{img_id}/pieces/corps"'
+    assert frame in page.text
+    assert "frame-src 'self'" in page.headers["content-security-policy"]
+    before = len(_retrieves(portal, "8" + rpps))
+    pdf = b.get(f"/pro/documents/{img_id}/pieces/corps")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in pdf.headers["content-security-policy"]
+    assert len(_retrieves(portal, "8" + rpps)) == before + 1  # traced as a retrieval
+    listed = b.get(f"/pro/documents/{dlu_id}/lecture")
+    assert f'<a class="cda-piece" href="/pro/documents/{dlu_id}/pieces/doc-1">' in listed.text
+    assert b.get(f"/pro/documents/{dlu_id}/pieces/doc-1").content.startswith(b"%PDF")
+    assert b.get(f"/pro/documents/{dlu_id}/pieces/nope").status_code == 404
+    # Someone who may not see the document: the same 404 as for a missing document.
+    rpps2, code2 = portal.professional("doctor2", "david@chu.test")
+    other = portal.browser("/pro")
+    portal.activate(other, rpps2, code2)
+    hidden = other.get(f"/pro/documents/{img_id}/pieces/corps")
+    missing = other.get("/pro/documents/00000000-0000-4000-8000-000000000000/pieces/corps")
+    assert hidden.status_code == missing.status_code == 404 and txt(hidden) == txt(missing)

@@ -490,6 +490,11 @@ CASES = [
     Case("portal-holder-document-read", _page("/documents/{w.doc_id}/lecture"), ((A.DOCUMENT_RETRIEVE, S),),
          setup=_portal_setup("holder")),
     Case("portal-holder-history", _page("/historique"), ((A.AUDIT_READ, S),), setup=_portal_setup("holder")),
+    # The history's exports (issue 13): one read of the trail each, filters or not.
+    Case("portal-holder-history-csv", _page("/historique/export.csv"), ((A.AUDIT_READ, S),),
+         setup=_portal_setup("holder")),
+    Case("portal-holder-history-pdf", _page("/historique/export.pdf?type=publication"), ((A.AUDIT_READ, S),),
+         setup=_portal_setup("holder")),
     # The holder's notices (break-glass alerts, majority): their own messages, not the record's
     # data, and not traced; the case is here so that a change of that choice is deliberate.
     Case("portal-holder-notifications", _page("/notifications"), (), setup=_portal_setup("holder")),
@@ -500,6 +505,8 @@ CASES = [
     Case("portal-representative-document-read", _page("/documents/{w.doc_id}/lecture"),
          ((A.DOCUMENT_RETRIEVE, S),), setup=_portal_setup("representative"), minor=True),
     Case("portal-representative-history", _page("/historique"), ((A.AUDIT_READ, S),),
+         setup=_portal_setup("representative"), minor=True),
+    Case("portal-representative-history-csv", _page("/historique/export.csv"), ((A.AUDIT_READ, S),),
          setup=_portal_setup("representative"), minor=True),
     # ---- professionals' portal ----
     Case("portal-pro-record", _page("/pro/patient?ins={w.ident.nir}"),

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select, true
-from test_sql_matches_decide import PID, _row, actor_st, consents_st, ctx_st, doc_st, prepared  # noqa: F401
+from test_sql_matches_decide import NOW, PID, PROS, _row, actor_st, consents_st, ctx_st, doc_st, prepared  # noqa: F401
 
 from dmp.clinical.text import query_stems, stems
-from dmp.domain.actor import Actor
+from dmp.domain.actor import Actor, ActorKind
 from dmp.policy import Context, DocumentFacts, RecordConsents, RecordFacts
 from dmp.policy.rules import document_visible, record_access
 from dmp.services import fulltext
@@ -36,6 +36,13 @@ def test_content_results_are_what_the_policy_shows(prepared: Engine) -> None:  #
     seen = {"found": 0, "pairs": 0}
 
     @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @example(  # always one match: the patient finds their own document by one of its words
+        actor=Actor(ActorKind.PATIENT, str(PID), "Patient"),
+        consents=RecordConsents(),
+        docs=[(DocumentFacts("11488-4", "10", 0, "approved", None, PROS[0], NOW), ["Plavix", "scanner"])],
+        ctx=Context(now=NOW),
+        query=["plavix"],
+    )
     @given(
         actor=actor_st,
         consents=consents_st,

@@ -161,3 +161,20 @@ def test_non_professional_agents_and_nil_record(kind: str) -> None:
 def test_unknown_action_code_still_renders() -> None:
     info = action_info("document.future")
     assert "document.future" in info.label and info.fhir_action == "E"
+
+
+def test_a_refusal_names_the_attempted_action_once() -> None:
+    """An ``access.refused`` entry (services.trail.refused) reads « tentative refusée : <what was
+    attempted> (<reason>) », not « accès refusé (document.retrieve refusé : …) »."""
+    detail = "access.break_glass refusé : le patient a refusé l'accès en bris de glace"
+    refused = history_line(entry(action=AuditAction.ACCESS_REFUSED, outcome="refused", detail=detail,
+                                 target_ids=()))
+    assert refused.what == ("tentative refusée : accès en urgence (bris de glace) "
+                            "(le patient a refusé l'accès en bris de glace)")
+    assert refused.text == f"Dr Charles MULLER (Médecin, Cabinet du Parc) — {refused.what} — accès normal"
+    assert "refusé :" not in refused.text and "access." not in refused.text
+    unknown = history_line(entry(action=AuditAction.ACCESS_REFUSED, outcome="refused",
+                                 detail="x.y refusé : z"))
+    assert unknown.what == "tentative refusée : accès au dossier (z)"
+    bare = history_line(entry(action=AuditAction.ACCESS_REFUSED, outcome="refused", detail=None))
+    assert bare.what == "tentative refusée : accès au dossier"

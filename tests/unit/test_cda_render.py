@@ -47,6 +47,31 @@ def test_every_fixture_renders_safely(path: Path) -> None:
     _assert_safe(out)
 
 
+BASE = "/documents/00000000-0000-4000-8000-000000000000/pieces/"
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
+def test_with_media_every_url_is_the_servers_own(path: Path) -> None:
+    """With the portal's media URL, the only URLs in a rendering are images and links to this
+    document's own pieces, built by the server; no script, handler or style appears."""
+    out = render_cda(path.read_bytes(), BASE)
+    low = out.lower()
+    markup = " ".join(re.findall(r"<[^>]*>", low))
+    assert "<script" not in markup and "<iframe" not in markup and "style=" not in markup
+    assert re.search(r"\son\w+\s*=", markup) is None
+    for url in re.findall(r'(?:href|src)="([^"]*)"', out):
+        assert url.startswith(BASE) and "/" not in url[len(BASE):], url
+    for scheme in ("http:", "https:", "javascript:"):
+        assert scheme not in low
+    without = render_cda(path.read_bytes())  # the same document without media: no URL at all
+    assert "href" not in without and "src=" not in without
+
+
+def test_a_forged_placeholder_points_only_at_the_documents_own_media() -> None:
+    out = render_cda(_with_text("<paragraph>\u2063dmp-media:x\u2063 https://evil.test</paragraph>"), BASE)
+    assert "src=" not in out and "href" not in out  # no such medium: nothing made of it
+
+
 def test_table_and_list_of_a_real_example() -> None:
     out = render_cda((FIXTURES[0].parent / "VAC_2023.01.xml").read_bytes())
     assert "<table>" in out and "<thead>" in out and "<th>Vaccin</th>" in out and "<td>" in out

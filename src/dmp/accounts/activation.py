@@ -198,7 +198,10 @@ def finish_activation(conn: Connection, keys: AccountKeys, account_id: UUID, now
     conn.execute(
         update(account)
         .where(account.c.id == account_id)
-        .values(status=ACTIVE, activation_hash=None, activation_expires_at=None, updated_at=now)
+        # The activation opens the first session: the next login's « quoi de neuf » starts there.
+        .values(
+            status=ACTIVE, activation_hash=None, activation_expires_at=None, updated_at=now, last_login_at=now
+        )
     )
     return new_recovery_codes(conn, keys, account_id, now)
 

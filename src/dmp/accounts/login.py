@@ -106,7 +106,7 @@ def verify_second_factor(
         return _code_failure(conn, keys, s, acc, now, address)
     throttle.clear(conn, id_key)
     conn.execute(update(account).where(account.c.id == acc.id).values(last_login_at=now))
-    return AuthResult(Outcome.OK, _account(row, conn))
+    return AuthResult(Outcome.OK, _account(row, conn), previous_login=row.last_login_at)
 
 
 def use_recovery_code(

@@ -79,6 +79,7 @@ class AuthResult:
     outcome: Outcome
     account: Account | None = None
     until: datetime | None = None  # end of the lock, for LOCKED
+    previous_login: datetime | None = None  # OK second step: the login before this one (« quoi de neuf »)
 
     @property
     def ok(self) -> bool:
@@ -105,7 +106,7 @@ def seal_contact(
     for the accounts that belong to no record (professionals, representatives: docs/encryption.md)."""
     if patient_id is None:
         return dict(values)
-    dek = sealed_fields.record_dek(conn, patient_id)
+    dek = sealed_fields.write_dek(conn, patient_id)
     return sealed_fields.seal_columns(dek, patient_id, "account", acc_id, **values)
 
 

@@ -24,8 +24,20 @@ from dmp.store.schema_accounts import oauth_client, oauth_code
 
 CODE_LIFETIME = timedelta(seconds=60)
 PATIENT_SCOPE = "patient/*.rs"  # read and search the patient's own record
+# Writes a patient may do in the portal (AC-21, PT-06), SMART v2 letters with their v1 spelling:
+# publish their own documents (c) and mask one (u, the securityLabel PATCH); block / authorise
+# a professional (Consent c) and revoke it (d). The policy still decides each one.
+WRITE_SCOPES = frozenset(
+    {
+        "patient/DocumentReference.cu",
+        "patient/DocumentReference.write",
+        "patient/Consent.cd",
+        "patient/Consent.write",
+    }
+)
 ALLOWED_SCOPES = frozenset(
     {PATIENT_SCOPE, "patient/DocumentReference.rs", "patient/Binary.r", "openid", "launch/patient"}
+    | WRITE_SCOPES
 )
 _PKCE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -105,7 +117,8 @@ def s256(verifier: str) -> str:
 
 
 def normalize_scope(raw: str | None) -> str:
-    """Requested scopes limited to reading; default ``patient/*.rs``."""
+    """Requested scopes among ``ALLOWED_SCOPES`` (reading, and the patient's writes); default
+    ``patient/*.rs``."""
     asked = set((raw or PATIENT_SCOPE).split())
     unknown = asked - ALLOWED_SCOPES
     if unknown:

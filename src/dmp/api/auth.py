@@ -118,17 +118,36 @@ async def token_endpoint(request: Request) -> Response:
     )
 
 
-def _scope_writes(scope: str) -> bool:
-    """SMART v1 (``.write``, ``.*``) or v2 (``.cruds`` letters c, u or d) write permission."""
-    permission = scope.rpartition(".")[2]
-    return permission in ("write", "*") or any(letter in permission for letter in "cud")
+# What each write use case needs of a scoped token: (resource type, SMART v2 permission letter).
+CREATE, UPDATE, DELETE = "c", "u", "d"
+_V1_LETTERS = {"read": "rs", "write": "cud", "*": "cruds"}
 
 
-def require_write_scope(actor: Actor) -> None:
-    """A token granted with read-only scopes (e.g. a patient app's ``patient/*.rs``) cannot write.
+def _scope_grants(scope: str, resource: str, letter: str) -> bool:
+    """SMART v1 (``patient/Consent.write``, ``.*``) or v2 (``patient/Consent.cd``) scope
+    ``scope`` permits ``letter`` on ``resource`` (``*`` for any resource type)."""
+    context, _, rest = scope.partition("/")
+    rtype, _, permission = rest.partition(".")
+    if context not in ("patient", "user", "system") or rtype not in (resource, "*"):
+        return False
+    letters = _V1_LETTERS.get(permission, permission.partition("?")[0])
+    return letter in letters
+
+
+def require_write_scope(actor: Actor, resource: str, letter: str) -> None:
+    """A token granted with scopes (a patient app's) writes only what they name: a publication
+    needs ``patient/DocumentReference.c``, a mask ``.u``, a consent ``patient/Consent.c`` / ``.d``
+    (docs/accounts.md). What the scope allows, the policy still decides (a patient app never does
+    more than its patient).
 
     Tokens without scopes (professional software, SMART Backend Services) are not limited here;
     what they may do is the policy's decision.
     """
-    if actor.scopes and not any(_scope_writes(s) for s in actor.scopes):
-        raise DmpError("FORBIDDEN", f"jeton en lecture seule (portée {' '.join(sorted(actor.scopes))})")
+    if actor.scopes and not any(_scope_grants(s, resource, letter) for s in actor.scopes):
+        granted = " ".join(sorted(actor.scopes))
+        verb = {CREATE: "créer", UPDATE: "modifier", DELETE: "supprimer"}.get(letter, "écrire")
+        raise DmpError(
+            "FORBIDDEN",
+            f"jeton sans droit d'écriture pour {verb} une ressource {resource} (portée {granted}) ; "
+            "jeton en lecture seule pour cette ressource",
+        )

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dmp.accounts.oauth import ALLOWED_SCOPES
-from dmp.api.auth import authenticate, require_write_scope
+from dmp.api.auth import CREATE, DELETE, UPDATE, authenticate, require_write_scope
 from dmp.api.http import (
     JSON_TYPES,
     PATCH_TYPES,
@@ -107,7 +107,7 @@ async def metadata(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
-    require_write_scope(actor)
+    require_write_scope(actor, "DocumentReference", CREATE)
     rt = state.runtime
     bundle = await read_json(request, rt.settings.max_request_bytes)
     req = parse_provide_bundle(
@@ -154,7 +154,7 @@ async def create_document_reference(request: Request) -> Response:
     ``attachment.data`` carries the document, the server building the SubmissionSet."""
     state = _state(request)
     actor = authenticate(request, state)
-    require_write_scope(actor)
+    require_write_scope(actor, "DocumentReference", CREATE)
     rt = state.runtime
     body = await read_json(request, rt.settings.max_request_bytes)
     now = rt.now()
@@ -206,7 +206,7 @@ async def read_document_reference(request: Request) -> Response:
 async def patch_document_reference(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
-    require_write_scope(actor)
+    require_write_scope(actor, "DocumentReference", UPDATE)
     rt = state.runtime
     ops = await read_json(request, 1024 * 1024, PATCH_TYPES)
     raw_id = request.path_params.get("id")
@@ -374,7 +374,7 @@ async def create_patient(request: Request) -> Response:
     """TD1: a professional opens the record, attesting the patient's consent."""
     state = _state(request)
     actor: Actor = authenticate(request, state)
-    require_write_scope(actor)
+    require_write_scope(actor, "Patient", CREATE)
     access.require_health_professional(actor)
     rt = state.runtime
     body = await read_json(request, 256 * 1024, JSON_TYPES)
@@ -424,7 +424,7 @@ async def create_consent(request: Request) -> Response:
     professional's attestations ("le patient m'a autorisé", care team)."""
     state = _state(request)
     actor = authenticate(request, state)
-    require_write_scope(actor)
+    require_write_scope(actor, "Consent", CREATE)
     rt = state.runtime
     body = await read_json(request, 64 * 1024)
     if not isinstance(body, dict):
@@ -463,7 +463,7 @@ async def search_consents(request: Request) -> Response:
 async def revoke_consent(request: Request) -> Response:
     state = _state(request)
     actor = authenticate(request, state)
-    require_write_scope(actor)
+    require_write_scope(actor, "Consent", DELETE)
     rt = state.runtime
     cid = _id(request.path_params["id"])
 

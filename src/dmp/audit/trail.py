@@ -14,7 +14,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, not_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    func,
+    insert,
+    not_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -212,8 +223,11 @@ def _entries_query(
     end: datetime | None,
     actor_id: str | None = None,
     hide_targets: Iterable[str] = (),
+    conditions: Iterable[ColumnElement[bool]] = (),
 ) -> Select[Any]:
     q = select(audit_entry)
+    for condition in conditions:
+        q = q.where(condition)
     if actor_id is not None:
         q = q.where(audit_entry.c.actor_id == actor_id)
     for ref in hide_targets:  # target_ids is the JSON list of references, as text
@@ -232,8 +246,11 @@ def count_entries(
     patient_id: UUID | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    *,
+    hide_targets: Iterable[str] = (),
+    conditions: Iterable[ColumnElement[bool]] = (),
 ) -> int:
-    inner = _entries_query(patient_id, start, end).subquery()
+    inner = _entries_query(patient_id, start, end, None, tuple(hide_targets), tuple(conditions)).subquery()
     return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
 
@@ -249,14 +266,16 @@ def iter_entries(
     batch: int = 1000,
     actor_id: str | None = None,
     hide_targets: Iterable[str] = (),
+    conditions: Iterable[ColumnElement[bool]] = (),
 ) -> Iterator[StoredEntry]:
     """Entries in chain order (record, then position), or newest first within a record.
 
     ``start``/``end`` bound ``at`` as [start, end); ``actor_id`` keeps one actor's entries;
     entries naming any of ``hide_targets`` (references such as ``DocumentReference/<id>``) are
-    left out (what the reader may not learn of, ``dmp.policy.trail_entry_visible``).
+    left out (what the reader may not learn of, ``dmp.policy.trail_entry_visible``); every one of
+    ``conditions`` (on ``audit_entry`` columns: the history's filters) must hold.
     """
-    q = _entries_query(patient_id, start, end, actor_id, tuple(hide_targets))
+    q = _entries_query(patient_id, start, end, actor_id, tuple(hide_targets), tuple(conditions))
     if newest_first:
         q = q.order_by(audit_entry.c.patient_id, audit_entry.c.seq.desc())
     else:

@@ -207,7 +207,7 @@ class _Reader:
                 self.failed.append(f"entrée {index + 1} ({rtype}) illisible : {type(exc).__name__}")
                 continue
             if fact is None:
-                self.skipped += 1
+                self.skipped += rtype not in _FRAME  # a frame resource that states no fact
             else:
                 self.facts.append(fact)
 
@@ -429,6 +429,37 @@ def _device_use(r: _Reader, res: Json, prov: ProvenanceOf) -> Fact:
     )
 
 
+ROLE_CLASS = "http://terminology.hl7.org/CodeSystem/v3-RoleClass"
+TRUSTED_PERSON_TEXT = "personne de confiance"
+
+
+def _trusted_person(r: _Reader, res: Json, prov: ProvenanceOf) -> Fact | None:
+    """A RelatedPerson whose relationship says « Personne de confiance » (v3-RoleClass NOK with
+    that text, as ``dmp.clinical.fhir`` writes it); any other RelatedPerson is the frame."""
+    rels = [_obj(c) for c in _list(res.get("relationship"))]
+    if not any((_str(c.get("text")) or "").strip().lower() == TRUSTED_PERSON_TEXT for c in rels):
+        return None
+    names = [_obj(n) for n in _list(res.get("name"))]
+    name = next((_str(n.get("text")) for n in names if _str(n.get("text"))), None)
+    if name is None and names:
+        given = [g for g in _list(names[0].get("given")) if isinstance(g, str)]
+        name = " ".join([*given, _str(names[0].get("family")) or ""]).strip() or None
+    scheme = {"phone": "tel", "email": "mailto", "fax": "fax"}
+    telecom = tuple(
+        f"{scheme.get(_str(t.get('system')) or '', 'tel')}:{_str(t.get('value'))}"
+        for t in (_obj(x) for x in _list(res.get("telecom")))
+        if _str(t.get("value"))
+    )
+    code = next((_code(c) for c in rels if c.get("coding") and _code(c) and not _is_nok(c)), None)
+    return Fact(kind="trusted_person", provenance=prov(None), code=code, status="active", name=name,
+                telecom=telecom)
+
+
+def _is_nok(cc: Json) -> bool:
+    codings = [_obj(c) for c in _list(cc.get("coding"))]
+    return any(c.get("system") == ROLE_CLASS and c.get("code") == "NOK" for c in codings)
+
+
 Reader = Callable[[_Reader, Json, ProvenanceOf], Fact | None]
 _READERS: dict[str, Reader] = {
     "AllergyIntolerance": _allergy,
@@ -438,6 +469,7 @@ _READERS: dict[str, Reader] = {
     "Observation": _observation,
     "Immunization": _immunization,
     "DeviceUseStatement": _device_use,
+    "RelatedPerson": _trusted_person,
 }
 # The document's frame and what facts refer to: neither facts nor skipped entries.
 _FRAME = frozenset(

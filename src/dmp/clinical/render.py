@@ -5,17 +5,29 @@ size); every HTML element of the output is built here from the parsed tree (neve
 the XML), and the whole fragment then goes through ``nh3`` (ammonia) with an allow-list:
 no script, no ``style`` attribute, no event handler, no URL at all (no ``href``/``src``).
 Malformed input gives a French message fragment, never an exception.
+
+Attached media (a level-1 body, ``observationMedia``, a PDF document) are served by the portal
+at a URL of its own (``media_of`` finds them); the one place an URL enters the fragment is
+after sanitising, where a ``renderMultiMedia`` placeholder becomes an ``<img>`` or a link built
+here from that server URL and the object's checked id — never from the document's text.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextvars
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
+from urllib.parse import quote
 
 import nh3
 from lxml import etree
 
 from dmp.cda import hardened_parser
+from dmp.clinical.render_fhir import fhir_document_html
 
 MAX_BYTES = 20 * 1024 * 1024
 V3 = "urn:hl7-org:v3"
@@ -27,7 +39,18 @@ UNREADABLE = (
     "document CDA lisible. Vous pouvez le télécharger.</p>"
 )
 PDF_NOTE = "document PDF joint : ouvrez-le avec « Télécharger »"
+PDF_SHOWN = "document PDF : il est affiché ci-dessus"
 MULTIMEDIA = "[contenu multimédia non affiché]"
+INLINE_MIME = frozenset({"application/pdf", "image/jpeg", "image/png", "image/gif"})
+_MEDIA_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The server URL prefix of this document's media and their types, while one document renders.
+_MEDIA: contextvars.ContextVar[tuple[str, dict[str, str]] | None] = contextvars.ContextVar(
+    "dmp_render_media", default=None
+)
+# Invisible separators around the id; a document that writes such a token itself can only
+# point at its own media, which its reader may open anyway.
+_PLACEHOLDER = "\u2063dmp-media:{}\u2063"
+_PLACEHOLDER_RE = re.compile("\u2063dmp-media:([A-Za-z0-9._-]{1,64})\u2063")
 
 ALLOWED_TAGS = {
     "div", "section", "header", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "li", "dl", "dt", "dd",
@@ -69,8 +92,19 @@ def sanitise(fragment: str) -> str:
     )
 
 
-def render_cda(cda_bytes: bytes) -> str:
-    """An HTML fragment (French labels) for ``cda_bytes``; the French message when unreadable."""
+def render_cda(cda_bytes: bytes, media_base: str | None = None) -> str:
+    """An HTML fragment (French labels) for ``cda_bytes``; the French message when unreadable.
+    With ``media_base`` (the portal URL prefix of this document's media), images are shown and
+    attached files linked; without it, a note says they are not shown."""
+    media = {k: m.mime for k, m in media_of(cda_bytes, "text/xml").items()} if media_base else {}
+    token = _MEDIA.set((media_base, media) if media_base else None)
+    try:
+        return _with_media(_render_cda(cda_bytes), media_base, media)
+    finally:
+        _MEDIA.reset(token)
+
+
+def _render_cda(cda_bytes: bytes) -> str:
     if not isinstance(cda_bytes, bytes) or len(cda_bytes) > MAX_BYTES:
         return UNREADABLE
     try:
@@ -156,7 +190,7 @@ def _body(root: etree._Element) -> str:
     if (text.get("representation") or "").upper() == "B64":
         media = (text.get("mediaType") or "").lower()
         if media == "application/pdf":
-            return f'<p class="cda-note">{escape(PDF_NOTE)}</p>'
+            return f'<p class="cda-note">{escape(PDF_SHOWN if _MEDIA.get() else PDF_NOTE)}</p>'
         note = f"contenu joint ({media or 'type inconnu'}) : ouvrez-le avec « Télécharger »"
         return f'<p class="cda-note">{escape(note)}</p>'
     return f"<pre>{escape(''.join(text.itertext()))}</pre>"
@@ -233,7 +267,7 @@ _SPECIAL: dict[str, Callable[[etree._Element], str]] = {
     "th": lambda el: _cell(el, "th"),
     "td": lambda el: _cell(el, "td"),
     "br": lambda el: "<br>",
-    "renderMultiMedia": lambda el: f'<span class="cda-note">{escape(MULTIMEDIA)}</span>',
+    "renderMultiMedia": lambda el: _multimedia(el),
     "col": lambda el: "",
     "colgroup": lambda el: "",
     "footnoteRef": lambda el: "",
@@ -253,13 +287,98 @@ def _narrative(el: etree._Element) -> str:
     return _wrap("span", _children(el))
 
 
-def render_document(data: bytes, mime_type: str) -> str:
-    """A stored document of any MIME type: CDA (XML) rendered, plain text in ``<pre>``, else a note."""
+def render_document(data: bytes, mime_type: str, media_base: str | None = None) -> str:
+    """A stored document of any MIME type: CDA (XML) or FHIR document rendered, plain text in
+    ``<pre>``, else a note."""
     mime = mime_type.lower()
     if "xml" in mime:
-        return render_cda(data)
+        return render_cda(data, media_base)
+    if mime in ("application/fhir+json", "application/json"):
+        return sanitise(fhir_document_html(data, MAX_BYTES))
     if mime == "text/plain":
         return sanitise(f"<pre>{escape(data[:MAX_BYTES].decode('utf-8', 'replace'))}</pre>")
     if mime == "application/pdf":
-        return f'<p class="cda-note">{escape(PDF_NOTE)}</p>'
+        return f'<p class="cda-note">{escape(PDF_SHOWN if media_base else PDF_NOTE)}</p>'
     return f'<p class="cda-note">{escape("contenu joint : ouvrez-le avec « Télécharger »")}</p>'
+
+
+# ---- attached media ----
+
+
+@dataclass(frozen=True)
+class Media:
+    mime: str
+    data: bytes
+
+
+def media_of(data: bytes, mime_type: str) -> dict[str, Media]:
+    """The media a reader may open inline, by key: ``document`` (a PDF document itself),
+    ``corps`` (a level-1 CDA's body) and each ``observationMedia`` by its ID. Bounded; a part
+    that does not decode is left out."""
+    mime = mime_type.lower().split(";")[0].strip()
+    if mime == "application/pdf":
+        return {"document": Media(mime, data)}
+    if "xml" not in mime or len(data) > MAX_BYTES:
+        return {}
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return {}
+    found: dict[str, Media] = {}
+    body = root.find(".//cda:nonXMLBody/cda:text", NS)
+    if body is not None and (part := _b64(body)) is not None:
+        found["corps"] = part
+    for el in root.iterfind(".//cda:observationMedia", NS):
+        key, value = el.get("ID") or "", el.find("cda:value", NS)
+        if _MEDIA_ID.fullmatch(key) and value is not None and (part := _b64(value)) is not None:
+            found[key] = part
+    return found
+
+
+def _b64(el: etree._Element) -> Media | None:
+    if (el.get("representation") or "").upper() != "B64":
+        return None
+    try:
+        raw = base64.b64decode("".join(el.itertext()), validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    return Media((el.get("mediaType") or "application/octet-stream").lower(), raw)
+
+
+def inline_pdf(data: bytes, mime_type: str) -> str | None:
+    """The media key of the PDF a « Lire » page shows in full (a PDF document, or a level-1
+    CDA whose body is a PDF), if any."""
+    mime = mime_type.lower().split(";")[0].strip()
+    if mime == "application/pdf":
+        return "document"
+    if "xml" not in mime:
+        return None
+    body = media_of(data, mime).get("corps")
+    return "corps" if body is not None and body.mime == "application/pdf" else None
+
+
+def _multimedia(el: etree._Element) -> str:
+    ref = el.get("referencedObject") or ""
+    current = _MEDIA.get()
+    if current is None or not _MEDIA_ID.fullmatch(ref) or ref not in current[1]:
+        return f'<span class="cda-note">{escape(MULTIMEDIA)}</span>'
+    return _PLACEHOLDER.format(ref)
+
+
+def _with_media(fragment: str, media_base: str | None, media: dict[str, str]) -> str:
+    """The placeholders of the sanitised fragment as images (shown) or links (other files)."""
+    if not media_base:
+        return fragment
+
+    def tag(m: re.Match[str]) -> str:
+        key = m.group(1)
+        mime = media.get(key)
+        if mime is None:
+            return escape(MULTIMEDIA)
+        url = escape(media_base + quote(key), quote=True)
+        if mime.startswith("image/") and mime in INLINE_MIME:
+            return f'<img class="cda-image" src="{url}" alt="Image jointe au document">'
+        label = "Ouvrir la pièce jointe (PDF)" if mime == "application/pdf" else "Ouvrir la pièce jointe"
+        return f'<a class="cda-piece" href="{url}">{escape(label)}</a>'
+
+    return _PLACEHOLDER_RE.sub(tag, fragment)

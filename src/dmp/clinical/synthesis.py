@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dmp.clinical import units
+from dmp.fhir.common import concept_label as label
 
 Json = dict[str, Any]
 Trend = Literal["up", "down", "stable", "none"]
@@ -75,17 +76,6 @@ def fold(text: str) -> str:
     """Text as compared for merging: no case, no accents, single spaces."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
-
-
-def label(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return ""
-    if concept.get("text"):
-        return str(concept["text"])
-    for c in concept.get("coding", []):
-        if c.get("display") or c.get("code"):
-            return str(c.get("display") or c.get("code"))
-    return ""
 
 
 def concept_key(concept: Any) -> str:

@@ -125,6 +125,18 @@ def instant(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def concept_label(concept: Any) -> str:
+    """A CodeableConcept as read: its text, else its first display, else its first code."""
+    if not isinstance(concept, dict):
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    for c in concept.get("coding", []):
+        if c.get("display") or c.get("code"):
+            return str(c.get("display") or c.get("code"))
+    return ""
+
+
 def codings(concept: Any) -> list[Json]:
     """The codings of a CodeableConcept, or a lone Coding as a one-item list."""
     if not isinstance(concept, dict):

@@ -1,9 +1,11 @@
-"""A document uploaded from the professionals' portal, as the ProvideRequest of ITI-65.
+"""A document uploaded from the portal, as the ProvideRequest of ITI-65.
 
-The portal's metadata form becomes the DocumentReference a professional's software would send
-(PDSm comprehensive, CI-SIS value sets), carrying the document; the server builds the
-SubmissionSet as for ITI-105 (``simplified.parse_simplified_publish``), so parsing, validation,
-coherence, policy and trail are those of any publication (``services.publish.publish``).
+The professionals' metadata form, or the patient's « Ajouter un document » (their own
+documents: PDF, JPEG, PNG, plain text; author the patient), becomes the DocumentReference a
+professional's software would send (PDSm comprehensive, CI-SIS value sets), carrying the
+document; the server builds the SubmissionSet as for ITI-105
+(``simplified.parse_simplified_publish``), so parsing, validation, coherence, policy and trail
+are those of any publication (``services.publish.publish``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,20 @@ from dmp.terminology import Concept, valueset
 
 PDF = "application/pdf"
 CDA = "text/xml"
-# XDS-SD for an unstructured PDF; « modèles hors profils » for a CDA outside the CI-SIS volets.
-FORMAT_OF_MIME = {PDF: "urn:ihe:iti:xds-sd:pdf:2008", CDA: "urn:asipSante:modelesHorsProfils:2011"}
+JPEG = "image/jpeg"
+PNG = "image/png"
+TEXT = "text/plain"
+FHIR_JSON = "application/fhir+json"
+# XDS-SD for an unstructured PDF, text or JPEG; « modèles hors profils » for a CDA outside the
+# CI-SIS volets, and for what JDV_J60 has no XDS-SD format of (PNG, a FHIR document).
+FORMAT_OF_MIME = {
+    PDF: "urn:ihe:iti:xds-sd:pdf:2008",
+    CDA: "urn:asipSante:modelesHorsProfils:2011",
+    JPEG: "urn:ihe:iti-fr:xds-sd:jpeg:2010",
+    PNG: "urn:asipSante:modelesHorsProfils:2011",
+    TEXT: "urn:ihe:iti:xds-sd:text:2008",
+    FHIR_JSON: "urn:asipSante:modelesHorsProfils:2011",
+}
 IDNPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 PROFILE = "https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference"
 
@@ -41,8 +55,7 @@ class Upload:
     practice: Concept  # JDV_J04
     title: str
     act_time: datetime  # the date of the act (aware)
-    author_idnps: str
-    author_name: str
+    author: Json  # the contained author: ``practitioner_author`` or ``patient_author``
     masked: bool  # MASQUE_PS
     invisible_to_patient: bool  # INVISIBLE_PATIENT
     replaces: str | None = None  # "DocumentReference/<id>"
@@ -56,6 +69,25 @@ def sniff_mime(content: bytes) -> str | None:
     return CDA if head.startswith(b"<") else None
 
 
+def sniff_patient_mime(content: bytes) -> str | None:
+    """What a patient may add, from the bytes themselves: PDF, JPEG, PNG or plain UTF-8 text
+    (no control characters but tab and line ends); None for anything else (XML, HTML included:
+    a patient's text is never read as markup)."""
+    if content.startswith(b"%PDF-"):
+        return PDF
+    if content.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    if text.lstrip()[:1] == "<" or any(ord(ch) < 32 and ch not in "\t\r\n" for ch in text):
+        return None
+    return TEXT
+
+
 def _sha1_b64(content: bytes) -> str:
     return base64.b64encode(hashlib.sha1(content, usedforsecurity=False).digest()).decode()
 
@@ -64,16 +96,30 @@ def _coding(c: Concept) -> Json:
     return {"system": c.system, "code": c.code, "display": c.display}
 
 
-def _author(idnps: str, name: str) -> Json:
+def _human(name: str) -> Json:
     parts = name.split() or ["Inconnu"]
     human: Json = {"family": parts[-1]}
     if parts[:-1]:
         human["given"] = parts[:-1]
+    return human
+
+
+def practitioner_author(idnps: str, name: str) -> Json:
     return {
         "resourceType": "Practitioner",
         "id": "author",
         "identifier": [{"system": IDNPS_SYSTEM, "value": idnps}],
-        "name": [human],
+        "name": [_human(name)],
+    }
+
+
+def patient_author(ins_system: str, ins_value: str, name: str) -> Json:
+    """The patient as the author of their own document (``parse_author``: AuthorKind.PATIENT)."""
+    return {
+        "resourceType": "Patient",
+        "id": "author",
+        "identifier": [{"system": ins_system, "value": ins_value}],
+        "name": [_human(name)],
     }
 
 
@@ -85,7 +131,7 @@ def document_reference(u: Upload, ins_system: str, ins_value: str) -> Json:
     dr: Json = {
         "resourceType": "DocumentReference",
         "meta": {"profile": [PROFILE]},
-        "contained": [_author(u.author_idnps, u.author_name)],
+        "contained": [u.author],
         # A UUID-derived OID (ITU-T X.667): unique without a registry of the portal's own.
         "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:2.25.{uuid.uuid4().int}"},
         "status": "current",

@@ -117,8 +117,11 @@ _FACT_CODE = SearchParam(
     "code", "token", "Code du fait (LOINC, SNOMED CT, CIM-10, ATC…), avec ou sans système."
 )
 _FACT_DATE = SearchParam("date", "date", "Date du fait (prélèvement, administration, début…).")
+_FACT_UPDATED = SearchParam(
+    "_lastUpdated", "date", "Date d'enregistrement du fait (meta.lastUpdated : sa publication)."
+)
 for _type in FACT_TYPES:
-    SEARCH_PARAMETERS[_type] = (_PATIENT, _PATIENT_INS, _FACT_CODE, _FACT_DATE) + (
+    SEARCH_PARAMETERS[_type] = (_PATIENT, _PATIENT_INS, _FACT_CODE, _FACT_DATE, _FACT_UPDATED) + (
         (SearchParam("category", "token", "laboratory ou vital-signs."),) if _type == "Observation" else ()
     )
 

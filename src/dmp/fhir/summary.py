@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from dmp.fhir.common import Json
+from dmp.fhir.common import concept_label as _label
 
 LOINC = "http://loinc.org"
 TITLE = "Synthèse du dossier médical partagé"
@@ -28,18 +28,6 @@ EMPTY_REASON = {
         }
     ]
 }
-
-
-def _label(concept: Any) -> str:
-    """A CodeableConcept as read: its text, else its first display, else its first code."""
-    if not isinstance(concept, dict):
-        return ""
-    if concept.get("text"):
-        return str(concept["text"])
-    for c in concept.get("coding", []):
-        if c.get("display") or c.get("code"):
-            return str(c.get("display") or c.get("code"))
-    return ""
 
 
 def _status(res: Json, key: str) -> str:

@@ -197,7 +197,7 @@ def patch(conn: Connection, rt: Runtime, actor: Actor, doc_id: UUID, ops: Any, n
             version_id=version,
             last_updated=now,
             **sealed_fields.seal_columns(
-                sealed_fields.record_dek(conn, row.patient_id, rt.keyring),
+                sealed_fields.write_dek(conn, row.patient_id, rt.keyring),
                 row.patient_id,
                 "document",
                 doc_id,
@@ -297,6 +297,16 @@ def list_lines(conn: Connection, patient_id: UUID, ids: list[UUID]) -> list[Any]
     return [
         sealed_fields.open_row(conn, r, "document", _SEALED, patient_id=patient_id, dek=dek) for r in rows
     ]
+
+
+def submitted_since(conn: Connection, patient_id: UUID, ids: list[UUID], since: datetime) -> set[UUID]:
+    """Which of ``ids`` (documents of ``patient_id`` already found visible) were published at or
+    after ``since``."""
+    if not ids:
+        return set()
+    d = document.c
+    q = select(d.id).where(d.patient_id == patient_id, d.id.in_(ids), d.submission_time >= since)
+    return set(conn.execute(q).scalars())
 
 
 def title_of(conn: Connection, patient_id: UUID, doc_id: UUID) -> str | None:

@@ -49,7 +49,7 @@ def apply_emergency_obligations(
             actor_name=actor.name,
             mode=decision.mode.value,
             justification=sealed_fields.seal_text(
-                sealed_fields.record_dek(conn, patient_id), patient_id, "emergency_access.justification",
+                sealed_fields.write_dek(conn, patient_id), patient_id, "emergency_access.justification",
                 session_id, actor.justification,
             ),
             started_at=now,

@@ -54,6 +54,10 @@ def _date(values: list[str], key: str) -> ColumnElement[bool]:
     return and_(*(search.date_condition(clinical_fact.c.effective_time, v, key) for v in values))
 
 
+def _stored(values: list[str], key: str) -> ColumnElement[bool]:
+    return and_(*(search.date_condition(clinical_fact.c.created, v, key) for v in values))
+
+
 def _category(values: list[str], _key: str) -> ColumnElement[bool]:
     kinds = [_CATEGORIES[v.rpartition("|")[2]] for v in values if v.rpartition("|")[2] in _CATEGORIES]
     return clinical_fact.c.kind.in_(kinds) if kinds else false()
@@ -65,6 +69,7 @@ FACT_FILTERS: dict[str, Filter | None] = {
     "patient.identifier": None,
     "code": _code,
     "date": _date,
+    "_lastUpdated": _stored,
     "category": _category,
 }
 

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, insert, select
 from dmp.clinical import Extraction, Fact, read_document
 from dmp.clinical.fhir import RESOURCE_TYPES, system_uri, to_fhir
 from dmp.clinical.pdftext import pdf_text
-from dmp.fhir.common import dumps
+from dmp.fhir.common import dumps, instant
 from dmp.services import fulltext
 from dmp.store import crypto, sealed_fields
 from dmp.store.schema import clinical_fact, clinical_ingestion, document, document_text, document_token
@@ -67,6 +67,8 @@ def fact_row(
 ) -> dict[str, object]:
     fact_id = f"{doc_id}-{ordinal}"
     resource = to_fhir(fact, resource_id=fact_id, document_id=str(doc_id), patient_id=str(pid))
+    # A fact never changes once stored (a replacement's facts are new rows): stored = last updated.
+    resource["meta"] = {**resource.get("meta", {}), "lastUpdated": instant(now)}
     plain = dumps(resource)
     sha = hashlib.sha256(plain).hexdigest()
     return dict(

@@ -133,6 +133,7 @@ def rotate_record(conn: Connection, ring: KeyRing, blobs: BlobStore, pid: UUID) 
     """A new data key for one record: every sealed field, document blob and clinical fact
     re-encrypted, the new key wrapped in place of the old one (which is then gone from the
     database and from memory). The old blobs are listed for deletion after the commit."""
+    sealed_fields.lock_key_for_rotation(conn, pid)  # no value sealed under the old key meanwhile
     old = sealed_fields.record_dek(conn, pid, ring)
     new, wrapped = ring.new_record_key()
     out = Rotated(fields=_reseal_fields(conn, pid, old, new))

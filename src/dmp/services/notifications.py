@@ -20,7 +20,7 @@ def notify(conn: Connection, patient_id: UUID, kind: str, text: str, now: dateti
     # SE-02: the text may quote a justification or a title, sealed under the record's key
     note_id = uuid.uuid4()
     sealed = sealed_fields.seal_text(
-        sealed_fields.record_dek(conn, patient_id), patient_id, "patient_notification.text", note_id, text
+        sealed_fields.write_dek(conn, patient_id), patient_id, "patient_notification.text", note_id, text
     )
     conn.execute(
         insert(patient_notification).values(

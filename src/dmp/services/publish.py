@@ -181,7 +181,7 @@ def _store_all(
 ) -> tuple[list[UUID], list[ingest.Ingested]]:
     """The documents, their blobs and the versions they replace; the ids of those replaced, and
     how the extraction of each document's clinical facts went."""
-    dek = record_dek(conn, rt, plan.pid)
+    dek = sealed_fields.write_dek(conn, plan.pid, rt.keyring)  # sealing: no rotation meanwhile
     # Until this transaction ends, nothing removes this record's blobs (a rollback's cleanup, gc).
     blob_hygiene.hold_for_publication(conn, plan.pid)
     replaced: list[UUID] = []
@@ -215,7 +215,7 @@ def _store_submission_set(
             content_type_code=_designation(sub),
             archived=False,
             **sealed_fields.seal_columns(
-                record_dek(conn, rt, plan.pid), plan.pid, "submission_set", plan.set_id,
+                sealed_fields.write_dek(conn, plan.pid, rt.keyring), plan.pid, "submission_set", plan.set_id,
                 title=sub.get("title"), resource_json=dumps(sub_resource),
             ),
         ),
@@ -442,7 +442,7 @@ def _replace(
             version_id=version,
             last_updated=now,
             **sealed_fields.seal_columns(
-                sealed_fields.record_dek(conn, pid, rt.keyring), pid, "document", old_row.id,
+                sealed_fields.write_dek(conn, pid, rt.keyring), pid, "document", old_row.id,
                 resource_json=dumps(resource),
             ),
         )

@@ -195,7 +195,7 @@ def close(conn: Connection, actor: Actor, patient_id: UUID, reason: str | None, 
             record_status=CLOSED,
             closed_at=now,
             closure_reason=sealed_fields.seal_text(
-                sealed_fields.record_dek(conn, patient_id),
+                sealed_fields.write_dek(conn, patient_id),
                 patient_id,
                 "patient.closure_reason",
                 patient_id,
@@ -275,7 +275,7 @@ def _event(
             actor_name=actor.name,
             channel=channel,
             detail=sealed_fields.seal_text(
-                sealed_fields.record_dek(conn, pid), pid, "record_event.detail", event_id, detail
+                sealed_fields.write_dek(conn, pid), pid, "record_event.detail", event_id, detail
             ),
         )
     )

@@ -30,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select, text, update
 
 from dmp.store.crypto import NONCE_BYTES, KeyRing
 from dmp.store.schema import record_key
@@ -58,14 +58,13 @@ def keyring_of(conn: Connection) -> KeyRing:
 
 
 def record_dek_if_any(conn: Connection, patient_id: UUID) -> bytes | None:
-    """The record's data key, or None when no key ring is bound or ``patient_id`` has no record
-    (record-less outbox messages, tools working on a bare database)."""
+    """The record's data key for sealing (``write_dek``), or None when no key ring is bound or
+    ``patient_id`` has no record (record-less outbox messages, tools working on a bare database)."""
     if not has_keyring(conn):
         return None
-    wrapped = conn.execute(
-        select(record_key.c.wrapped_key).where(record_key.c.patient_id == patient_id)
-    ).scalar()
-    return keyring_of(conn).unwrap(patient_id, bytes(wrapped)) if wrapped is not None else None
+    k = record_key.c
+    exists = conn.execute(select(k.patient_id).where(k.patient_id == patient_id)).first()
+    return write_dek(conn, patient_id) if exists is not None else None
 
 
 def record_dek(conn: Connection, patient_id: UUID, keyring: KeyRing | None = None) -> bytes:
@@ -75,6 +74,38 @@ def record_dek(conn: Connection, patient_id: UUID, keyring: KeyRing | None = Non
         select(record_key.c.wrapped_key).where(record_key.c.patient_id == patient_id)
     ).scalar_one()
     return ring.unwrap(patient_id, bytes(wrapped))
+
+
+# A record's key is replaced (``dmp keys rotate-record``) under an exclusive advisory lock of
+# this space; every writer that seals under it holds the shared one first (PostgreSQL; SQLite's
+# BEGIN IMMEDIATE already excludes any other writer). A value is thus never sealed under a key
+# that a concurrent rotation is about to destroy.
+_KEY_LOCK_SPACE = 0x5E02
+
+
+def _key_lock(patient_id: UUID) -> dict[str, int]:
+    return {"space": _KEY_LOCK_SPACE, "key": int.from_bytes(patient_id.bytes[:4], "big", signed=True)}
+
+
+def write_dek(conn: Connection, patient_id: UUID, keyring: KeyRing | None = None) -> bytes:
+    """The record's data key for sealing a value in this transaction: read once the shared key
+    lock is held, so that a rotation either committed before (its new key is read) or waits."""
+    if conn.dialect.name == "postgresql":
+        txn = conn.get_transaction()
+        owner, held = conn.info.get("dmp_key_locks", (None, set()))
+        if owner is not txn:  # the locks of an earlier transaction were released at its end
+            owner, held = txn, set()
+            conn.info["dmp_key_locks"] = (owner, held)
+        if patient_id not in held:
+            conn.execute(text("SELECT pg_advisory_xact_lock_shared(:space, :key)"), _key_lock(patient_id))
+            held.add(patient_id)
+    return record_dek(conn, patient_id, keyring)
+
+
+def lock_key_for_rotation(conn: Connection, patient_id: UUID) -> None:
+    """Before replacing a record's key: wait for the transactions sealing under it, keep new ones out."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), _key_lock(patient_id))
 
 
 def _aad(patient_id: UUID, field: str, row_id: UUID | str) -> bytes:

@@ -96,6 +96,9 @@ def code_get(ctx: Ctx) -> Response:
     return _code_form(ctx, acc)
 
 
+PREVIOUS_LOGIN = "previous_login"  # session data: ISO time of the account's login before this session's
+
+
 def make_code_post(after_login: AfterLogin) -> Callable[[Ctx, dict[str, str]], Response]:
     def code_post(ctx: Ctx, form: dict[str, str]) -> Response:
         s, acc = ctx.session, ctx.account
@@ -123,7 +126,9 @@ def make_code_post(after_login: AfterLogin) -> Callable[[Ctx, dict[str, str]], R
             return _code_form(ctx, acc, 401, [what])
         _trace_login(ctx, r.account, ok=True)
         next_ = safe_next(s.data.get("next"), ctx.space)
-        ctx.rotate(sessions.FULL, acc.id)
+        # The login before this one: the patient's home tells what is new since then.
+        seen = {PREVIOUS_LOGIN: r.previous_login.isoformat()} if r.previous_login is not None else None
+        ctx.rotate(sessions.FULL, acc.id, data=seen)
         target = after_login(ctx, r.account)
         return ctx.redirect(target if target != ctx.space.home else (next_ or target))
 

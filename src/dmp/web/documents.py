@@ -11,12 +11,12 @@ from uuid import UUID
 
 from starlette.responses import Response
 
-from dmp.clinical.render import render_document
+from dmp.clinical.render import INLINE_MIME, inline_pdf, media_of, render_document
 from dmp.domain.actor import Actor
 from dmp.errors import DmpError
 from dmp.services import documents, search
 from dmp.terminology import valueset
-from dmp.web.common import Ctx
+from dmp.web.common import CSP, Ctx
 
 PAGE_SIZE = 50
 MAX_WORDS_CHARS = 200  # the search box's text
@@ -143,13 +143,45 @@ def read(ctx: Ctx, actor: Actor, raw_id: str, download_url: str) -> Response:
         return ctx.error_page(404, "Document introuvable", NOT_VISIBLE)
     content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
     title = documents.title_of(ctx.conn, content.patient_id, doc_id) or "Document"
-    return ctx.render(
+    pieces = download_url + "/pieces/"
+    pdf = inline_pdf(content.data, content.mime_type)
+    response = ctx.render(
         "document_read.html",
         title=title,
-        rendered=render_document(content.data, content.mime_type),  # sanitised by nh3
+        rendered=render_document(content.data, content.mime_type, pieces),  # sanitised by nh3
         download_url=download_url,
+        pdf_url=pieces + pdf if pdf else None,
         doc_id=doc_id,
     )
+    # The page frames only this server's own PDF (its « pièces » route).
+    response.headers["Content-Security-Policy"] = CSP.format(extra="") + "; frame-src 'self'"
+    return response
+
+
+def piece(ctx: Ctx, actor: Actor, raw_id: str, key: str) -> Response:
+    """One medium of a document (a level-1 body, an ``observationMedia``, a PDF document) for
+    its « Lire » page: the same ``documents.retrieve`` (policy, trail) as a download; a PDF or
+    an image inline, anything else as an attachment."""
+    try:
+        doc_id = UUID(raw_id)
+    except ValueError:
+        return ctx.error_page(404, "Document introuvable", NOT_VISIBLE)
+    content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
+    found = media_of(content.data, content.mime_type).get(key)
+    if found is None:
+        return ctx.error_page(404, "Pièce jointe introuvable", "Ce document n'a pas cette pièce jointe.")
+    inline = found.mime in INLINE_MIME
+    headers = {
+        "Content-Type": found.mime if inline else "application/octet-stream",
+        "Content-Disposition": "inline" if inline else 'attachment; filename="piece-jointe"',
+        "Cache-Control": "no-store",
+        # A PDF is shown in the « Lire » page's frame (the viewer needs no sandbox); an image or a
+        # file needs nothing at all.
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'self'"
+        if found.mime == "application/pdf" else "sandbox; default-src 'none'",
+        "X-Frame-Options": "SAMEORIGIN",
+    }
+    return Response(found.data, headers=headers)
 
 
 NOT_VISIBLE = "Ce document n'existe pas ou ne vous est pas accessible."

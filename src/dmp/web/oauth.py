@@ -21,6 +21,18 @@ from dmp.errors import DmpError
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, page_handler, web_state
 
 SPACE = PERSON_SPACE
+# The writes a patient app may ask for, in the words the consent page shows (docs/accounts.md).
+WRITE_MEANS = {
+    "DocumentReference": "ajouter vos propres documents (documents du patient, directives anticipées) "
+    "et masquer ou démasquer un document aux professionnels de santé",
+    "Consent": "bloquer un professionnel de santé, autoriser un professionnel, ou retirer ces choix",
+}
+
+
+def write_means(scope: str) -> list[str]:
+    """What the granted ``scope`` lets the app change, in plain French (empty: read only)."""
+    kinds = {s.partition("/")[2].partition(".")[0] for s in scope.split() if s in oauth.WRITE_SCOPES}
+    return [WRITE_MEANS[k] for k in sorted(kinds) if k in WRITE_MEANS]
 PARAMS = (
     "response_type",
     "client_id",
@@ -106,7 +118,12 @@ def authorize_get(ctx: Ctx) -> Response:
         return ctx.redirect("/majorite")
     ctx.form_action_extra = " " + _origin(q["redirect_uri"])
     return ctx.render(
-        "oauth_consent.html", title="Autoriser une application", client=client, params=q, scope=scope
+        "oauth_consent.html",
+        title="Autoriser une application",
+        client=client,
+        params=q,
+        scope=scope,
+        writes=write_means(scope),
     )
 
 

@@ -14,13 +14,28 @@ from dmp.accounts.service import PATIENT, REPRESENTATIVE, Account
 from dmp.domain.actor import Actor
 from dmp.domain.identity import normalize_trait
 from dmp.errors import DmpError
-from dmp.services import notifications, records, synthesis, trail_read
-from dmp.web import auth_pages, export, patient_access, patient_settings
+from dmp.services import notifications, records, synthesis
+from dmp.web import (
+    auth_pages,
+    export,
+    patient_access,
+    patient_documents,
+    patient_history,
+    patient_settings,
+    whats_new,
+)
 from dmp.web.common import PERSON_SPACE, Ctx, form_handler, lock_message, page_handler
-from dmp.web.documents import download, download_error, list_documents, offset_param, read, search_words
+from dmp.web.documents import (
+    download,
+    download_error,
+    list_documents,
+    offset_param,
+    piece,
+    read,
+    search_words,
+)
 
 SPACE = PERSON_SPACE
-HISTORY_PAGE = 50
 
 
 def after_login(ctx: Ctx, acc: Account) -> str:
@@ -95,6 +110,7 @@ def home(ctx: Ctx) -> Response:
         "home.html",
         title="Mon DMP",
         page=page,
+        news=whats_new.since_last_visit(ctx, actor, pid),
         syn=synthesis.record_synthesis(ctx.conn, ctx.rt, actor, pid, ctx.now),
         holder=_holder_name(ctx, pid),
         representative=acc.kind == REPRESENTATIVE,
@@ -140,6 +156,13 @@ def document_read(ctx: Ctx) -> Response:
     return read(ctx, consulted[1], raw, "/documents/" + quote(raw))
 
 
+def document_piece(ctx: Ctx) -> Response:
+    consulted = _consulted(ctx)
+    if isinstance(consulted, Response):
+        return consulted
+    return piece(ctx, consulted[1], ctx.request.path_params["id"], ctx.request.path_params["key"])
+
+
 def analyte_page(ctx: Ctx) -> Response:
     """« Courbe » of one analyte of the record: every value the person may see, in one unit."""
     consulted = _consulted(ctx)
@@ -166,24 +189,6 @@ def notifications_page(ctx: Ctx) -> Response:
     notifications.mark_all_read(ctx.conn, pid)
     return ctx.render(
         "notifications.html", title="Mes notifications", items=items, holder=_holder_name(ctx, pid)
-    )
-
-
-def history_page(ctx: Ctx) -> Response:
-    """TR-01/TR-02: every access to the record since its creation, in plain French."""
-    consulted = _consulted(ctx)
-    if isinstance(consulted, Response):
-        return consulted
-    _, actor, pid = consulted
-    offset = offset_param(ctx)
-    items, more = trail_read.history_page(ctx.conn, ctx.rt, actor, pid, count=HISTORY_PAGE, offset=offset)
-    return ctx.render(
-        "history.html",
-        title="Historique des accès",
-        items=items,
-        more=more,
-        next_offset=offset + HISTORY_PAGE,
-        holder=_holder_name(ctx, pid),
     )
 
 
@@ -316,18 +321,20 @@ def routes() -> list[Route]:
         Route("/", get(SPACE, home, record_error), methods=["GET"]),
         Route("/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         Route("/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
+        Route("/documents/{id}/pieces/{key}", get(SPACE, document_piece, download_error), methods=["GET"]),
         Route("/telecharger/archive", get(SPACE, export_archive, export.export_error), methods=["GET"]),
         Route("/telecharger/resume", get(SPACE, export_summary, export.export_error), methods=["GET"]),
         Route("/analyse", get(SPACE, analyte_page, record_error), methods=["GET"]),
         Route("/notifications", get(SPACE, notifications_page), methods=["GET"]),
-        Route("/historique", get(SPACE, history_page), methods=["GET"]),
         Route("/dossiers", get(SPACE, records_get), methods=["GET"]),
         Route("/dossiers", post(SPACE, records_post), methods=["POST"]),
         Route("/majorite", get(SPACE, majority_get), methods=["GET"]),
         Route("/majorite", post(SPACE, majority_post), methods=["POST"]),
         Route("/inscription", get(SPACE, proofing_get), methods=["GET"]),
         Route("/inscription", post(SPACE, proofing_post), methods=["POST"]),
+        *patient_history.routes(SPACE, _consulted, _holder_name),
         *patient_access.routes(SPACE, _consulted),
         *patient_settings.routes(SPACE, _consulted),
+        *patient_documents.routes(SPACE, _consulted),
         *auth_pages.routes(SPACE, after_login),
     ]

@@ -22,7 +22,15 @@ from dmp.errors import DmpError
 from dmp.services import records, synthesis
 from dmp.web import auth_pages, export, pro_access, pro_find, pro_history, pro_publish
 from dmp.web.common import PRO_SPACE, Ctx, page_handler
-from dmp.web.documents import download, download_error, list_documents, offset_param, read, search_words
+from dmp.web.documents import (
+    download,
+    download_error,
+    list_documents,
+    offset_param,
+    piece,
+    read,
+    search_words,
+)
 
 SPACE = PRO_SPACE
 
@@ -154,6 +162,14 @@ def document_read(ctx: Ctx) -> Response:
     return read(ctx, pro_access.document_actor(ctx, acc, raw), raw, "/pro/documents/" + quote(raw))
 
 
+def document_piece(ctx: Ctx) -> Response:
+    acc = ctx.full_account()
+    if acc is None:
+        return ctx.to_login()
+    raw = ctx.request.path_params["id"]
+    return piece(ctx, pro_access.document_actor(ctx, acc, raw), raw, ctx.request.path_params["key"])
+
+
 def routes() -> list[Route]:
     get = page_handler
     return [
@@ -171,5 +187,8 @@ def routes() -> list[Route]:
               methods=["GET"]),
         Route("/pro/documents/{id}", get(SPACE, document_download, download_error), methods=["GET"]),
         Route("/pro/documents/{id}/lecture", get(SPACE, document_read, download_error), methods=["GET"]),
+        Route(
+            "/pro/documents/{id}/pieces/{key}", get(SPACE, document_piece, download_error), methods=["GET"]
+        ),
         *auth_pages.routes(SPACE, after_login),
     ]

@@ -18,15 +18,14 @@ from urllib.parse import quote
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from dmp.accounts.service import Account
 from dmp.domain.ins import Ins
 from dmp.errors import DmpError
-from dmp.fhir.portal_upload import Upload, provide_request, sniff_mime
+from dmp.fhir.portal_upload import Upload, practitioner_author, provide_request, sniff_mime
 from dmp.outbox.templates import PARIS
 from dmp.services import blob_hygiene, records
 from dmp.services import publish as publishing
@@ -34,12 +33,12 @@ from dmp.terminology import Concept, valueset
 from dmp.web.common import PRO_SPACE, Ctx, handle, page_handler
 from dmp.web.documents import list_documents
 from dmp.web.pro_access import parse_ins_input, patient_error, record_actor, record_url
+from dmp.web.upload_form import FORM_MARGIN, read_upload, too_large
 
 SPACE = PRO_SPACE
 PATH = "/pro/patient/publier"
 TITLE_MAX = 250
 NOT_FOUND = "Ce dossier n'existe pas ou ne vous est pas accessible."
-FORM_MARGIN = 256 * 1024  # the metadata and multipart framing around the file
 TEXT_FIELDS = (
     "type", "classe", "structure", "cadre", "titre", "date_acte", "remplace", "masque", "invisible",
 )
@@ -196,8 +195,7 @@ def _upload(acc: Account, file: bytes, v: dict[str, Any], form: dict[str, str]) 
         practice=v["cadre"],
         title=v["title"],
         act_time=datetime.combine(v["act"], time(12), PARIS),
-        author_idnps="8" + acc.login,
-        author_name=acc.display_name,
+        author=practitioner_author("8" + acc.login, acc.display_name),
         masked=form.get("masque") == "oui",
         invisible_to_patient=form.get("invisible") == "oui",
         replaces=v["replaces"],
@@ -234,35 +232,12 @@ def _field_errors(err: DmpError) -> dict[str, str]:
     return out
 
 
-async def _read_upload(request: Request, limit: int) -> tuple[dict[str, str], bytes | None] | None:
-    """The multipart form (one file), or None when the body exceeds ``limit`` (not read further)."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    request._body = body  # Starlette's form parser reads the body already received
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "multipart/form-data":
-        return {}, None
-    parsed = await request.form(max_files=1, max_fields=len(TEXT_FIELDS) + 4)
-    form = {k: v for k, v in parsed.items() if isinstance(v, str) and k in (*TEXT_FIELDS, "csrf")}
-    upload = parsed.get("fichier")
-    data = await upload.read() if isinstance(upload, UploadFile) else None
-    await parsed.close()
-    return form, data or None
-
-
 async def upload_endpoint(request: Request) -> Response:
     web = request.app.state.web
     rt = web.runtime
-    read = await _read_upload(request, rt.settings.max_document_bytes + FORM_MARGIN)
+    read = await read_upload(request, rt.settings.max_document_bytes + FORM_MARGIN, TEXT_FIELDS)
     if read is None:
-        return HTMLResponse(
-            '<!doctype html><html lang="fr"><title>Erreur</title><p>Fichier trop volumineux : '
-            f"{rt.settings.max_document_bytes // 1024} Ko au plus. Revenez à la page précédente.",
-            status_code=413,
-        )
+        return too_large(rt.settings.max_document_bytes)
     form, file = read
     tracked = blob_hygiene.TrackedBlobs(rt.blobs)
 
