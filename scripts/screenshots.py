@@ -97,6 +97,7 @@ def _patient_pages(cam: Camera, browser: Any, base: str) -> None:
         ("/gerer", "patient-gerer"),
         ("/acces", "patient-qui-a-acces"),
         ("/masquage", "patient-masquage"),
+        ("/mes-documents/ajouter", "patient-ajouter-document"),
         ("/alertes", "patient-alertes"),
         ("/notifications", "patient-notifications"),
         ("/fermeture", "patient-fermeture"),

@@ -49,6 +49,7 @@ pytestmark = pytest.mark.slow
 
 PATIENT_EMAIL = "dominique.pat-trois@example.org"
 DOCUMENTS = re.compile("^Documents")
+DIRECTIVES = "Mes directives anticipées"
 PUBLISHED_TITLE = "Consultation de suivi du diabète"
 WHY = "Patiente inconsciente aux urgences, antécédents et traitements à connaître"
 CONSULTATION = next(f"{c.system}|{c.code}" for c in valueset("J66") if c.code == "11488-4")
@@ -222,6 +223,17 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
         me.click("button", "Modifier : Documents masqués lors d'un accès en urgence", "confirmation urgence")
         me.click("button", "Confirmer", "consentement d'urgence enregistré", exact=True)
         assert "Votre choix pour les accès en urgence est enregistré" in me.page.content()
+        # She adds her directives anticipées (a PDF of her own).
+        me.goto("/mes-documents/ajouter", "ajouter un document")
+        me.page.get_by_label("Fichier", exact=False).first.set_input_files(
+            {"name": "directives.pdf", "mimeType": "application/pdf", "buffer": _pdf(DIRECTIVES)}
+        )
+        me.page.get_by_label("Type de document").select_option(label="Directives anticipées")
+        me.page.get_by_label("Titre").fill(DIRECTIVES)
+        me.page.get_by_label("Date du document").fill(datetime.now(UTC).strftime("%d/%m/%Y"))
+        me.click("button", "Ajouter le document", "document ajouté")
+        me.click("link", "Voir mes documents", "accueil après ajout")
+        assert DIRECTIVES in me.page.get_by_role("table", name=DOCUMENTS).inner_text()
         me.assert_clean()
 
     # The blocked professional is refused.
@@ -296,6 +308,13 @@ def test_the_patient_takes_control_then_the_professionals_meet_her_choices(
     history = me.page.get_by_role("table", name=re.compile("^Historique des accès")).inner_text()
     assert "Claire ROUX" in history and "Charles DAVID" in history
     assert "Hélène BÉRENGER" in history and WHY in history
+    # Filtered to the professional she blocked: his refused attempt only.
+    chooser = me.page.get_by_label("Professionnel", exact=True)
+    chooser.select_option(value=chooser.locator("option", has_text="DAVID").get_attribute("value"))
+    me.click("button", "Filtrer", "historique filtré sur un professionnel", exact=True)
+    only_david = me.page.get_by_role("table", name=re.compile("^Historique des accès")).inner_text()
+    assert "Charles DAVID" in only_david and "refus" in only_david
+    assert "Claire ROUX" not in only_david and "BÉRENGER" not in only_david
     me.assert_clean()
 
 
