@@ -34,6 +34,7 @@ from dmp.services import publish as publishing
 from dmp.terminology import Concept, valueset
 from dmp.web.common import Ctx, Space, handle
 from dmp.web.documents import list_documents
+from dmp.web.forms import french_date
 from dmp.web.self_service import Consulted, on_record_get, on_record_post
 from dmp.web.upload_form import FORM_MARGIN, read_upload, too_large
 
@@ -46,7 +47,6 @@ NAME_MAX = 120
 PATIENT_TYPES = ("EXPPAT_3", "EXPPAT_1", "EXPPAT_2", *(f"DOCPAT0{i}" for i in (1, 2, 3, 4, 5, 6, 7, 9)))
 FIELDS = ("type", "titre", "date_document")
 CONTACTS = 2  # people to contact in an emergency, on the form
-_FR_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _PHONE = re.compile(r"\+?[0-9 .()-]{6,25}")
 
 
@@ -62,16 +62,6 @@ def _type_options() -> list[tuple[str, str]]:
 def _concept(vs: str, code: str) -> Concept | None:
     found = valueset(vs).lookup(code)
     return found[0] if found else None
-
-
-def _parse_date(raw: str) -> date | None:
-    found = _FR_DATE.fullmatch(raw)
-    try:
-        if found:
-            return date(int(found.group(3)), int(found.group(2)), int(found.group(1)))
-        return date.fromisoformat(raw)
-    except ValueError:
-        return None
 
 
 def _record_ins(ctx: Ctx, pid: UUID) -> tuple[str, str]:
@@ -186,7 +176,7 @@ def _check(
     title = " ".join(form.get("titre", "").split())
     if not title or len(title) > TITLE_MAX:
         errors["titre"] = f"Donnez un titre au document ({TITLE_MAX} caractères au plus)."
-    when = _parse_date(form.get("date_document", "").strip())
+    when = french_date(form.get("date_document", "").strip())
     if when is None or when > ctx.now.astimezone(PARIS).date() or when.year < 1900:
         errors["date_document"] = "Saisissez la date du document (jj/mm/aaaa), pas dans le futur."
         when = None

@@ -40,6 +40,18 @@ _MODES = {"bris_de_glace": PurposeOfUse.ETREAT, "centre_15": PurposeOfUse.CENTRE
 ATTEST_MISSING = "Cochez la case pour attester que le patient vous a autorisé(e)."
 
 
+def named_record(ctx: Ctx) -> tuple[Ins, Any]:
+    """The record named by ``?ins=``; a malformed or unknown INS is a missing record (404)."""
+    try:
+        ins = parse_ins_input(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
+    except DmpError:
+        raise DmpError("NOT_FOUND") from None
+    row = records.find_by_ins(ctx.conn, ins)
+    if row is None:
+        raise DmpError("NOT_FOUND")
+    return ins, row
+
+
 def parse_ins_input(raw: str, allow_test: bool) -> Ins:
     value = "".join(raw.split()).upper()
     system = SYSTEM_NIA if value[:1] in ("7", "8") else SYSTEM_NIR

@@ -7,7 +7,6 @@ this session opened (``pro_access.recent_records``), nothing read from anyone el
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -20,23 +19,13 @@ from dmp.domain.identity import Sex
 from dmp.services import records
 from dmp.services.record_check import TraitsQuery, by_traits
 from dmp.web.common import PRO_SPACE, Ctx, page_handler
+from dmp.web.forms import french_date
 from dmp.web.pro_access import recent_records, record_url
 
 SPACE = PRO_SPACE
 FIELDS = ("nom", "prenom", "naissance", "sexe")
 SEXES = {"female": Sex.FEMALE, "male": Sex.MALE, "unknown": Sex.UNKNOWN}
-_FR_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 NAME_MAX = 100
-
-
-def _birth_date(raw: str) -> date | None:
-    found = _FR_DATE.fullmatch(raw)
-    try:
-        if found:
-            return date(int(found.group(3)), int(found.group(2)), int(found.group(1)))
-        return date.fromisoformat(raw)
-    except ValueError:
-        return None
 
 
 def _name_error(value: str, what: str) -> str | None:
@@ -54,7 +43,7 @@ def parse_query(form: dict[str, str], today: date) -> tuple[TraitsQuery | None, 
                      ("prenom", _name_error(first, "premier prénom de naissance")))
         if e
     }
-    born = _birth_date(form.get("naissance", "").strip())
+    born = french_date(form.get("naissance", "").strip())
     if born is None or born > today or born.year < 1880:
         errors["naissance"] = "Saisissez une date de naissance valide (jj/mm/aaaa), pas dans le futur."
     sex = SEXES.get(form.get("sexe", ""))

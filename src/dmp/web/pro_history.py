@@ -8,10 +8,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dmp.errors import DmpError
-from dmp.services import records, trail_read
+from dmp.services import trail_read
 from dmp.web.common import PRO_SPACE, Ctx, page_handler
 from dmp.web.documents import offset_param
-from dmp.web.pro_access import parse_ins_input, record_actor, record_url
+from dmp.web.pro_access import named_record, record_actor, record_url
 
 SPACE = PRO_SPACE
 HISTORY_PAGE = 50
@@ -22,13 +22,7 @@ def own_history(ctx: Ctx) -> Response:
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
-    try:
-        ins = parse_ins_input(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
-    except DmpError:
-        raise DmpError("NOT_FOUND") from None
-    row = records.find_by_ins(ctx.conn, ins)
-    if row is None:
-        raise DmpError("NOT_FOUND")
+    ins, row = named_record(ctx)
     offset = offset_param(ctx)
     items, more = trail_read.own_history_page(
         ctx.conn, ctx.rt, record_actor(ctx, acc, row.id), row.id, count=HISTORY_PAGE, offset=offset

@@ -10,9 +10,8 @@ and trail as the API. Every error is shown next to its field, the input kept.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -27,12 +26,13 @@ from dmp.domain.ins import Ins
 from dmp.errors import DmpError
 from dmp.fhir.portal_upload import Upload, practitioner_author, provide_request, sniff_mime
 from dmp.outbox.templates import PARIS
-from dmp.services import blob_hygiene, records
+from dmp.services import blob_hygiene
 from dmp.services import publish as publishing
 from dmp.terminology import Concept, valueset
 from dmp.web.common import PRO_SPACE, Ctx, handle, page_handler
 from dmp.web.documents import list_documents
-from dmp.web.pro_access import parse_ins_input, patient_error, record_actor, record_url
+from dmp.web.forms import french_date
+from dmp.web.pro_access import named_record, patient_error, record_actor, record_url
 from dmp.web.upload_form import FORM_MARGIN, read_upload, too_large
 
 SPACE = PRO_SPACE
@@ -43,7 +43,6 @@ TEXT_FIELDS = (
     "type", "classe", "structure", "cadre", "titre", "date_acte", "remplace", "masque", "invisible",
 )
 DEFAULTS = {"classe": "10", "structure": "SA07", "cadre": "AMBULATOIRE"}
-_FR_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 # Which field a refusal of the publication use case is about.
 _FIELD_OF_ERROR = {
     "DOCUMENT_TYPE_MISMATCH": "type", "REPLACED_UNKNOWN": "remplace", "ALREADY_REPLACED": "remplace",
@@ -69,29 +68,7 @@ def _concept(vs: str, code: str) -> Concept | None:
     return found[0] if found else None
 
 
-def _act_date(raw: str) -> date | None:
-    found = _FR_DATE.fullmatch(raw)
-    try:
-        if found:
-            return date(int(found.group(3)), int(found.group(2)), int(found.group(1)))
-        return date.fromisoformat(raw)
-    except ValueError:
-        return None
-
-
 # ---- the form page -------------------------------------------------------------------------
-
-
-def _record(ctx: Ctx) -> tuple[Ins, Any]:
-    """The record named by ``?ins=``; a malformed or unknown INS is a missing record."""
-    try:
-        ins = parse_ins_input(ctx.request.query_params.get("ins", ""), ctx.rt.settings.test_instance)
-    except DmpError:
-        raise DmpError("NOT_FOUND") from None
-    row = records.find_by_ins(ctx.conn, ins)
-    if row is None:
-        raise DmpError("NOT_FOUND")
-    return ins, row
 
 
 def _replaceable(ctx: Ctx, acc: Account, ins: Ins, row: Any) -> list[tuple[str, str]]:
@@ -135,7 +112,7 @@ def form_page(ctx: Ctx) -> Response:
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
-    ins, row = _record(ctx)
+    ins, row = named_record(ctx)
     return _render(ctx, acc, ins, row, {}, {})
 
 
@@ -172,7 +149,7 @@ def _check(ctx: Ctx, form: dict[str, str], file: bytes | None) -> tuple[dict[str
     title = " ".join(form.get("titre", "").split())
     if not title or len(title) > TITLE_MAX:
         errors["titre"] = f"Saisissez le titre du document ({TITLE_MAX} caractères au plus)."
-    act = _act_date(form.get("date_acte", "").strip())
+    act = french_date(form.get("date_acte", "").strip())
     if act is None or act > ctx.now.astimezone(PARIS).date() or act.year < 1900:
         errors["date_acte"] = "Saisissez la date de l'acte (jj/mm/aaaa), pas dans le futur."
     replaces = form.get("remplace", "")
@@ -209,7 +186,7 @@ def _publish(
     if acc is None:
         return ctx.to_login()
     ctx.require_csrf(form)
-    ins, row = _record(ctx)
+    ins, row = named_record(ctx)
     values, errors = _check(ctx, form, file)
     if errors or file is None:
         return _render(ctx, acc, ins, row, form, errors, 400)
@@ -245,7 +222,7 @@ async def upload_endpoint(request: Request) -> Response:
         acc = ctx.full_account()
         if acc is None or err.status in (403, 404) or err.code == "RECORD_CLOSED":
             return form_error(ctx, err)
-        ins, row = _record(ctx)
+        ins, row = named_record(ctx)
         return _render(ctx, acc, ins, row, form, _field_errors(err), err.status)
 
     response = await handle(request, SPACE, lambda ctx: _publish(ctx, form, file, tracked), on_error)
@@ -258,7 +235,7 @@ def published(ctx: Ctx) -> Response:
     acc = ctx.full_account()
     if acc is None:
         return ctx.to_login()
-    ins, _ = _record(ctx)
+    ins, _ = named_record(ctx)
     return ctx.render(
         "pro_published.html",
         title="Document publié",
