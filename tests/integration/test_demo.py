@@ -16,20 +16,24 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from dmp.accounts import represented_records
-from dmp.accounts.service import ACTIVE, PERSON, REPRESENTATIVE, find, is_minor
+from dmp.accounts.service import ACTIVE, PERSON, PRO, REPRESENTATIVE, find, is_minor
 from dmp.cli import main as cli
 from dmp.demo.loader import (
+    DEMO_PRO_ACCOUNTS,
     DEMO_REPRESENTATIVE_EMAIL,
     LAB_REPORT,
+    MINOR_HIDDEN_FROM_REPRESENTATIVES,
     SHOWCASE_NIR,
     DemoLoadError,
     DemoPatient,
+    demo_professional,
     demo_set,
     load_records,
     qualified_record,
 )
 from dmp.demo.recordtarget import INS_ROOTS
 from dmp.domain.actor import Actor, ActorKind
+from dmp.domain.document import DmpFlag
 from dmp.domain.ins import OID_NIR
 from dmp.services import records
 from dmp.services.context import Runtime
@@ -243,3 +247,39 @@ def test_the_command_loads_once_and_prints_the_minor_and_her_representative(
     assert again.exit_code == 0, again.output
     assert "0 dossiers créés, 0 documents publiés" in again.output
     assert counts(demo_rt) == (3, total)
+
+
+def test_one_document_of_the_minor_is_hidden_from_her_representatives(demo_rt: Runtime) -> None:
+    demo = demo_set(3)
+    load_records(demo_rt, demo)
+    hidden_title = {
+        "BIO-TROD_2024.01_COVID-19.xml": "Test rapide d'orientation diagnostique : TROD Covid-19",
+    }
+    assert set(MINOR_HIDDEN_FROM_REPRESENTATIVES) <= hidden_title.keys()
+    for p in demo:
+        for r, _ in documents_of(demo_rt, record_of(demo_rt, p).id):
+            hidden = bool(r.flags & DmpFlag.INVISIBLE_REPRESENTANTS_LEGAUX)
+            wanted = p is demo[-1] and r.title in {hidden_title[n] for n in MINOR_HIDDEN_FROM_REPRESENTATIVES}
+            assert hidden == wanted, (p.name, r.title)
+
+
+def test_the_demo_has_a_second_gp_and_an_emergency_doctor_with_web_accounts(
+    demo_rt: Runtime, tmp_path: Path
+) -> None:
+    env = {
+        "DMP_DATABASE_URL": demo_rt.engine.url.render_as_string(hide_password=False),
+        "DMP_VAR_DIR": str(tmp_path / "var"),
+    }
+    result = CliRunner().invoke(cli, ["demo", "--patients", "2"], env=env)
+    assert result.exit_code == 0, result.output
+    roux, urgent = demo_professional("dr-roux"), demo_professional("dr-berenger")
+    assert (roux.profession, roux.specialty) == ("10", "SM26")
+    assert (urgent.profession, urgent.specialty) == ("10", "SM59")  # médecine d'urgence: break-glass
+    with demo_rt.engine.connect() as conn:
+        for acc in DEMO_PRO_ACCOUNTS:
+            pro = demo_professional(acc.slug)
+            found = find(conn, PRO, pro.rpps)
+            assert found is not None and found.status == ACTIVE, acc.slug
+            assert pro.rpps in result.output and acc.password in result.output
+            assert acc.totp_secret in result.output
+            assert (tmp_path / "var" / "demo" / "cards" / acc.slug / "card.crt").exists()

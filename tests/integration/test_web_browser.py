@@ -183,7 +183,7 @@ def test_patient_logs_in_with_password_and_totp_in_a_real_browser(
                 shots = str(os.environ.get("DMP_SCREENSHOT_DIR", tmp_path))
                 page.screenshot(path=shots + "/mon-dmp.png", full_page=True)
                 # The access history, reached from the navigation as a person would.
-                page.get_by_role("link", name="Historique des accès").click()
+                page.get_by_role("link", name="Historique des accès", exact=True).click()
                 page.wait_for_url(f"{base}/historique")
                 history = page.get_by_role(
                     "table", name="Historique des accès, du plus récent au plus ancien"

@@ -49,6 +49,10 @@ PROFESSIONALS = [
     DemoProfessional("sf-martin", "10005678908", "50", None, "Julie MARTIN", "Maternité de Reims"),
     DemoProfessional("kine-bernard", "10006789019", "70", None, "Paul BERNARD", "Cabinet de kinésithérapie"),
     DemoProfessional("dent-petit", "10007890121", "40", None, "Luc PETIT", "Cabinet dentaire"),
+    # A second GP, not authorised on any record: the attestation journey (issue 13).
+    DemoProfessional("dr-roux", "10008901232", "10", "SM26", "Claire ROUX", "Maison de santé des Coteaux"),
+    # An emergency physician (SM59, médecine d'urgence): the break-glass journey.
+    DemoProfessional("dr-berenger", "10009012344", "10", "SM59", "Hélène BÉRENGER", "SAMU 51 - CHU de Reims"),
 ]
 
 FAMILY = [
@@ -158,6 +162,8 @@ COMMON_DOCUMENTS = (
     "VSM_1.4_2022.01.xml",
 )
 MINOR_DOCUMENTS = ("VAC_2023.01.xml", LAB_REPORT, "BIO-TROD_2024.01_COVID-19.xml")
+# Published for the minor with INVISIBLE_REPRESENTANTS_LEGAUX: her parents do not see it (AC-27).
+MINOR_HIDDEN_FROM_REPRESENTATIVES = ("BIO-TROD_2024.01_COVID-19.xml",)
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,7 @@ class DemoPatient:
     target: Target
     documents: tuple[str, ...]
     representative: DemoRepresentative | None = None
+    hidden_from_representatives: tuple[str, ...] = ()
 
     @property
     def ins(self) -> Ins:
@@ -207,7 +214,8 @@ def demo_set(n: int) -> list[DemoPatient]:
     rep = DemoRepresentative(mother, DEMO_REPRESENTATIVE_PASSWORD, DEMO_REPRESENTATIVE_TOTP)
     t = MINOR_TRAITS
     nir = demo_nir(t.sex, t.birth_date, t.birth_place_insee, MINOR_ORDER)
-    out.append(DemoPatient(_target(t, nir, str(MINOR_ORDER), rep.guardian), MINOR_DOCUMENTS, rep))
+    out.append(DemoPatient(_target(t, nir, str(MINOR_ORDER), rep.guardian), MINOR_DOCUMENTS, rep,
+                           MINOR_HIDDEN_FROM_REPRESENTATIVES))
     return out
 
 
@@ -280,7 +288,7 @@ Pour essayer l'API (dans un autre terminal, après « dmp serve ») :
     "{base}/fhir/DocumentReference?patient.identifier={SYSTEM_NIR}|{SHOWCASE_NIR}&status=current"
   curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Binary/<id du document>"
 Cartes de démonstration : {", ".join(p.slug for p in PROFESSIONALS)}.""")
-    _demo_accounts(rt, settings, SHOWCASE_NIR, doctor, demo[-1])
+    _demo_accounts(rt, settings, SHOWCASE_NIR, demo[-1])
 
 
 def load_records(rt: Runtime, demo: list[DemoPatient]) -> LoadReport:
@@ -333,7 +341,10 @@ def _load_record(rt: Runtime, actor: Actor, p: DemoPatient, examples: dict[str, 
                 header = parse_header(content)
                 if master_identifier_value(header.unique_id) in present:
                     continue
-                bundle = bundle_from_cda(content, header, ins_system=SYSTEM_NIR, ins_value=p.ins.value)
+                flags = ("INVISIBLE_REPRESENTANTS_LEGAUX",) if name in p.hidden_from_representatives else ()
+                bundle = bundle_from_cda(
+                    content, header, ins_system=SYSTEM_NIR, ins_value=p.ins.value, flags=flags
+                )
                 req = parse_provide_bundle(bundle, max_document_bytes=rt.settings.max_document_bytes)
                 publish.publish(conn, record_rt, actor, req, now)
                 published += 1
@@ -376,13 +387,51 @@ DEMO_PRO_PASSWORD = "Cabinet-du-Parc-Demo-2026"  # noqa: S105 - public demo cred
 DEMO_PRO_TOTP = "DEMOPROMULLERDMPTOTPSECRETABCDEF"
 
 
-def _demo_accounts(
-    rt: Runtime, settings: Settings, patient_ins: str, doctor: DemoProfessional, minor: DemoPatient
-) -> None:
-    """The first demo patient's account and dr-muller's web account, with known credentials
-    (the minor's representative's account is provisioned with her record)."""
-    from dmp.accounts import DirectoryEntry, create_patient_account, patient_account, upsert_professional
+@dataclass(frozen=True)
+class DemoProAccount:
+    """A professional's web account of the demonstration instance, with known credentials."""
+
+    slug: str
+    password: str
+    totp_secret: str
+    role: str  # what the account is for, shown in the printed instructions
+
+
+DEMO_PRO_ACCOUNTS = (
+    DemoProAccount("dr-muller", DEMO_PRO_PASSWORD, DEMO_PRO_TOTP, "médecin traitant, auteur des documents"),
+    DemoProAccount("dr-roux", "Maison-des-Coteaux-Demo-2026", "DEMOPROROUXDMPTOTPSECRETABCDEFGH",
+                   "seconde généraliste, pas encore autorisée"),
+    DemoProAccount("dr-david", "Hopital-de-Reims-Demo-2026", "DEMOPRODAVIDDMPTOTPSECRETABCDEF",
+                   "cardiologue, pas encore autorisé"),
+    DemoProAccount("dr-berenger", "Urgences-SAMU-51-Demo-2026", "DEMOPROURGENCESDMPTOTPSECRETABCD",
+                   "médecin urgentiste (bris de glace)"),
+)
+
+
+def demo_professional(slug: str) -> DemoProfessional:
+    return next(p for p in PROFESSIONALS if p.slug == slug)
+
+
+def _demo_pro_account(conn: Connection, settings: Settings, pro: DemoProfessional, acc: DemoProAccount,
+                      now: datetime) -> None:
+    from dmp.accounts import DirectoryEntry, upsert_professional
     from dmp.accounts.service import PENDING, PRO, find, provision
+
+    found = find(conn, PRO, pro.rpps)
+    if found is None:
+        upsert_professional(conn, DirectoryEntry(rpps=pro.rpps, profession=pro.profession, name=pro.name,
+                                                 specialty=pro.specialty, structure_name=pro.structure),
+                            now, settings=settings)
+        found = find(conn, PRO, pro.rpps)
+    if found is not None and found.status == PENDING:
+        provision(conn, found.id, now, settings=settings, password=acc.password, totp_secret=acc.totp_secret)
+
+
+def _demo_accounts(rt: Runtime, settings: Settings, patient_ins: str, minor: DemoPatient) -> None:
+    """The first demo patient's account and the professionals' web accounts, with known credentials
+    (the minor's representative's account is provisioned with her record)."""
+    from dmp.accounts import create_patient_account, patient_account
+    from dmp.accounts.service import PENDING, provision
 
     now = datetime.now(UTC)
     with rt.engine.begin() as conn:
@@ -395,34 +444,35 @@ def _demo_accounts(
             if acc is not None and acc.status == PENDING:
                 provision(conn, acc.id, now, settings=settings, password=DEMO_PATIENT_PASSWORD,
                           totp_secret=DEMO_PATIENT_TOTP)
-        pro = find(conn, PRO, doctor.rpps)
-        if pro is None:
-            upsert_professional(conn, DirectoryEntry(rpps=doctor.rpps, profession=doctor.profession,
-                                                     name=doctor.name, specialty=doctor.specialty,
-                                                     structure_name=doctor.structure), now, settings=settings)
-            pro = find(conn, PRO, doctor.rpps)
-        if pro is not None and pro.status == PENDING:
-            provision(conn, pro.id, now, settings=settings, password=DEMO_PRO_PASSWORD,
-                      totp_secret=DEMO_PRO_TOTP)
+        for pro_acc in DEMO_PRO_ACCOUNTS:
+            _demo_pro_account(conn, settings, demo_professional(pro_acc.slug), pro_acc, now)
     base = settings.base_url.rstrip("/")
     totp = 'python -c "import pyotp; print(pyotp.TOTP(\'{}\').now())"'
+    pros, representative = _pro_lines(base, totp), _representative_lines(minor, base, totp)
     click.echo(f"""
 Se connecter sur l'instance de démonstration (navigateur, après « dmp serve ») :
   Espace patient       {base}/connexion
     identifiant        {patient_ins}  (Dominique PAT-TROIS)
     mot de passe       {DEMO_PATIENT_PASSWORD}
     code à 6 chiffres  application d'authentification, clé {DEMO_PATIENT_TOTP}
-                       ou : {totp.format(DEMO_PATIENT_TOTP)}
-  Espace professionnel {base}/pro/connexion
-    RPPS               {doctor.rpps}  ({doctor.name})
-    mot de passe       {DEMO_PRO_PASSWORD}
-    code à 6 chiffres  application d'authentification, clé {DEMO_PRO_TOTP}
-                       ou : {totp.format(DEMO_PRO_TOTP)}{_representative_lines(minor, base, totp)}
+                       ou : {totp.format(DEMO_PATIENT_TOTP)}{pros}{representative}
 Codes envoyés par courriel ou SMS (comptes activés ensuite, p. ex. « dmp record activation-code ») :
   python -m aiosmtpd -n -l 127.0.0.1:8025 &      (les courriels s'affichent dans ce terminal)
   DMP_SMS_LOG_FILE=var/sms.log DMP_SMTP_HOST=127.0.0.1 DMP_SMTP_PORT=8025 dmp outbox deliver &
   tail -f var/sms.log                            (les SMS)
 Instance de démonstration uniquement : ces identifiants sont publics.""")
+
+
+def _pro_lines(base: str, totp: str) -> str:
+    out = f"\n  Espace professionnel {base}/pro/connexion"
+    for acc in DEMO_PRO_ACCOUNTS:
+        pro = demo_professional(acc.slug)
+        out += f"""
+    RPPS               {pro.rpps}  ({pro.name}, {acc.role})
+    mot de passe       {acc.password}
+    code à 6 chiffres  application d'authentification, clé {acc.totp_secret}
+                       ou : {totp.format(acc.totp_secret)}"""
+    return out
 
 
 def _representative_lines(minor: DemoPatient, base: str, totp: str) -> str:
