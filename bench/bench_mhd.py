@@ -1303,6 +1303,12 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
                 for _tt, ct, _nc, f in bycum
                 if "dmp/" in f or "fhirclient" in f
             ][:20]
+            # bench_ab.py: what the sealed columns (SE-02) cost, by function
+            out[name]["cprofile_sealing"] = [
+                {"func": f, "cumtime_ms_per_req": round(ct * 1000 / k, 3), "calls_per_req": round(nc / k, 1)}
+                for _tt, ct, nc, f in bycum
+                if any(m in f for m in ("sealed_fields", "store/crypto", "AESGCM", "aead", "unwrap"))
+            ][:15]
     finally:
         rt.engine.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
