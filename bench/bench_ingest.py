@@ -203,7 +203,86 @@ def ingestion_cost(b: Bench, blocks: int, block: int) -> dict[str, Any]:
     return out
 
 
-def summary_bench(b: Bench, url: str, docs: int, runs: int, requests: int) -> dict[str, Any]:
+def profile_ingestion(b: Bench, n: int) -> list[dict[str, Any]]:
+    """cProfile of ``n`` publications with ingestion on: where ingestion's time goes (per publication)."""
+    import cProfile
+    import pstats
+
+    reqs = [b.request(i % N_RECORDS, INGEST_DOCS[i % 2]) for i in range(n)]
+    prof = cProfile.Profile()
+    prof.enable()
+    for req in reqs:
+        b.publish(req)
+    prof.disable()
+    rows = []
+    for (file, line, func), (_cc, nc, _tt, ct, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+        short = file.split("site-packages/")[-1].split("/src/")[-1]
+        if short.startswith("dmp/") or "lxml" in short or "snowball" in short.lower():
+            rows.append({"func": f"{func} ({short}:{line})", "cum_ms": ct * 1000 / n, "calls": nc / n})
+    rows.sort(key=lambda r: -r["cum_ms"])
+    return rows[:40]
+
+
+def profile_summary(b: Bench, pid: Any, n: int) -> dict[str, Any]:
+    """In-process, the work of the ``$summary`` route (``api.fhir_routes.patient_summary``) ``n`` times:
+    stage times, then a cProfile (cumulative ms per summary) of the same loop."""
+    import cProfile
+    import pstats
+
+    import orjson
+
+    from dmp.fhir.common import dumps, instant
+    from dmp.fhir.patient import patient_resource
+    from dmp.fhir.summary import summary_bundle
+    from dmp.services import consents, facts
+
+    stages: dict[str, float] = {"record_facts (SQL, opening, trail)": 0.0, "orjson.loads": 0.0}
+    stages |= {"summary_bundle": 0.0, "dumps": 0.0}
+
+    def once() -> int:
+        t0 = time.perf_counter()
+        with b.engine.begin() as conn:
+            row = consents.record_by_id(conn, pid)[0]  # type: ignore[index]
+            shown = facts.record_facts(conn, b.rt, b.actor, pid, (*facts.FACT_TYPES, "Consent"))
+        t1 = time.perf_counter()
+        resources = [orjson.loads(f.resource_json) for f in shown]
+        t2 = time.perf_counter()
+        bundle = summary_bundle(
+            patient_resource(row), resources, base=b.rt.fhir_base, now=instant(b.rt.now())
+        )
+        t3 = time.perf_counter()
+        dumps(bundle)
+        t4 = time.perf_counter()
+        for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            stages[k] += dt
+        return len(shown)
+
+    shown = once()
+    for k in stages:
+        stages[k] = 0.0
+    for _ in range(n):
+        once()
+    out: dict[str, Any] = {"facts_read": shown, "stages_ms": {k: v * 1000 / n for k, v in stages.items()}}
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        once()
+    prof.disable()
+    rows = []
+    for (file, line, func), (_cc, nc, _tt, ct, _callers) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+        short = file.split("site-packages/")[-1].split("/src/")[-1]
+        if (
+            short.startswith(("dmp/", "sqlalchemy/engine", "psycopg/"))
+            or "AESGCM" in func
+            or "orjson" in func
+        ):
+            rows.append({"func": f"{func} ({short}:{line})", "cum_ms": ct * 1000 / n, "calls": nc / n})
+    rows.sort(key=lambda r: -r["cum_ms"])
+    out["cprofile"] = rows[:40]
+    return out
+
+
+def summary_bench(b: Bench, url: str, docs: int, runs: int, requests: int, profile: bool) -> dict[str, Any]:
     record = N_RECORDS  # the ninth record
     pid = b.pids[record]
     t = time.perf_counter()
@@ -261,7 +340,9 @@ def summary_bench(b: Bench, url: str, docs: int, runs: int, requests: int) -> di
                 mhd.log(f"$summary run {n + 1}: p50 {last['p50_ms']:.1f} ms p95 {last['p95_ms']:.1f} ms")
     finally:
         mhd.stop_server(server)
+    prof = profile_summary(b, pid, 5) if profile else {}
     return {
+        "profile": prof,
         "documents": n_docs,
         "facts": n_facts,
         "load_seconds": load_s,
@@ -283,6 +364,7 @@ def main() -> int:
     ap.add_argument("--summary-requests", type=int, default=100)
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-summary", action="store_true")
+    ap.add_argument("--profile", type=int, default=0, help="cProfile N publications with ingestion (after)")
     args = ap.parse_args()
     from dmp.devtools.pgcluster import fresh_database, postgres_url
 
@@ -318,9 +400,14 @@ def main() -> int:
             f"p95 on/off {ing['p95_ratio_median']:.2f}",
             flush=True,
         )
+    if args.profile:
+        result["profile"] = prof = profile_ingestion(b, args.profile)
+        print(f"\ncProfile, {args.profile} publications with ingestion, cumulative ms per publication:")
+        for r in prof:
+            print(f"  {r['cum_ms']:8.2f} ms {r['calls']:7.1f} calls  {r['func']}")
     if not args.skip_summary:
         result["summary"] = s = summary_bench(
-            b, url, args.summary_docs, args.summary_runs, args.summary_requests
+            b, url, args.summary_docs, args.summary_runs, args.summary_requests, bool(args.profile)
         )
         print(
             f"\n$summary on {s['documents']} documents ({s['facts']} facts, {s['bundle_entries']} entries, "
@@ -329,6 +416,14 @@ def main() -> int:
             f"(median of {args.summary_runs} runs; worst p95 {s['p95_ms_max']:.1f} ms)",
             flush=True,
         )
+        if s["profile"]:
+            sp = s["profile"]
+            print(f"in-process $summary ({sp['facts_read']} facts read), ms per summary:")
+            for k, v in sp["stages_ms"].items():
+                print(f"  {v:8.1f}  {k}")
+            print("cProfile, cumulative ms per summary:")
+            for r in sp["cprofile"]:
+                print(f"  {r['cum_ms']:8.2f} ms {r['calls']:8.1f} calls  {r['func']}")
     result["load_avg_end"] = os.getloadavg()
     result["ended"] = datetime.now(UTC).isoformat(timespec="seconds")
     mhd.RESULTS.mkdir(parents=True, exist_ok=True)
