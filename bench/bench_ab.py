@@ -374,7 +374,6 @@ def run(args: argparse.Namespace) -> int:
             rounds.append(rnd)
         for side in sides:
             mhd.stop_server(side.server)
-        an = anatomies(sides, 150, 400) if args.anatomy else {}
         summ = summary(rounds) if rounds else {}
         table = markdown(summ, a, b, args.rounds) if rounds else "(no rounds: anatomy only)"
         result = {
@@ -388,15 +387,17 @@ def run(args: argparse.Namespace) -> int:
             "rounds": rounds,
             "summary": summ,
             "markdown": table,
-            "anatomy": an,
         }
         mhd.RESULTS.mkdir(parents=True, exist_ok=True)
         path = mhd.RESULTS / f"ab-{a.commit}-{b.commit}-{datetime.now():%Y%m%d-%H%M%S}.json"
         path.write_text(json.dumps(result, indent=2, default=str))
+        if args.anatomy:  # after the figures are safe: a failure here loses nothing measured
+            result["anatomy"] = anatomies(sides, 150, 400)
+            path.write_text(json.dumps(result, indent=2, default=str))
         print()
         print(table)
-        if an:
-            print_anatomies(an)
+        if args.anatomy:
+            print_anatomies(result["anatomy"])
         print(f"\nload average at start {load_avg_start}, at end {os.getloadavg()}; results: {path}")
         return 0
     except Exception:

@@ -1148,6 +1148,7 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
     from dmp.domain.ins import SYSTEM_NIR
     from dmp.fhir.bundle import parse_provide_bundle
     from dmp.fhir.common import dumps, loads
+    from dmp.fhir.searchset import searchset as render_searchset
     from dmp.services import publish, search
 
     tmp = Path(tempfile.mkdtemp(prefix="dmp-bench-anatomy-"))
@@ -1239,7 +1240,7 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
             page = search.search_documents(conn, rt, actor, params)
             t2 = time.perf_counter()
         t3 = time.perf_counter()
-        body = search.searchset(page, rt.fhir_base, "DocumentReference", params)
+        body = render_searchset(page, rt.fhir_base, "DocumentReference", params)
         t4 = time.perf_counter()
         st["authenticate"] += t1 - t0
         st["search: SQL statements (cursor time)"] += sql["t"] - s0
