@@ -91,9 +91,7 @@ def load(rt: Runtime, n_docs: int) -> str:
 def policy_off() -> None:
     """Measurement only: open every record and keep only the status filter."""
 
-    def open_record(
-        conn, rt, actor, row, *, attempted, history=False, hide_refusal=False, targets=(), facts=None
-    ):  # type: ignore[no-untyped-def]  # noqa: E501
+    def open_record(conn, rt, actor, row, *, attempted, history=False, hide_refusal=False, targets=(), facts=None):  # type: ignore[no-untyped-def]  # noqa: E501
         # No consents loaded, no decision: only what a search does without a policy.
         permitted = Decision(Effect.PERMIT, "OFF", AccessMode.NORMAL)
         acc = RecordAccess(permitted, "professional", actor.id, TypeRule(True, frozenset()), True)
