@@ -1148,6 +1148,7 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
     from dmp.domain.ins import SYSTEM_NIR
     from dmp.fhir.bundle import parse_provide_bundle
     from dmp.fhir.common import dumps, loads
+    from dmp.fhir.searchset import searchset as render_searchset
     from dmp.services import publish, search
 
     tmp = Path(tempfile.mkdtemp(prefix="dmp-bench-anatomy-"))
@@ -1239,7 +1240,7 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
             page = search.search_documents(conn, rt, actor, params)
             t2 = time.perf_counter()
         t3 = time.perf_counter()
-        body = search.searchset(page, rt.fhir_base, "DocumentReference", params)
+        body = render_searchset(page, rt.fhir_base, "DocumentReference", params)
         t4 = time.perf_counter()
         st["authenticate"] += t1 - t0
         st["search: SQL statements (cursor time)"] += sql["t"] - s0
@@ -1303,6 +1304,12 @@ def anatomy(url: str, meta: dict[str, Any], n65: int, n67: int) -> dict[str, Any
                 for _tt, ct, _nc, f in bycum
                 if "dmp/" in f or "fhirclient" in f
             ][:20]
+            # bench_ab.py: what the sealed columns (SE-02) cost, by function
+            out[name]["cprofile_sealing"] = [
+                {"func": f, "cumtime_ms_per_req": round(ct * 1000 / k, 3), "calls_per_req": round(nc / k, 1)}
+                for _tt, ct, nc, f in bycum
+                if any(m in f for m in ("sealed_fields", "store/crypto", "AESGCM", "aead", "unwrap"))
+            ][:15]
     finally:
         rt.engine.dispose()
         shutil.rmtree(tmp, ignore_errors=True)
