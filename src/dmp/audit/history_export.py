@@ -18,7 +18,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from dmp.audit.history import PARIS, HistoryItem
-from dmp.clinical.summary_pdf import unicode_font
+from dmp.clinical.summary_pdf import with_french_font
 
 CSV_HEADERS = ("Date", "Heure", "Qui", "Profession ou qualité", "Structure", "Action", "Mode d'accès")
 _BOM = "\ufeff"
@@ -69,20 +69,8 @@ class _HistoryPdf(FPDF):
         self.cell(0, 5, self.clean(f"Page {self.page_no()} sur {{nb}}"), align="C")
 
 
-def _latin1(text: str) -> str:
-    return text.replace("’", "'").replace("—", "-").replace("…", "...").encode("latin-1", "replace").decode(
-        "latin-1"
-    )
-
-
 def _new_pdf(heading: str) -> _HistoryPdf:
-    font = unicode_font()
-    if font is None:
-        return _HistoryPdf(heading, _latin1, "helvetica")
-    pdf = _HistoryPdf(heading, lambda s: s, "dejavu")
-    pdf.add_font("dejavu", "", str(font[0]))
-    pdf.add_font("dejavu", "B", str(font[1]))
-    return pdf
+    return with_french_font(_HistoryPdf, heading)
 
 
 TRUNCATED = " Seules les plus récentes sont reprises : affinez les filtres pour le reste."

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -168,14 +168,23 @@ def _to_latin1(text: str) -> str:
     return text.translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
 
 
-def _new_document(heading: str) -> _Summary:
+PdfT = TypeVar("PdfT", bound=FPDF)
+
+
+def with_french_font(make: Callable[[str, Callable[[str], str], str], PdfT], heading: str) -> PdfT:
+    """A PDF of class ``make`` drawn in DejaVu when the system has it (every French character),
+    else in Helvetica with the text folded to Latin-1 (œ → oe, ’ → ', € → EUR)."""
     font = unicode_font()
     if font is None:
-        return _Summary(heading, _to_latin1, "helvetica")
-    pdf = _Summary(heading, lambda s: s, "dejavu")
+        return make(heading, _to_latin1, "helvetica")
+    pdf = make(heading, lambda s: s, "dejavu")
     pdf.add_font("dejavu", "", str(font[0]))
     pdf.add_font("dejavu", "B", str(font[1]))
     return pdf
+
+
+def _new_document(heading: str) -> _Summary:
+    return with_french_font(_Summary, heading)
 
 
 def _title(pdf: _Summary, text: str, size: int = 12) -> None:
