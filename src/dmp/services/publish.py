@@ -66,8 +66,9 @@ def publish(
     this one (``unit_of_work.reserved_transaction``, ADR 0009 b); None: reserved here, in the
     caller's transaction (a caller that batches many publications in one, e.g. the demo loader)."""
     plan = _plan(conn, rt, actor, req, now, reserved)
-    replaced, ingested = _store_all(conn, rt, actor, req, plan, now)
-    _store_submission_set(conn, rt, actor, req, plan, now)
+    dek = sealed_fields.write_dek(conn, plan.pid, rt.keyring)  # read once; no rotation meanwhile
+    replaced, ingested = _store_all(conn, rt, actor, req, plan, dek, now)
+    _store_submission_set(conn, rt, actor, req, plan, dek, now)
     _announce(conn, actor, plan, now)
     _trace(conn, actor, plan, replaced, now)
     return Published(plan.pid, _response(req, plan, now, ingested), list(plan.ids))
@@ -177,17 +178,17 @@ def _decide_all(
 
 
 def _store_all(
-    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, dek: bytes, now: datetime
 ) -> tuple[list[UUID], list[ingest.Ingested]]:
     """The documents, their blobs and the versions they replace; the ids of those replaced, and
     how the extraction of each document's clinical facts went."""
-    dek = sealed_fields.write_dek(conn, plan.pid, rt.keyring)  # sealing: no rotation meanwhile
     # Until this transaction ends, nothing removes this record's blobs (a rollback's cleanup, gc).
     blob_hygiene.hold_for_publication(conn, plan.pid)
     replaced: list[UUID] = []
     for doc_id, d in zip(plan.ids, req.documents, strict=True):
-        replaces = _replace(conn, rt, actor, plan.pid, d, doc_id, now) if d.entry.replaces_unique_id else None
-        if replaces is not None:
+        replaces: UUID | None = None
+        if d.entry.replaces_unique_id:
+            replaces = _replace(conn, rt, actor, plan.pid, dek, d, doc_id, now)
             replaced.append(replaces)
         _store_document(conn, rt, actor, plan.pid, dek, plan.set_id, doc_id, d, replaces, now)
     # Clinical facts of the stored documents; never refuses nor loses a document (dmp.services.ingest).
@@ -198,7 +199,7 @@ def _store_all(
 
 
 def _store_submission_set(
-    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, now: datetime
+    conn: Connection, rt: Runtime, actor: Actor, req: ProvideRequest, plan: _Plan, dek: bytes, now: datetime
 ) -> None:
     """The List standing for the submission set (its locator rows come with the reservation)."""
     sub = req.submission_set
@@ -215,7 +216,7 @@ def _store_submission_set(
             content_type_code=_designation(sub),
             archived=False,
             **sealed_fields.seal_columns(
-                sealed_fields.write_dek(conn, plan.pid, rt.keyring), plan.pid, "submission_set", plan.set_id,
+                dek, plan.pid, "submission_set", plan.set_id,
                 title=sub.get("title"), resource_json=dumps(sub_resource),
             ),
         ),
@@ -388,7 +389,14 @@ def _occupational(conn: Connection, pid: UUID, replaced: UUID | None) -> bool:
 
 
 def _replace(
-    conn: Connection, rt: Runtime, actor: Actor, pid: UUID, d: SubmittedDocument, new_id: UUID, now: datetime
+    conn: Connection,
+    rt: Runtime,
+    actor: Actor,
+    pid: UUID,
+    dek: bytes,
+    d: SubmittedDocument,
+    new_id: UUID,
+    now: datetime,
 ) -> UUID:
     """Deprecate the replaced version in the same transaction; return its id."""
     target = d.entry.replaces_unique_id or ""
@@ -442,7 +450,7 @@ def _replace(
             version_id=version,
             last_updated=now,
             **sealed_fields.seal_columns(
-                sealed_fields.write_dek(conn, pid, rt.keyring), pid, "document", old_row.id,
+                dek, pid, "document", old_row.id,
                 resource_json=dumps(resource),
             ),
         )
