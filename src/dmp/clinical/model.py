@@ -7,22 +7,9 @@ so nothing is lost to float rounding; ``Quantity.number`` gives the float for st
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Kind = Literal[
-    "allergy",
-    "problem",
-    "medication",
-    "lab_result",
-    "vital_sign",
-    "immunization",
-    "blood_group",
-    "device",
-    "directive",
-    "trusted_person",
-    "lab_report",
-]
-KINDS: tuple[Kind, ...] = (
     "allergy",
     "problem",
     "medication",
@@ -34,7 +21,8 @@ KINDS: tuple[Kind, ...] = (
     "directive",  # « Directives anticipées »: their existence, date and document
     "trusted_person",  # « Personne de confiance » of the header
     "lab_report",  # the report of a lab document, grouping its lab results
-)
+]
+KINDS: tuple[Kind, ...] = get_args(Kind)  # one list: the type and the run-time tuple cannot drift
 
 
 def _json(obj: Any) -> Any:
