@@ -62,9 +62,11 @@ def record_dek_if_any(conn: Connection, patient_id: UUID) -> bytes | None:
     ``patient_id`` has no record (record-less outbox messages, tools working on a bare database)."""
     if not has_keyring(conn):
         return None
-    k = record_key.c
-    exists = conn.execute(select(k.patient_id).where(k.patient_id == patient_id)).first()
-    return write_dek(conn, patient_id) if exists is not None else None
+    _hold_key_lock(conn, patient_id)  # harmless for a record that does not exist
+    wrapped = conn.execute(
+        select(record_key.c.wrapped_key).where(record_key.c.patient_id == patient_id)
+    ).scalar()
+    return keyring_of(conn).unwrap(patient_id, bytes(wrapped)) if wrapped is not None else None
 
 
 def record_dek(conn: Connection, patient_id: UUID, keyring: KeyRing | None = None) -> bytes:
@@ -90,6 +92,12 @@ def _key_lock(patient_id: UUID) -> dict[str, int]:
 def write_dek(conn: Connection, patient_id: UUID, keyring: KeyRing | None = None) -> bytes:
     """The record's data key for sealing a value in this transaction: read once the shared key
     lock is held, so that a rotation either committed before (its new key is read) or waits."""
+    _hold_key_lock(conn, patient_id)
+    return record_dek(conn, patient_id, keyring)
+
+
+def _hold_key_lock(conn: Connection, patient_id: UUID) -> None:
+    """The shared key lock of ``patient_id`` for this transaction, taken once per transaction."""
     if conn.dialect.name == "postgresql":
         txn = conn.get_transaction()
         owner, held = conn.info.get("dmp_key_locks", (None, set()))
@@ -99,7 +107,6 @@ def write_dek(conn: Connection, patient_id: UUID, keyring: KeyRing | None = None
         if patient_id not in held:
             conn.execute(text("SELECT pg_advisory_xact_lock_shared(:space, :key)"), _key_lock(patient_id))
             held.add(patient_id)
-    return record_dek(conn, patient_id, keyring)
 
 
 def lock_key_for_rotation(conn: Connection, patient_id: UUID) -> None:
