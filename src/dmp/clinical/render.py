@@ -18,7 +18,7 @@ import base64
 import binascii
 import contextvars
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
@@ -92,11 +92,16 @@ def sanitise(fragment: str) -> str:
     )
 
 
-def render_cda(cda_bytes: bytes, media_base: str | None = None) -> str:
+def render_cda(
+    cda_bytes: bytes, media_base: str | None = None, found: Mapping[str, Media] | None = None
+) -> str:
     """An HTML fragment (French labels) for ``cda_bytes``; the French message when unreadable.
     With ``media_base`` (the portal URL prefix of this document's media), images are shown and
-    attached files linked; without it, a note says they are not shown."""
-    media = {k: m.mime for k, m in media_of(cda_bytes, "text/xml").items()} if media_base else {}
+    attached files linked; without it, a note says they are not shown. ``found``: the document's
+    ``media_of``, when the caller has it already (not parsed again)."""
+    if media_base and found is None:
+        found = media_of(cda_bytes, "text/xml")
+    media = {k: m.mime for k, m in found.items()} if media_base and found else {}
     token = _MEDIA.set((media_base, media) if media_base else None)
     try:
         return _with_media(_render_cda(cda_bytes), media_base, media)
@@ -287,12 +292,14 @@ def _narrative(el: etree._Element) -> str:
     return _wrap("span", _children(el))
 
 
-def render_document(data: bytes, mime_type: str, media_base: str | None = None) -> str:
+def render_document(
+    data: bytes, mime_type: str, media_base: str | None = None, found: Mapping[str, Media] | None = None
+) -> str:
     """A stored document of any MIME type: CDA (XML) or FHIR document rendered, plain text in
-    ``<pre>``, else a note."""
+    ``<pre>``, else a note (``found``: as for ``render_cda``)."""
     mime = mime_type.lower()
     if "xml" in mime:
-        return render_cda(data, media_base)
+        return render_cda(data, media_base, found)
     if mime in ("application/fhir+json", "application/json"):
         return sanitise(fhir_document_html(data, MAX_BYTES))
     if mime == "text/plain":
@@ -345,16 +352,13 @@ def _b64(el: etree._Element) -> Media | None:
     return Media((el.get("mediaType") or "application/octet-stream").lower(), raw)
 
 
-def inline_pdf(data: bytes, mime_type: str) -> str | None:
-    """The media key of the PDF a « Lire » page shows in full (a PDF document, or a level-1
-    CDA whose body is a PDF), if any."""
-    mime = mime_type.lower().split(";")[0].strip()
-    if mime == "application/pdf":
-        return "document"
-    if "xml" not in mime:
-        return None
-    body = media_of(data, mime).get("corps")
-    return "corps" if body is not None and body.mime == "application/pdf" else None
+def inline_pdf(found: Mapping[str, Media]) -> str | None:
+    """The key, among a document's ``media_of``, of the PDF a « Lire » page shows in full (a PDF
+    document, or a level-1 CDA whose body is a PDF), if any."""
+    for key in ("document", "corps"):
+        if key in found and found[key].mime == "application/pdf":
+            return key
+    return None
 
 
 def _multimedia(el: etree._Element) -> str:

@@ -144,11 +144,12 @@ def read(ctx: Ctx, actor: Actor, raw_id: str, download_url: str) -> Response:
     content = documents.retrieve(ctx.conn, ctx.rt, actor, doc_id)
     title = documents.title_of(ctx.conn, content.patient_id, doc_id) or "Document"
     pieces = download_url + "/pieces/"
-    pdf = inline_pdf(content.data, content.mime_type)
+    found = media_of(content.data, content.mime_type)
+    pdf = inline_pdf(found)
     response = ctx.render(
         "document_read.html",
         title=title,
-        rendered=render_document(content.data, content.mime_type, pieces),  # sanitised by nh3
+        rendered=render_document(content.data, content.mime_type, pieces, found),  # sanitised by nh3
         download_url=download_url,
         pdf_url=pieces + pdf if pdf else None,
         doc_id=doc_id,
